@@ -1,0 +1,69 @@
+// Package metadata names every message metadata key that pubsubkit reads or writes.
+//
+// All keys live here, in one place, so that a transport, a middleware, an operator
+// reading Kafka headers and a program parsing dead letters agree on them. Keys that
+// pubsubkit owns start with "pubsub_"; the correlation id uses Watermill's key and the
+// trace context uses the W3C names, so that plain Watermill middleware and other
+// OpenTelemetry-instrumented services understand them too.
+//
+// User metadata set with pubsub.WithMetadata travels beside these keys; a user key that
+// collides with one of them is rejected at publish time.
+package metadata
+
+import "strings"
+
+const (
+	// CorrelationID is the conversation id shared by every message of one flow. It is
+	// the key Watermill's own CorrelationID middleware uses.
+	CorrelationID = "correlation_id"
+
+	// TraceParent and TraceState carry the W3C trace context of the publishing span.
+	TraceParent = "traceparent"
+	TraceState  = "tracestate"
+
+	// Prefix starts every key that pubsubkit owns.
+	Prefix = "pubsub_"
+
+	// ContentType is the codec's content type, for example "application/json".
+	ContentType = Prefix + "content_type"
+	// MessageType is the Go type of the payload as the publisher named it.
+	MessageType = Prefix + "type"
+	// PublishedAt is when the publisher created the message, RFC 3339 with nanoseconds.
+	PublishedAt = Prefix + "published_at"
+	// Key is the partition key; on Kafka it becomes the record key.
+	Key = Prefix + "key"
+	// Attempt is the 1-based delivery attempt; absent means 1.
+	Attempt = Prefix + "attempt"
+
+	// Dead-letter keys: set on a message published to a dead-letter topic.
+
+	// DeadLetterTopic is the topic the message was consumed from.
+	DeadLetterTopic = Prefix + "dlq_topic"
+	// DeadLetterGroup is the consumer group that failed the message.
+	DeadLetterGroup = Prefix + "dlq_group"
+	// DeadLetterPartition and DeadLetterOffset locate the original record, where the
+	// transport has them.
+	DeadLetterPartition = Prefix + "dlq_partition"
+	DeadLetterOffset    = Prefix + "dlq_offset"
+	// DeadLetterAttempts is how many attempts were made before dead-lettering.
+	DeadLetterAttempts = Prefix + "dlq_attempts"
+	// DeadLetterReason is the last error's text, truncated to MaxReasonBytes.
+	DeadLetterReason = Prefix + "dlq_reason"
+	// DeadLetterPermanent is "true" when the failure skipped retries (a permanent error,
+	// a decode failure).
+	DeadLetterPermanent = Prefix + "dlq_permanent"
+	// DeadLetterFirstFailure and DeadLetterLastFailure are RFC 3339 times with nanoseconds.
+	DeadLetterFirstFailure = Prefix + "dlq_first_failure"
+	DeadLetterLastFailure  = Prefix + "dlq_last_failure"
+	// DeadLetterMessageID is the id of the original message.
+	DeadLetterMessageID = Prefix + "dlq_message_id"
+)
+
+// MaxReasonBytes is the longest error text stored in DeadLetterReason; a longer text is
+// cut at a UTF-8 boundary and ends with "…".
+const MaxReasonBytes = 4096
+
+// Reserved reports whether key is owned by pubsubkit, so a user may not set it.
+func Reserved(key string) bool {
+	return strings.HasPrefix(key, Prefix) || key == CorrelationID || key == TraceParent || key == TraceState
+}

@@ -1,0 +1,119 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Query reads a transport URL's query parameters into typed values and reports, in one
+// error, every parameter that is malformed or unknown. Transports use it so that every
+// URL in the module is validated the same way:
+//
+//	q := transport.NewQuery(u)
+//	cfg.MaxRetained = q.Int("max_retained", cfg.MaxRetained)
+//	if err := q.Err(); err != nil { ... }
+//
+// A Query is not safe for concurrent use.
+type Query struct {
+	values url.Values
+	known  []string
+	errs   []error
+}
+
+// NewQuery returns a Query over u's query string.
+func NewQuery(u *url.URL) *Query {
+	return &Query{values: u.Query()}
+}
+
+// String returns the parameter name's value, or def when it is absent.
+func (q *Query) String(name, def string) string {
+	v, ok := q.take(name)
+	if !ok {
+		return def
+	}
+	return v
+}
+
+// Int returns the parameter name as an int, or def when it is absent.
+func (q *Query) Int(name string, def int) int {
+	v, ok := q.take(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		q.errs = append(q.errs, fmt.Errorf("parameter %s=%q is not a whole number", name, v))
+		return def
+	}
+	return n
+}
+
+// Bool returns the parameter name as a bool ("true", "false", "1", "0"), or def when
+// it is absent.
+func (q *Query) Bool(name string, def bool) bool {
+	v, ok := q.take(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		q.errs = append(q.errs, fmt.Errorf("parameter %s=%q is not true or false", name, v))
+		return def
+	}
+	return b
+}
+
+// Duration returns the parameter name as a time.Duration ("250ms", "5s"), or def when
+// it is absent.
+func (q *Query) Duration(name string, def time.Duration) time.Duration {
+	v, ok := q.take(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		q.errs = append(q.errs, fmt.Errorf("parameter %s=%q is not a duration such as 500ms or 5s", name, v))
+		return def
+	}
+	return d
+}
+
+// Err returns an error wrapping ErrInvalidOption that names every malformed parameter
+// and every unknown one, with the list of accepted names; nil when all is well.
+func (q *Query) Err() error {
+	errs := q.errs
+	var unknown []string
+	for name := range q.values {
+		if !slices.Contains(q.known, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		known := slices.Clone(q.known)
+		slices.Sort(known)
+		errs = append(errs, fmt.Errorf("unknown parameter %s (accepted: %s)",
+			strings.Join(unknown, ", "), strings.Join(known, ", ")))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
+}
+
+func (q *Query) take(name string) (string, bool) {
+	q.known = append(q.known, name)
+	vs, ok := q.values[name]
+	if !ok {
+		return "", false
+	}
+	if len(vs) > 1 {
+		q.errs = append(q.errs, fmt.Errorf("parameter %s is given %d times", name, len(vs)))
+	}
+	return vs[len(vs)-1], true
+}
