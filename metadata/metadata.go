@@ -10,7 +10,10 @@
 // collides with one of them is rejected at publish time.
 package metadata
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 const (
 	// CorrelationID is the conversation id shared by every message of one flow. It is
@@ -34,6 +37,9 @@ const (
 	Key = Prefix + "key"
 	// Attempt is the 1-based delivery attempt; absent means 1.
 	Attempt = Prefix + "attempt"
+	// FirstFailure is when the message first failed, RFC 3339 with nanoseconds; set
+	// once a message is retried, so the dead letter can say when trouble began.
+	FirstFailure = Prefix + "first_failure"
 
 	// Dead-letter keys: set on a message published to a dead-letter topic.
 
@@ -66,4 +72,13 @@ const MaxReasonBytes = 4096
 // Reserved reports whether key is owned by pubsubkit, so a user may not set it.
 func Reserved(key string) bool {
 	return strings.HasPrefix(key, Prefix) || key == CorrelationID || key == TraceParent || key == TraceState
+}
+
+// AttemptOf reads the Attempt value v: 1 when absent or malformed.
+func AttemptOf(v string) int {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }

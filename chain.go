@@ -1,0 +1,88 @@
+package pubsub
+
+import (
+	"context"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/middleware"
+)
+
+// chain wraps a subscription's handler in the client's middleware. This is the one
+// place the order is decided; outermost first, as DESIGN.md section 2 gives it:
+//
+//	detach → correlation → dead letter → observe → recover → decode → handler
+//
+// detach lets a handler outlive its subscription during a drain; observe reports each
+// attempt's outcome. Retry and timeout (between dead letter and recover) and tracing
+// and the trace log (outermost) come with the delivery-policy and observability work.
+func (c *Client) chain(s subscription, h message.HandlerFunc) (message.HandlerFunc, error) {
+	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{
+		Publisher:   c.tr,
+		Topic:       s.deadLetterTopic,
+		SourceTopic: s.topic,
+		Group:       s.group,
+		OnDeadLetter: func(dead *message.Message, cause error) {
+			cid := dead.Metadata.Get(metadata.CorrelationID)
+			c.logger.Warn("pubsub: message dead-lettered", "cid", cid, "topic", s.topic, "group", s.group,
+				"message_id", dead.UUID, "dead_letter_topic", s.deadLetterTopic, "error", cause)
+			c.emit(Event{Kind: EventDeadLettered, Topic: s.topic, Group: s.group, MessageID: dead.UUID,
+				CorrelationID: cid, Attempt: attemptOf(dead), Err: cause, Message: dead})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	stages := []message.HandlerMiddleware{
+		c.detach,
+		middleware.CorrelationID,
+		deadLetter,
+		c.observe(s),
+		middleware.Recover,
+	}
+	for i := len(stages) - 1; i >= 0; i-- {
+		h = stages[i](h)
+	}
+	return h, nil
+}
+
+// detach gives the handler a context that keeps the message's values but not its
+// cancellation: transports end a message's context when its subscription stops, and a
+// graceful drain must let the handler finish. The context ends when the drain timeout
+// runs out or the client closes.
+func (c *Client) detach(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(msg.Context()))
+		stop := context.AfterFunc(c.handlersCtx, cancel)
+		defer func() {
+			stop()
+			cancel()
+		}()
+		msg.SetContext(ctx)
+		return h(msg)
+	}
+}
+
+// observe reports the outcome of each handler attempt to the event hooks.
+func (c *Client) observe(s subscription) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			start := time.Now()
+			produced, err := h(msg)
+			kind := EventProcessed
+			if err != nil {
+				kind = EventFailed
+			}
+			c.emit(Event{Kind: kind, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
+				CorrelationID: CorrelationID(msg.Context()), Attempt: attemptOf(msg),
+				Duration: time.Since(start), Err: err, Message: msg})
+			return produced, err
+		}
+	}
+}
+
+func attemptOf(msg *message.Message) int {
+	return metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
+}

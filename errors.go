@@ -1,0 +1,36 @@
+package pubsub
+
+import (
+	"errors"
+
+	"github.com/pubsubkit/pubsub/middleware"
+	"github.com/pubsubkit/pubsub/transport"
+)
+
+// Errors returned by the client, to be matched with errors.Is. Transports return the
+// same values, so one check covers both layers.
+var (
+	// ErrClosed: the client (or its transport) was closed.
+	ErrClosed = transport.ErrClosed
+	// ErrInvalidOption: an option, URL parameter, topic or group name, or argument is
+	// not valid. The error text says which and why.
+	ErrInvalidOption = transport.ErrInvalidOption
+	// ErrUnknownScheme: Open was given a URL whose scheme no transport is registered
+	// for. The error text lists the known schemes.
+	ErrUnknownScheme = transport.ErrUnknownScheme
+	// ErrDrainTimeout: handlers were still running when the drain timeout
+	// (WithDrainTimeout) ran out; their contexts were cancelled and their messages will
+	// be redelivered.
+	ErrDrainTimeout = errors.New("pubsub: drain timeout: handlers still running")
+	// ErrAlreadyRunning: Run was called while the client was already running, or again
+	// after it returned.
+	ErrAlreadyRunning = errors.New("pubsub: Run called more than once")
+)
+
+// Permanent marks err as a failure that retrying cannot fix: the message is not
+// retried but dead-lettered at once, with the error as its reason. Permanent(nil) is
+// nil. Use errors.As with *middleware.PermanentError, or IsPermanent, to test for it.
+func Permanent(err error) error { return middleware.Permanent(err) }
+
+// IsPermanent reports whether err, or an error it wraps, was marked with Permanent.
+func IsPermanent(err error) bool { return middleware.IsPermanent(err) }

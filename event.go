@@ -1,0 +1,50 @@
+package pubsub
+
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// EventKind names a step in a message's life.
+type EventKind string
+
+// The events a client reports to its hooks.
+const (
+	// EventPublished: Publish stored the message on its topic.
+	EventPublished EventKind = "published"
+	// EventProcessed: a handler returned nil.
+	EventProcessed EventKind = "processed"
+	// EventFailed: a handler attempt returned an error, panicked, or the message could
+	// not be decoded.
+	EventFailed EventKind = "failed"
+	// EventDeadLettered: the message was published to its dead-letter topic and acked.
+	EventDeadLettered EventKind = "dead_lettered"
+)
+
+// Event describes one step in a message's life; hooks set with WithEventHook receive
+// it.
+type Event struct {
+	Kind          EventKind
+	Topic         string
+	Group         string // "" for EventPublished
+	MessageID     string
+	CorrelationID string
+	Attempt       int           // 1-based; 0 for EventPublished
+	Duration      time.Duration // handler time for EventProcessed and EventFailed
+	Err           error         // for EventFailed and EventDeadLettered
+	At            time.Time
+	// Message is the message as published, delivered or dead-lettered. Hooks must not
+	// modify it or keep it after they return.
+	Message *message.Message
+}
+
+func (c *Client) emit(e Event) {
+	if len(c.opts.hooks) == 0 {
+		return
+	}
+	e.At = time.Now()
+	for _, h := range c.opts.hooks {
+		h(e)
+	}
+}

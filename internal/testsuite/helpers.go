@@ -1,0 +1,174 @@
+package testsuite
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+
+	"github.com/pubsubkit/pubsub"
+	"github.com/pubsubkit/pubsub/transport"
+)
+
+// uniqueName returns a topic or group name no other test uses.
+func uniqueName(t *testing.T, prefix string) string {
+	base := strings.NewReplacer("/", ".", " ", "_").Replace(t.Name())
+	if len(base) > 60 {
+		base = base[len(base)-60:]
+	}
+	return prefix + "." + strings.Trim(base, ".") + "." + uuid.NewString()[:8]
+}
+
+// newTransport returns h's transport, closed when the test ends.
+func newTransport(t *testing.T, h Harness) transport.Transport {
+	t.Helper()
+	tr := h.New(t)
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("closing transport: %v", err)
+		}
+	})
+	return tr
+}
+
+// newClient returns a client on a fresh transport, closed when the test ends.
+func newClient(t *testing.T, h Harness, opts ...pubsub.Option) *pubsub.Client {
+	t.Helper()
+	c, _ := newClientOn(t, h, opts...)
+	return c
+}
+
+// newClientOn is newClient that also returns the client's transport, for rules that
+// look beneath the client. The client owns and closes it.
+func newClientOn(t *testing.T, h Harness, opts ...pubsub.Option) (*pubsub.Client, transport.Transport) {
+	t.Helper()
+	tr := h.New(t)
+	c, err := pubsub.New(tr, opts...)
+	if err != nil {
+		t.Fatalf("pubsub.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return c, tr
+}
+
+// run starts c.Run and waits until it consumes; the test's end stops it.
+func run(t *testing.T, h Harness, c *pubsub.Client) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-c.Running():
+	case err := <-done:
+		done <- err
+		t.Fatalf("Run returned before running: %v", err)
+	case <-time.After(h.Timeout):
+		t.Fatalf("client not running after %s", h.Timeout)
+	}
+}
+
+// receive reads n messages from ch, acking each, or fails the test after timeout.
+func receive(t *testing.T, ch <-chan *message.Message, n int, timeout time.Duration) []*message.Message {
+	t.Helper()
+	var got []*message.Message
+	deadline := time.Now().Add(timeout)
+	for len(got) < n {
+		msg := next(t, ch, time.Until(deadline))
+		msg.Ack()
+		got = append(got, msg)
+	}
+	return got
+}
+
+// next reads one message from ch without acking it, or fails the test after timeout.
+func next(t *testing.T, ch <-chan *message.Message, timeout time.Duration) *message.Message {
+	t.Helper()
+	select {
+	case msg, ok := <-ch:
+		if !ok {
+			t.Fatal("subscription closed while a message was expected")
+		}
+		return msg
+	case <-time.After(timeout):
+		t.Fatalf("no message within %s", timeout)
+	}
+	return nil
+}
+
+// subscribe subscribes to topic in group, ended when the test ends.
+func subscribe(t *testing.T, tr transport.Transport, topic, group string) <-chan *message.Message {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := tr.SubscribeGroup(ctx, topic, group)
+	if err != nil {
+		t.Fatalf("SubscribeGroup(%q, %q): %v", topic, group, err)
+	}
+	return ch
+}
+
+func publishRaw(t *testing.T, tr transport.Transport, topic string, msgs ...*message.Message) {
+	t.Helper()
+	if err := tr.Publish(topic, msgs...); err != nil {
+		t.Fatalf("Publish(%q): %v", topic, err)
+	}
+}
+
+// recorder collects what a handler saw, safe for concurrent use.
+type recorder[T any] struct {
+	mu   sync.Mutex
+	msgs []*pubsub.Message[T]
+	more chan struct{}
+}
+
+func newRecorder[T any]() *recorder[T] { return &recorder[T]{more: make(chan struct{}, 1)} }
+
+func (r *recorder[T]) handle(_ context.Context, m *pubsub.Message[T]) error {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, m)
+	r.mu.Unlock()
+	select {
+	case r.more <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// wait returns once the handler saw n messages, or fails the test.
+func (r *recorder[T]) wait(t *testing.T, n int, timeout time.Duration) []*pubsub.Message[T] {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		r.mu.Lock()
+		got := append([]*pubsub.Message[T](nil), r.msgs...)
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-r.more:
+		case <-deadline:
+			t.Fatalf("handler saw %d of %d messages within %s", len(got), n, timeout)
+		}
+	}
+}
+
+func (r *recorder[T]) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.msgs)
+}

@@ -1,0 +1,84 @@
+// Package testsuite is the conformance suite every transport runs from one short test:
+//
+//	func TestConformance(t *testing.T) {
+//		testsuite.Run(t, testsuite.Harness{New: func(t *testing.T) transport.Transport { ... }})
+//	}
+//
+// Each rule is a subtest named after it, so a failure names the broken rule. Rules that
+// need a capability the transport does not declare are skipped with the reason.
+package testsuite
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pubsubkit/pubsub/transport"
+)
+
+// Harness tells the suite how to make the transport under test.
+type Harness struct {
+	// New returns a fresh transport for one rule. The suite closes it. Required.
+	New func(t *testing.T) transport.Transport
+	// Timeout bounds every wait for a message; 0 means 15 seconds.
+	Timeout time.Duration
+}
+
+type rule struct {
+	name     string
+	needs    func(transport.Capabilities) bool // nil: every transport
+	parallel bool
+	run      func(t *testing.T, h Harness)
+}
+
+var rules = []rule{
+	// Runs first and alone, so that goroutines of other rules cannot hide a leak.
+	{name: "CloseIdempotentNoLeak", run: testCloseIdempotentNoLeak},
+	{name: "RoundTripMetadata", parallel: true, run: testRoundTripMetadata},
+	{name: "TypedDecode", parallel: true, run: testTypedDecode},
+	{name: "UndecodableDeadLettered", parallel: true, run: testUndecodableDeadLettered},
+	{name: "OrderPerKey", parallel: true, needs: ordered, run: testOrderPerKey},
+	{name: "GroupsFanOut", parallel: true, needs: groups, run: testGroupsFanOut},
+	{name: "OnceWithinGroup", parallel: true, needs: groups, run: testOnceWithinGroup},
+	{name: "RetainedBeforeSubscribe", parallel: true, needs: retains, run: testRetainedBeforeSubscribe},
+	{name: "RedeliveryAfterError", parallel: true, run: testRedeliveryAfterError},
+	{name: "NackNoBusyLoop", parallel: true, run: testNackNoBusyLoop},
+	{name: "ConcurrentPublishers", parallel: true, run: testConcurrentPublishers},
+	{name: "ContextCancellation", parallel: true, run: testContextCancellation},
+	{name: "LargeMessage", parallel: true, run: testLargeMessage},
+	{name: "HandlerPublishesToOwnTopic", parallel: true, run: testHandlerPublishesToOwnTopic},
+	{name: "CorrelationAcrossHandlerPublish", parallel: true, run: testCorrelationAcrossHandlerPublish},
+	{name: "ClosedRefuses", parallel: true, run: testClosedRefuses},
+}
+
+func ordered(c transport.Capabilities) bool { return c.Ordered }
+func groups(c transport.Capabilities) bool  { return c.ConsumerGroups }
+func retains(c transport.Capabilities) bool { return c.Retains }
+
+// Run runs every rule against the transport h makes.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	if h.New == nil {
+		t.Fatal("testsuite: Harness.New is required")
+	}
+	if h.Timeout == 0 {
+		h.Timeout = 15 * time.Second
+	}
+	for _, r := range rules {
+		t.Run(r.name, func(t *testing.T) {
+			if r.parallel {
+				t.Parallel()
+			}
+			if r.needs != nil {
+				tr := h.New(t)
+				caps := tr.Capabilities()
+				if err := tr.Close(); err != nil {
+					t.Fatalf("closing probe transport: %v", err)
+				}
+				if !r.needs(caps) {
+					t.Skipf("rule %s needs a capability this transport does not declare (%+v)", r.name, caps)
+				}
+			}
+			r.run(t, h)
+		})
+	}
+}

@@ -1,0 +1,68 @@
+package pubsub
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/middleware"
+)
+
+// Message is a decoded message as a handler receives it. A handler owns its Message:
+// it may keep or change it.
+type Message[T any] struct {
+	ID            string            // unique id (a UUID), the same on every redelivery
+	CorrelationID string            // conversation id, shared by the messages of one flow
+	Topic         string            // topic it was consumed from
+	Key           string            // partition key, "" when none
+	Payload       T                 // the decoded value
+	Metadata      map[string]string // metadata set with WithMetadata (pubsubkit's own keys are in the fields)
+	Attempt       int               // 1 for the first delivery
+	PublishedAt   time.Time         // when the publisher created it
+}
+
+// Handler handles one message of a subscription. Returning nil acks the message;
+// an error fails this attempt (see Delivery semantics in the package documentation);
+// Permanent(err) skips retries. ctx ends when the drain timeout of a shutdown runs out.
+type Handler[T any] func(ctx context.Context, m *Message[T]) error
+
+// CorrelationID returns the correlation id carried by ctx: inside a handler, the id of
+// the message being handled. It returns "" when there is none.
+func CorrelationID(ctx context.Context) string {
+	return middleware.CorrelationIDFromContext(ctx)
+}
+
+// Decode turns a Watermill message published to t back into a typed Message, as a
+// handler would receive it; dead letters and captured messages are read with it. The
+// error wraps *middleware.PermanentError when the payload cannot be decoded or was
+// written by another codec.
+func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
+	m := &Message[T]{
+		ID:            msg.UUID,
+		CorrelationID: msg.Metadata.Get(metadata.CorrelationID),
+		Topic:         t.name,
+		Key:           msg.Metadata.Get(metadata.Key),
+		Attempt:       metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
+		Metadata:      map[string]string{},
+	}
+	for k, v := range msg.Metadata {
+		if !metadata.Reserved(k) {
+			m.Metadata[k] = v
+		}
+	}
+	if ts := msg.Metadata.Get(metadata.PublishedAt); ts != "" {
+		m.PublishedAt, _ = time.Parse(time.RFC3339Nano, ts)
+	}
+	if ct := msg.Metadata.Get(metadata.ContentType); ct != "" && ct != t.codec.ContentType() {
+		return nil, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
+			msg.UUID, t.name, ct, t.codec.ContentType()))
+	}
+	if err := t.codec.Unmarshal(msg.Payload, &m.Payload); err != nil {
+		return nil, middleware.Permanent(fmt.Errorf("pubsub: cannot decode message %s on %q as %s: %w",
+			msg.UUID, t.name, typeName[T](), err))
+	}
+	return m, nil
+}
