@@ -53,6 +53,21 @@ func New(t testing.TB, opts ...pubsub.Option) *Harness {
 		t.Fatalf("pubsubtest: %v", err)
 	}
 	h.Client = c
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("pubsubtest: Close: %v", err)
+		}
+	})
+	Run(t, c)
+	return h
+}
+
+// Run runs c in the background until the test ends, and returns once c consumes every
+// subscription registered so far. When the test ends, Run's context is cancelled and
+// the test fails if the drain reports an error. Use it for a client you built
+// yourself, for example on Kafka in an integration test.
+func Run(t testing.TB, c *pubsub.Client) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -61,12 +76,15 @@ func New(t testing.TB, opts ...pubsub.Option) *Harness {
 		if err := <-done; err != nil {
 			t.Errorf("pubsubtest: Run: %v", err)
 		}
-		if err := c.Close(); err != nil {
-			t.Errorf("pubsubtest: Close: %v", err)
-		}
 	})
-	<-c.Running()
-	return h
+	select {
+	case <-c.Running():
+	case err := <-done:
+		done <- err
+		t.Fatalf("pubsubtest: Run returned before consuming: %v", err)
+	case <-time.After(DefaultTimeout):
+		t.Fatalf("pubsubtest: client not consuming after %s", DefaultTimeout)
+	}
 }
 
 func (h *Harness) record(e pubsub.Event) {

@@ -59,28 +59,6 @@ func newClientOn(t *testing.T, h Harness, opts ...pubsub.Option) (*pubsub.Client
 	return c, tr
 }
 
-// run starts c.Run and waits until it consumes; the test's end stops it.
-func run(t *testing.T, h Harness, c *pubsub.Client) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-c.Running():
-	case err := <-done:
-		done <- err
-		t.Fatalf("Run returned before running: %v", err)
-	case <-time.After(h.Timeout):
-		t.Fatalf("client not running after %s", h.Timeout)
-	}
-}
-
 // receive reads n messages from ch, acking each, or fails the test after timeout.
 func receive(t *testing.T, ch <-chan *message.Message, n int, timeout time.Duration) []*message.Message {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/codec"
 	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/pubsubtest"
 )
 
 type order struct {
@@ -82,7 +83,7 @@ func testTypedDecode(t *testing.T, h Harness) {
 	if err := pubsub.Subscribe(c, topic, "billing", rec.handle); err != nil {
 		t.Fatal(err)
 	}
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	before := time.Now().Add(-time.Second)
 	want := order{ID: "o-1", Amount: 42, Key: "customer-7"}
 	if err := pubsub.Publish(context.Background(), c, topic, want,
@@ -122,7 +123,7 @@ func testUndecodableDeadLettered(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	dead := subscribe(t, tr, pubsub.DeadLetterTopicName(name, "billing"), "inspect")
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 
 	ctx := context.Background()
 	wrongShape := pubsub.NewTopic[json.RawMessage](name)
@@ -171,7 +172,7 @@ func testOrderPerKey(t *testing.T, h Harness) {
 			t.Fatal(err)
 		}
 	}
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	got := rec.wait(t, keys*perKey, h.Timeout)
 	next := map[string]int{}
 	for _, m := range got {
@@ -192,7 +193,7 @@ func testGroupsFanOut(t *testing.T, h Harness) {
 	if err := pubsub.Subscribe(c, topic, "shipping", shipping.handle); err != nil {
 		t.Fatal(err)
 	}
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	const n = 50
 	for i := range n {
 		if err := pubsub.Publish(context.Background(), c, topic, order{Amount: i}); err != nil {
@@ -281,7 +282,7 @@ func testRetainedBeforeSubscribe(t *testing.T, h Harness) {
 		}
 	}
 	rec := newRecorder[order]()
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	if err := pubsub.Subscribe(c, topic, "late", rec.handle); err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func testConcurrentPublishers(t *testing.T, h Harness) {
 	if err := pubsub.Subscribe(c, topic, "g1", rec.handle); err != nil {
 		t.Fatal(err)
 	}
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	const publishers, each = 8, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, publishers)
@@ -417,7 +418,7 @@ func testLargeMessage(t *testing.T, h Harness) {
 	if err := pubsub.Subscribe(c, topic, "g1", rec.handle); err != nil {
 		t.Fatal(err)
 	}
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	blob := make([]byte, 1<<20)
 	for i := range blob {
 		blob[i] = byte(i * 7)
@@ -448,7 +449,7 @@ func testHandlerPublishesToOwnTopic(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	if err := pubsub.Publish(context.Background(), c, topic, order{Amount: 0}); err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +475,7 @@ func testCorrelationAcrossHandlerPublish(t *testing.T, h Harness) {
 	if err := pubsub.Subscribe(c, invoices, "mailer", rec.handle); err != nil {
 		t.Fatal(err)
 	}
-	run(t, h, c)
+	pubsubtest.Run(t, c)
 	if err := pubsub.Publish(context.Background(), c, orders, order{ID: "a"}, pubsub.WithCorrelationID("conv-1")); err != nil {
 		t.Fatal(err)
 	}
