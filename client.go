@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -32,10 +33,13 @@ type Client struct {
 	handlersCtx    context.Context
 	cancelHandlers context.CancelFunc
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
-	subs    map[string]bool // "topic/group" pairs with a handler
+	closed   atomic.Bool // Close began: Run and Subscribe refuse
+	released atomic.Bool // the transport is closed: Publish refuses (handlers draining may still publish before)
+
+	mu       sync.Mutex
+	started  bool
+	stopping bool            // Run began draining: the router takes no more handlers
+	subs     map[string]bool // "topic/group" pairs with a handler
 
 	closing   chan struct{} // closed when Close begins
 	runDone   chan struct{} // closed when Run has drained
@@ -133,7 +137,7 @@ func New(t transport.Transport, opts ...Option) (*Client, error) {
 func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
 	switch {
-	case c.closed:
+	case c.closed.Load():
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: Run: %w", ErrClosed)
 	case c.started:
@@ -156,6 +160,9 @@ func (c *Client) Run(ctx context.Context) error {
 			err = fmt.Errorf("pubsub: consuming stopped: %w", err)
 		}
 	}
+	c.mu.Lock()
+	c.stopping = true
+	c.mu.Unlock()
 	drainErr := c.drain()
 	if routerDone != nil {
 		if rerr := <-routerDone; rerr != nil && err == nil {
@@ -194,19 +201,22 @@ func (c *Client) drain() error {
 func (c *Client) Running() <-chan struct{} { return c.router.Running() }
 
 // Close stops consuming and drains as Run does, then closes the transport and waits
-// for the client's goroutines. Publish and Subscribe fail with ErrClosed afterwards.
+// for the client's goroutines. Run and Subscribe fail with ErrClosed once Close has
+// begun; handlers still draining may publish, and Publish fails with ErrClosed once
+// the transport is closed.
 // Close is idempotent; every call returns the first call's result. Do not call Close
 // from a handler: it waits for handlers.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
-		c.closed = true
+		c.closed.Store(true)
 		started := c.started
 		c.mu.Unlock()
 		close(c.closing)
 		if started {
 			<-c.runDone
 		}
+		c.released.Store(true)
 		c.closeErr = c.tr.Close()
 		c.cancelHandlers()
 		c.runCancel()
@@ -217,8 +227,5 @@ func (c *Client) Close() error {
 // Capabilities reports what the client's transport guarantees.
 func (c *Client) Capabilities() transport.Capabilities { return c.tr.Capabilities() }
 
-func (c *Client) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
+// isReleased reports whether the transport was closed, after the drain.
+func (c *Client) isReleased() bool { return c.released.Load() }

@@ -140,7 +140,8 @@ func TestDrainLetsHandlersFinish(t *testing.T) {
 		close(started)
 		select {
 		case <-time.After(300 * time.Millisecond):
-			finished <- nil
+			// A handler may still publish while the client drains.
+			finished <- pubsub.Publish(ctx, c, pubsub.NewTopic[order]("drain.out"), m.Payload)
 		case <-ctx.Done():
 			finished <- ctx.Err()
 		}
@@ -155,11 +156,16 @@ func TestDrainLetsHandlersFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-started
-	if err := c.Close(); err != nil {
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	if err := <-finished; err != nil {
+		t.Fatalf("handler during the drain: %v", err)
+	}
+	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := <-finished; err != nil {
-		t.Fatalf("handler context ended during the drain: %v", err)
+	if err := pubsub.Subscribe(c, topic, "late", func(context.Context, *pubsub.Message[order]) error { return nil }); !errors.Is(err, pubsub.ErrClosed) {
+		t.Fatalf("Subscribe after the drain: %v, want ErrClosed", err)
 	}
 	if err := <-runErr; err != nil {
 		t.Fatalf("Run: %v", err)

@@ -97,7 +97,7 @@ func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...Pub
 
 // publish sends one prepared message; the typed and the replay paths share it.
 func (c *Client) publish(ctx context.Context, topic string, msg *message.Message) error {
-	if c.isClosed() {
+	if c.isReleased() {
 		return fmt.Errorf("pubsub: publish to %q: %w", topic, ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {

@@ -67,9 +67,9 @@ func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
 	name := s.topic + "/" + s.group
 
 	c.mu.Lock()
-	if c.closed {
+	if c.closed.Load() || c.stopping {
 		c.mu.Unlock()
-		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, ErrClosed)
+		return fmt.Errorf("pubsub: Subscribe(%q, %q): client is shutting down: %w", s.topic, s.group, ErrClosed)
 	}
 	if c.subs[name] {
 		c.mu.Unlock()
