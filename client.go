@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,11 @@ func lookupScheme(user *transport.Registry, scheme string) (transport.OpenFunc, 
 		known = append(known, user.Schemes()...)
 	}
 	return nil, transport.UnknownSchemeError(scheme, sortedUnique(known))
+}
+
+func sortedUnique(s []string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
 }
 
 // New returns a client on the transport t. The client owns t: Close closes it.

@@ -2,7 +2,6 @@ package pubsub
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -97,9 +96,4 @@ func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
 	}
 	return nil
-}
-
-func sortedUnique(s []string) []string {
-	slices.Sort(s)
-	return slices.Compact(s)
 }

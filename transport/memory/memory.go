@@ -219,15 +219,8 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
-	t.cancel()
-	topics := make([]*topic, 0, len(t.topics))
-	for _, tp := range t.topics {
-		topics = append(topics, tp)
-	}
+	t.cancel() // every waiter in topic.go also selects on closing()
 	t.mu.Unlock()
-	for _, tp := range topics {
-		tp.wake()
-	}
 	t.wg.Wait()
 	return nil
 }

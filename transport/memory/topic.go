@@ -87,12 +87,6 @@ func (tp *topic) notifyLocked() {
 	tp.changed = make(chan struct{})
 }
 
-func (tp *topic) wake() {
-	tp.mu.Lock()
-	tp.notifyLocked()
-	tp.mu.Unlock()
-}
-
 func (tp *topic) end() int64 { return tp.first + int64(len(tp.log)) }
 
 // append adds r to the log, making room by dropping the oldest message when every group
@@ -268,9 +262,6 @@ func (tp *topic) deliver(g *group) {
 		stop()
 		cancel()
 		if nacked && !tp.pause(tp.t.cfg.NackDelay) {
-			return
-		}
-		if tp.t.ctx.Err() != nil {
 			return
 		}
 	}
