@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/kafka"
 	"github.com/pubsubkit/pubsub/transport/memory"
 )
 
@@ -49,7 +50,8 @@ type Client struct {
 }
 
 // Open opens the transport named by rawURL and returns a client on it. Built-in
-// schemes: memory:// (see package transport/memory). WithRegistry adds more. The
+// schemes: memory:// (see package transport/memory) and kafka://host:9092 (see package
+// transport/kafka). WithRegistry adds more. The
 // error for an unknown scheme wraps ErrUnknownScheme and lists the known ones; errors
 // never show the URL's password.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
@@ -65,7 +67,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
-	tr, err := open(ctx, u)
+	tr, err := open(transport.WithLogger(ctx, o.logger), u)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: open %s: %w", u.Redacted(), err)
 	}
@@ -80,6 +82,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 func builtins() *transport.Registry {
 	r := &transport.Registry{}
 	r.Register(memory.Scheme, memory.Open)
+	r.Register(kafka.Scheme, kafka.Open)
 	return r
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/pubsubkit/pubsub/transport"
 )
 
@@ -21,6 +23,10 @@ type Harness struct {
 	New func(t *testing.T) transport.Transport
 	// Timeout bounds every wait for a message; 0 means 15 seconds.
 	Timeout time.Duration
+	// IgnoreGoroutines lists goroutines the leak check must not count: process-wide
+	// singletons a client library starts once and never stops (sarama's metrics
+	// ticker), which are not leaks of the transport.
+	IgnoreGoroutines []goleak.Option
 }
 
 type rule struct {

@@ -1,0 +1,159 @@
+package kafka_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+
+	"github.com/pubsubkit/pubsub"
+	"github.com/pubsubkit/pubsub/codec"
+	"github.com/pubsubkit/pubsub/internal/kafkatest"
+	"github.com/pubsubkit/pubsub/transport/kafka"
+)
+
+// benchPublishers is the number of goroutines publishing at once.
+const benchPublishers = 16
+
+var benchPayload = []byte(strings.Repeat("x", 1024))
+
+// BenchmarkPublish16 publishes b.N 1 KiB messages from 16 goroutines, each waiting
+// for its own message's acknowledgement before the next, to one 3-partition topic of
+// one in-process cluster shared by every sub-benchmark of the run:
+//
+//   - sdk: pubsub.Publish on the Kafka transport (acks=all, idempotent);
+//   - watermill-kafka: watermill-kafka's Publisher with its defaults (acks=1);
+//   - watermill-kafka-acks-all: the same with acks=all, the durability the SDK gives;
+//   - sarama-async: raw sarama AsyncProducer, with the SDK's producer settings, fed
+//     without waiting for acknowledgements: the ceiling, not a like-for-like caller.
+//
+// Each reports msgs/s. Run: go test -run '^$' -bench Publish16 ./transport/kafka/
+func BenchmarkPublish16(b *testing.B) {
+	cluster := kafkatest.New(b)
+	b.Run("sdk", func(b *testing.B) { benchSDKPublish(b, cluster) })
+	b.Run("watermill-kafka", func(b *testing.B) { benchWatermillPublish(b, cluster, false) })
+	b.Run("watermill-kafka-acks-all", func(b *testing.B) { benchWatermillPublish(b, cluster, true) })
+	b.Run("sarama-async", func(b *testing.B) { benchSaramaAsync(b, cluster) })
+}
+
+func benchTopic(b *testing.B, tr *kafka.Transport) string {
+	topic := "bench." + uuid.NewString()[:8]
+	if err := tr.Provision(context.Background(), topic); err != nil {
+		b.Fatal(err)
+	}
+	return topic
+}
+
+// runPublishers calls publish b.N times spread over benchPublishers goroutines and
+// reports msgs/s.
+func runPublishers(b *testing.B, publish func() error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	b.ResetTimer()
+	start := time.Now()
+	for range benchPublishers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := publish(); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+func benchSDKPublish(b *testing.B, cluster *kafkatest.Cluster) {
+	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := pubsub.New(tr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	topic := pubsub.NewTopic[[]byte](benchTopic(b, tr), pubsub.WithCodec(codec.Raw))
+	ctx := context.Background()
+	runPublishers(b, func() error { return pubsub.Publish(ctx, c, topic, benchPayload) })
+}
+
+func benchWatermillPublish(b *testing.B, cluster *kafkatest.Cluster, acksAll bool) {
+	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	topic := benchTopic(b, tr)
+	sc := wkafka.DefaultSaramaSyncPublisherConfig()
+	if acksAll {
+		sc.Producer.RequiredAcks = sarama.WaitForAll
+	}
+	pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{Brokers: cluster.Addrs, Marshaler: wkafka.DefaultMarshaler{}, OverwriteSaramaConfig: sc}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	runPublishers(b, func() error {
+		return pub.Publish(topic, message.NewMessage(uuid.NewString(), benchPayload))
+	})
+}
+
+func benchSaramaAsync(b *testing.B, cluster *kafkatest.Cluster) {
+	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	topic := benchTopic(b, tr)
+	sc := tr.SaramaConfig()
+	p, err := sarama.NewAsyncProducer(cluster.Addrs, sc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range p.Successes() {
+			acked.Add(1)
+		}
+	})
+	wg.Go(func() {
+		for e := range p.Errors() {
+			b.Error(e.Err)
+		}
+	})
+	var next atomic.Int64
+	var senders sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range benchPublishers {
+		senders.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				p.Input() <- &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(benchPayload)}
+			}
+		})
+	}
+	senders.Wait()
+	p.AsyncClose() // flushes what is in flight; the loops above end when it is done
+	wg.Wait()
+	elapsed := time.Since(start)
+	if acked.Load() != int64(b.N) {
+		b.Fatalf("acknowledged %d of %d", acked.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
