@@ -1,7 +1,9 @@
 package pubsub
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -30,6 +32,10 @@ func DeadLetterTopicName(topic, group string) string { return topic + "." + grou
 // A message whose payload cannot be decoded never reaches h: it is dead-lettered as a
 // permanent failure. One client may hold one handler per (topic, group). Subscribe is
 // safe for concurrent use.
+//
+// On a transport that manages topics (Kafka), Subscribe first makes sure the topic and
+// the subscription's dead-letter topic exist and are as durable as the transport
+// requires, and returns that error if not.
 func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ...SubscribeOption) error {
 	if err := t.validate(); err != nil {
 		return err
@@ -57,10 +63,32 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 	return c.subscribe(s, handle)
 }
 
+// provisionTimeout bounds the topic checks Subscribe makes on transports that need
+// them.
+const provisionTimeout = 30 * time.Second
+
+// provision makes the topics of s exist, with the durability the transport requires,
+// when the transport manages topics (Kafka): the topic and its dead-letter topic.
+func (c *Client) provision(s subscription) error {
+	p, ok := c.tr.(transport.Provisioner)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), provisionTimeout)
+	defer cancel()
+	if err := p.Provision(ctx, s.topic, s.deadLetterTopic); err != nil {
+		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+	}
+	return nil
+}
+
 // subscribe adds the handler of s to the router, wrapped in the client's chain.
 func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
 	chained, err := c.chain(s, handle)
 	if err != nil {
+		return err
+	}
+	if err := c.provision(s); err != nil {
 		return err
 	}
 	name := s.topic + "/" + s.group

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pubsubkit/pubsub"
+	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
 )
 
@@ -39,15 +40,23 @@ type Harness struct {
 	changed chan struct{} // closed and replaced on every event
 }
 
-// New returns a Harness whose client runs until the test ends; t.Cleanup closes it and
-// fails the test if closing fails. opts are passed to the client.
+// New returns a Harness whose client, on a fresh memory transport, runs until the test
+// ends; t.Cleanup closes it and fails the test if closing fails. opts are passed to the
+// client.
 func New(t testing.TB, opts ...pubsub.Option) *Harness {
 	t.Helper()
-	h := &Harness{Timeout: DefaultTimeout, t: t, changed: make(chan struct{})}
 	tr, err := memory.New(memory.Config{})
 	if err != nil {
 		t.Fatalf("pubsubtest: %v", err)
 	}
+	return NewOn(t, tr, opts...)
+}
+
+// NewOn is New on a transport of your choice, for example Kafka in an integration
+// test. The client owns tr and closes it when the test ends.
+func NewOn(t testing.TB, tr transport.Transport, opts ...pubsub.Option) *Harness {
+	t.Helper()
+	h := &Harness{Timeout: DefaultTimeout, t: t, changed: make(chan struct{})}
 	c, err := pubsub.New(tr, append(opts, pubsub.WithEventHook(h.record))...)
 	if err != nil {
 		t.Fatalf("pubsubtest: %v", err)
