@@ -1,0 +1,286 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pubsubkit/pubsub"
+	"github.com/pubsubkit/pubsub/internal/kafkatest"
+	"github.com/pubsubkit/pubsub/pubsubtest"
+	"github.com/pubsubkit/pubsub/transport/kafka"
+)
+
+// retriable are produce errors a broker answers during leader changes and overload;
+// the producer must retry them. REQUEST_TIMED_OUT and NOT_ENOUGH_REPLICAS_AFTER_APPEND
+// are answered after kfake has written the batch, so a retry that is not idempotent
+// would duplicate it.
+var retriable = []*kerr.Error{
+	kerr.NotLeaderForPartition,
+	kerr.LeaderNotAvailable,
+	kerr.RequestTimedOut,
+	kerr.NotEnoughReplicas,
+	kerr.NotEnoughReplicasAfterAppend,
+}
+
+// TestNoLossUnderProduceFaultsAndLeaderMoves: 10,000 messages flow from 8 publishers
+// to one group while the cluster fails produce requests with retriable errors and
+// moves partition leaders. Every Publish succeeds, every message is consumed, none is
+// written twice.
+func TestNoLossUnderProduceFaultsAndLeaderMoves(t *testing.T) {
+	const total, publishers = 10_000, 8
+	cluster := kafkatest.New(t)
+	fake := cluster.RequireFake(t)
+	tr := newTransport(t, cluster, kafka.Config{Partitions: 6, RetryBackoff: 20 * time.Millisecond})
+	h := pubsubtest.NewOn(t, tr)
+	h.Timeout = 2 * time.Minute
+	topic := pubsub.NewTopic[order]("flow")
+
+	var mu sync.Mutex
+	seen := make(map[string]int, total)
+	if err := pubsub.Subscribe(h.Client, topic, "g", func(_ context.Context, m *pubsub.Message[order]) error {
+		mu.Lock()
+		seen[m.Payload.ID]++
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Chaos: about one produce request in 20 fails with a retriable error, and the
+	// partition leaders are shuffled every 50 ms, until the publishers are done.
+	var injected atomic.Int64
+	for _, e := range retriable {
+		fake.Fault(kfakeFault{Keys: []kmsg.Key{kmsg.Produce}, Err: e, Count: -1, When: func(kmsg.Request) bool {
+			if rand.IntN(100) >= 1 {
+				return false
+			}
+			injected.Add(1)
+			return true
+		}})
+	}
+	stop := make(chan struct{})
+	var shuffles atomic.Int64
+	var chaos sync.WaitGroup
+	chaos.Go(func() {
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				fake.ShufflePartitionLeaders()
+				shuffles.Add(1)
+			}
+		}
+	})
+
+	var next atomic.Int64
+	var pubs sync.WaitGroup
+	errs := make(chan error, publishers)
+	for range publishers {
+		pubs.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > total {
+					return
+				}
+				if err := pubsub.Publish(context.Background(), h.Client, topic, order{ID: fmt.Sprint(i)}); err != nil {
+					errs <- fmt.Errorf("publish %d: %w", i, err)
+					return
+				}
+			}
+		})
+	}
+	pubs.Wait()
+	close(stop)
+	chaos.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	deadline := time.Now().Add(h.Timeout)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n == total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	missing, dup := 0, 0
+	for i := 1; i <= total; i++ {
+		switch c := seen[fmt.Sprint(i)]; {
+		case c == 0:
+			missing++
+		case c > 1:
+			dup += c - 1
+		}
+	}
+	t.Logf("%d faults answered, %d leader shuffles; %d consumed, %d missing, %d redelivered", injected.Load(), shuffles.Load(), len(seen), missing, dup)
+	if injected.Load() == 0 || shuffles.Load() == 0 {
+		t.Fatal("no fault was injected: the test proved nothing")
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d messages lost", missing, total)
+	}
+	// Each message is written once (idempotent producer), so a second delivery can only
+	// come from a consumer redelivery; with one steady member there is none to expect.
+	if dup > 0 {
+		t.Logf("%d duplicate deliveries (allowed by at-least-once)", dup)
+	}
+	written := countRecords(t, cluster, "flow")
+	if written != total {
+		t.Fatalf("the topic holds %d records for %d published messages: retries wrote duplicates or lost some", written, total)
+	}
+}
+
+type kfakeFault = kfake.Fault
+
+func newSaramaClient(t *testing.T, cluster *kafkatest.Cluster, tr *kafka.Transport) sarama.Client {
+	t.Helper()
+	c, err := sarama.NewClient(cluster.Addrs, tr.SaramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// countRecords sums the high-water marks of topic's partitions.
+func countRecords(t *testing.T, cluster *kafkatest.Cluster, topic string) int64 {
+	t.Helper()
+	tr := newTransport(t, cluster, kafka.Config{})
+	client := newSaramaClient(t, cluster, tr)
+	parts, err := client.Partitions(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, p := range parts {
+		hw, err := client.GetOffset(topic, p, -1) // newest
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += hw
+	}
+	return n
+}
+
+// TestNonRetriableProduceErrorFailsPublish: a produce error the broker says is final
+// reaches Publish's caller at once, never a silent drop.
+func TestNonRetriableProduceErrorFailsPublish(t *testing.T) {
+	cluster := kafkatest.New(t)
+	fake := cluster.RequireFake(t)
+	tr := newTransport(t, cluster, kafka.Config{})
+	if err := tr.Provision(context.Background(), "strict"); err != nil {
+		t.Fatal(err)
+	}
+	fake.Fault(kfakeFault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "strict", Err: kerr.InvalidRecord})
+	start := time.Now()
+	err := tr.Publish("strict", message.NewMessage("1", []byte("x")))
+	if err == nil {
+		t.Fatal("Publish succeeded though the broker refused the record")
+	}
+	if !strings.Contains(err.Error(), `"strict"`) || !errors.Is(err, sarama.ErrInvalidRecord) {
+		t.Errorf("error does not name the topic and the broker's reason: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a final error took %v to reach Publish", d)
+	}
+	// The next message goes through: one refused record does not wedge the producer.
+	if err := tr.Publish("strict", message.NewMessage("2", []byte("y"))); err != nil {
+		t.Fatalf("Publish after a refused record: %v", err)
+	}
+}
+
+// TestTooLargeMessageFailsPublish: a message over max_message_bytes is refused by the
+// producer with an error, before it reaches a broker.
+func TestTooLargeMessageFailsPublish(t *testing.T) {
+	cluster := kafkatest.New(t)
+	tr := newTransport(t, cluster, kafka.Config{MaxMessageBytes: 1000})
+	err := tr.Publish("big", message.NewMessage("1", make([]byte, 2000)))
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("Publish of 2000 bytes with max_message_bytes=1000: %v", err)
+	}
+}
+
+// TestClusterDownAtStart: Open against brokers that refuse connections fails with an
+// error naming them, within a bounded time.
+func TestClusterDownAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	u, _ := url.Parse("kafka://" + addr + "?dial_timeout=2s")
+	start := time.Now()
+	_, err = kafka.Open(context.Background(), u)
+	elapsed := time.Since(start)
+	if err == nil {
+		t.Fatal("Open succeeded with no cluster")
+	}
+	if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("error does not say which brokers it could not reach: %v", err)
+	}
+	if elapsed > 10*time.Second {
+		t.Errorf("Open took %v to fail", elapsed)
+	}
+	t.Logf("after %v: %v", elapsed.Round(time.Millisecond), err)
+
+	// A context that ends first bounds Open too, against a listener that accepts and
+	// never answers, where sarama alone would wait for its read timeout.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	u, _ = url.Parse("kafka://" + silent.Addr().String())
+	start = time.Now()
+	if _, err := kafka.Open(ctx, u); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open with an expiring context: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Open ignored its context for %v", d)
+	}
+}
