@@ -15,8 +15,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pubsubkit/pubsub"
@@ -258,9 +258,12 @@ func TestClusterDownAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	var held []net.Conn
+	var held sync.Mutex
+	var conns []net.Conn
 	defer func() {
-		for _, c := range held {
+		held.Lock()
+		defer held.Unlock()
+		for _, c := range conns {
 			c.Close()
 		}
 	}()
@@ -270,7 +273,9 @@ func TestClusterDownAtStart(t *testing.T) {
 			if err != nil {
 				return
 			}
-			held = append(held, c)
+			held.Lock()
+			conns = append(conns, c)
+			held.Unlock()
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
