@@ -1,0 +1,52 @@
+// Package kafka is the Kafka transport, built on watermill-kafka v3 and IBM/sarama.
+//
+// Open it by URL through pubsub.Open ("kafka://host1:9092,host2:9092?...", see
+// ParseURL for the parameters) or with New and a Config; the URL is parsed into the
+// same Config, so both are validated the same way.
+//
+// # Durable by default
+//
+// The zero Config (with Brokers) is the production one:
+//
+//   - Publish returns once every in-sync replica has the message (acks=all), through
+//     an idempotent producer that retries retriable broker errors a bounded number of
+//     times with backoff, so a retry neither loses nor duplicates a message.
+//   - A new consumer group starts at the oldest message. An offset is marked only when
+//     its message is acked and committed every CommitInterval and when a consumer
+//     stops, so a crash redoes work rather than skipping it. An ack that arrives after
+//     a rebalance took the partition away is dropped, and the message is delivered
+//     again to the new owner.
+//   - Records are turned into messages by an unmarshaler that cannot fail: a bad
+//     payload reaches the client's decode step and its dead-letter topic, instead of
+//     stalling the partition as watermill-kafka does with an unmarshal error.
+//   - Missing topics are created with Config.Partitions, ReplicationFactor (3) and
+//     MinInsyncReplicas (2); an existing topic with less is logged as a warning, or
+//     refused with ErrLessDurable under StrictDurability.
+//
+// # Delivery
+//
+// Within a group each partition is consumed in order with one message in flight. The
+// metadata key metadata.Key becomes the record key and chooses the partition (sarama's
+// FNV-1a hash, which differs from the Java client's murmur2: producers in other
+// languages that must co-partition with this one need the same hash). Metadata
+// travels as record headers, and the message id in watermill-kafka's
+// "_watermill_message_uuid" header, so watermill-kafka consumers read these records
+// too. A record without that header (from another producer) gets the id
+// "topic-partition-offset". A nacked message is delivered again after
+// Config.NackDelay, ahead of the rest of its partition.
+//
+// # Publishing
+//
+// One sarama AsyncProducer serves every Publish call: messages that wait for the same
+// partition leader travel in one produce request, and each call returns when its own
+// messages are acknowledged or have failed. watermill-kafka's publisher, by contrast,
+// sends one message per round trip. A final broker error (a record too large, an
+// authorization failure) is returned to the caller; nothing is dropped silently.
+//
+// # Security
+//
+// TLS (CA, client certificate, server name) and SASL PLAIN, SCRAM-SHA-256 and
+// SCRAM-SHA-512. The SASL password comes from Config.SASL.Password or from the
+// environment (PUBSUB_KAFKA_PASSWORD by default), never from the URL, and never
+// appears in a log line or an error.
+package kafka
