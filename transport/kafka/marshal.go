@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -10,24 +11,36 @@ import (
 	"github.com/pubsubkit/pubsub/metadata"
 )
 
-// marshal turns a Watermill message into a Kafka record: the payload as the value,
+// toRecord turns a Watermill message into a Kafka record: the payload as the value,
 // every metadata entry as a header, the message id in watermill-kafka's header (so
 // watermill-kafka consumers read it too), and metadata.Key, when set, as the record
-// key that chooses the partition.
-func marshal(topic string, msg *message.Message) *sarama.ProducerMessage {
-	headers := make([]sarama.RecordHeader, 0, len(msg.Metadata)+1)
-	headers = append(headers, sarama.RecordHeader{Key: []byte(wkafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
+// key, returned too because it chooses the partition.
+func toRecord(msg *message.Message) (*sarama.Record, string) {
+	headers := make([]*sarama.RecordHeader, 0, len(msg.Metadata)+1)
+	headers = append(headers, &sarama.RecordHeader{Key: []byte(wkafka.UUIDHeaderKey), Value: []byte(msg.UUID)})
 	for k, v := range msg.Metadata {
 		if k == wkafka.UUIDHeaderKey {
 			continue // the message's own id wins over a copied header
 		}
-		headers = append(headers, sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
+		headers = append(headers, &sarama.RecordHeader{Key: []byte(k), Value: []byte(v)})
 	}
-	pm := &sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(msg.Payload), Headers: headers}
-	if key := msg.Metadata.Get(metadata.Key); key != "" {
-		pm.Key = sarama.StringEncoder(key)
+	rec := &sarama.Record{Value: msg.Payload, Headers: headers}
+	key := msg.Metadata.Get(metadata.Key)
+	if key != "" {
+		rec.Key = []byte(key)
 	}
-	return pm
+	return rec, key
+}
+
+// recordSize is an upper bound of rec's encoded size, as sarama estimates it, for the
+// max_message_bytes check and for splitting batches.
+func recordSize(rec *sarama.Record) int {
+	const overhead = 5*binary.MaxVarintLen32 + binary.MaxVarintLen64 + 1
+	n := overhead + len(rec.Key) + len(rec.Value)
+	for _, h := range rec.Headers {
+		n += len(h.Key) + len(h.Value) + 2*binary.MaxVarintLen32
+	}
+	return n
 }
 
 // unmarshaler is the subscriber's Unmarshaler. It never fails: watermill-kafka
