@@ -32,13 +32,13 @@ func TestOpenErrors(t *testing.T) {
 		contains []string
 		hidden   string
 	}{
-		{"kafak://b:9092", pubsub.ErrUnknownScheme, []string{`"kafak"`, "known: memory"}, ""},
+		{"kafak://b:9092", pubsub.ErrUnknownScheme, []string{`"kafak"`, "known: kafka, memory"}, ""},
 		{"memory://?max_retained=10&bogus=1&other=2", pubsub.ErrInvalidOption, []string{"bogus, other", "accepted:", "max_retained"}, ""},
 		{"memory://?max_retained=lots", pubsub.ErrInvalidOption, []string{`max_retained="lots"`}, ""},
 		{"memory://?nack_delay=-1s", pubsub.ErrInvalidOption, []string{"NackDelay"}, ""},
 		{"memory://user:s3cret@host", pubsub.ErrInvalidOption, []string{"no host"}, "s3cret"},
 		{"://nope", pubsub.ErrInvalidOption, []string{"cannot parse"}, ""},
-		{"localhost:9092", pubsub.ErrUnknownScheme, []string{"known: memory"}, ""},
+		{"localhost:9092", pubsub.ErrUnknownScheme, []string{"known: kafka, memory"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -81,7 +81,7 @@ func TestOpenWithRegistry(t *testing.T) {
 		t.Fatal("the registered opener was not used")
 	}
 	_, err = pubsub.Open(context.Background(), "nope://", pubsub.WithRegistry(&r))
-	if err == nil || !strings.Contains(err.Error(), "known: memory, test") {
+	if err == nil || !strings.Contains(err.Error(), "known: kafka, memory, test") {
 		t.Fatalf("unknown scheme error %v does not list both registries", err)
 	}
 }

@@ -31,8 +31,9 @@ var benchPayload = []byte(strings.Repeat("x", 1024))
 //   - sdk: pubsub.Publish on the Kafka transport (acks=all, idempotent);
 //   - watermill-kafka: watermill-kafka's Publisher with its defaults (acks=1);
 //   - watermill-kafka-acks-all: the same with acks=all, the durability the SDK gives;
-//   - sarama-async: raw sarama AsyncProducer, with the SDK's producer settings, fed
-//     without waiting for acknowledgements: the ceiling, not a like-for-like caller.
+//   - sarama-async: raw sarama AsyncProducer (acks=all, idempotent), fed without
+//     waiting for acknowledgements: the ceiling of the client and cluster, not a
+//     like-for-like caller.
 //
 // Each reports msgs/s. Run: go test -run '^$' -bench Publish16 ./transport/kafka/
 func BenchmarkPublish16(b *testing.B) {
@@ -156,4 +157,70 @@ func benchSaramaAsync(b *testing.B, cluster *kafkatest.Cluster) {
 		b.Fatalf("acknowledged %d of %d", acked.Load(), b.N)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+}
+
+// benchBatch is the number of messages per Publish call in BenchmarkPublishBatch16.
+const benchBatch = 64
+
+// BenchmarkPublishBatch16 is BenchmarkPublish16 with 64 messages per Publish call, the
+// Watermill publisher's variadic form: the transport sends a call's messages together,
+// watermill-kafka's publisher one after the other. It reports msgs/s.
+func BenchmarkPublishBatch16(b *testing.B) {
+	cluster := kafkatest.New(b)
+	batch := func() []*message.Message {
+		msgs := make([]*message.Message, benchBatch)
+		for i := range msgs {
+			msgs[i] = message.NewMessage(uuid.NewString(), benchPayload)
+		}
+		return msgs
+	}
+	b.Run("sdk-transport", func(b *testing.B) {
+		tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tr.Close()
+		topic := benchTopic(b, tr)
+		runBatchPublishers(b, func() error { return tr.Publish(topic, batch()...) })
+	})
+	b.Run("watermill-kafka", func(b *testing.B) {
+		tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tr.Close()
+		topic := benchTopic(b, tr)
+		pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{Brokers: cluster.Addrs, Marshaler: wkafka.DefaultMarshaler{}}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pub.Close()
+		runBatchPublishers(b, func() error { return pub.Publish(topic, batch()...) })
+	})
+}
+
+// runBatchPublishers is runPublishers for calls that publish benchBatch messages.
+func runBatchPublishers(b *testing.B, publish func() error) {
+	calls := max(1, b.N/benchBatch)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	b.ResetTimer()
+	start := time.Now()
+	for range benchPublishers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(calls) {
+				if err := publish(); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(calls*benchBatch)/elapsed.Seconds(), "msgs/s")
 }

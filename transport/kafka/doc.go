@@ -37,11 +37,18 @@
 //
 // # Publishing
 //
-// One sarama AsyncProducer serves every Publish call: messages that wait for the same
-// partition leader travel in one produce request, and each call returns when its own
-// messages are acknowledged or have failed. watermill-kafka's publisher, by contrast,
-// sends one message per round trip. A final broker error (a record too large, an
-// authorization failure) is returned to the caller; nothing is dropped silently.
+// Publish calls queue their records and a single loop sends them in rounds: each round
+// takes everything queued, one record batch per partition, in one produce request per
+// leader broker, and settles the callers when the brokers answer. So concurrent calls
+// share requests, and each call returns when its own messages are acknowledged by all
+// in-sync replicas or have failed; a call with many messages sends them together.
+// watermill-kafka's publisher, by contrast, sends one message per round trip. The
+// producer is idempotent (a producer id and per-partition sequence numbers, one batch
+// per partition in flight), resends a batch unchanged after a retriable error or a
+// lost connection, and returns a final broker error (a record too large, an invalid
+// record, an authorization failure) to the caller; nothing is dropped silently.
+// Records without a key go to one partition per round (sticky, as Kafka's own
+// producer does), so they share requests too.
 //
 // # Security
 //
