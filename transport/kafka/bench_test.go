@@ -52,9 +52,10 @@ func benchTopic(b *testing.B, tr *kafka.Transport) string {
 	return topic
 }
 
-// runPublishers calls publish b.N times spread over benchPublishers goroutines and
-// reports msgs/s.
-func runPublishers(b *testing.B, publish func() error) {
+// runPublishers calls publish, which sends perCall messages, from benchPublishers
+// goroutines until b.N messages are sent, and reports msgs/s.
+func runPublishers(b *testing.B, perCall int, publish func() error) {
+	calls := max(1, b.N/perCall)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var failed atomic.Pointer[error]
@@ -62,7 +63,7 @@ func runPublishers(b *testing.B, publish func() error) {
 	start := time.Now()
 	for range benchPublishers {
 		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
+			for next.Add(1) <= int64(calls) {
 				if err := publish(); err != nil {
 					failed.CompareAndSwap(nil, &err)
 					return
@@ -75,7 +76,7 @@ func runPublishers(b *testing.B, publish func() error) {
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(calls*perCall)/elapsed.Seconds(), "msgs/s")
 }
 
 func benchSDKPublish(b *testing.B, cluster *kafkatest.Cluster) {
@@ -90,7 +91,7 @@ func benchSDKPublish(b *testing.B, cluster *kafkatest.Cluster) {
 	defer c.Close()
 	topic := pubsub.NewTopic[[]byte](benchTopic(b, tr), pubsub.WithCodec(codec.Raw))
 	ctx := context.Background()
-	runPublishers(b, func() error { return pubsub.Publish(ctx, c, topic, benchPayload) })
+	runPublishers(b, 1, func() error { return pubsub.Publish(ctx, c, topic, benchPayload) })
 }
 
 func benchWatermillPublish(b *testing.B, cluster *kafkatest.Cluster, acksAll bool) {
@@ -109,7 +110,7 @@ func benchWatermillPublish(b *testing.B, cluster *kafkatest.Cluster, acksAll boo
 		b.Fatal(err)
 	}
 	defer pub.Close()
-	runPublishers(b, func() error {
+	runPublishers(b, 1, func() error {
 		return pub.Publish(topic, message.NewMessage(uuid.NewString(), benchPayload))
 	})
 }
@@ -181,7 +182,7 @@ func BenchmarkPublishBatch16(b *testing.B) {
 		}
 		defer tr.Close()
 		topic := benchTopic(b, tr)
-		runBatchPublishers(b, func() error { return tr.Publish(topic, batch()...) })
+		runPublishers(b, benchBatch, func() error { return tr.Publish(topic, batch()...) })
 	})
 	b.Run("watermill-kafka", func(b *testing.B) {
 		tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
@@ -195,32 +196,6 @@ func BenchmarkPublishBatch16(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer pub.Close()
-		runBatchPublishers(b, func() error { return pub.Publish(topic, batch()...) })
+		runPublishers(b, benchBatch, func() error { return pub.Publish(topic, batch()...) })
 	})
-}
-
-// runBatchPublishers is runPublishers for calls that publish benchBatch messages.
-func runBatchPublishers(b *testing.B, publish func() error) {
-	calls := max(1, b.N/benchBatch)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Pointer[error]
-	b.ResetTimer()
-	start := time.Now()
-	for range benchPublishers {
-		wg.Go(func() {
-			for next.Add(1) <= int64(calls) {
-				if err := publish(); err != nil {
-					failed.CompareAndSwap(nil, &err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err := failed.Load(); err != nil {
-		b.Fatal(*err)
-	}
-	b.ReportMetric(float64(calls*benchBatch)/elapsed.Seconds(), "msgs/s")
 }
