@@ -10,7 +10,9 @@
 package kafkatest
 
 import (
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -67,4 +69,10 @@ func (c *Cluster) URL(params string) string {
 		u += "?" + params
 	}
 	return u
+}
+
+// Topic returns base with a suffix no other run uses, so tests can be repeated on a
+// real cluster, where topics, messages and committed offsets outlive a run.
+func Topic(base string) string {
+	return base + "." + strconv.FormatUint(rand.Uint64(), 36)
 }

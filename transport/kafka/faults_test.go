@@ -48,7 +48,7 @@ func TestNoLossUnderProduceFaultsAndLeaderMoves(t *testing.T) {
 	tr := newTransport(t, cluster, kafka.Config{Partitions: 6, RetryBackoff: 20 * time.Millisecond})
 	h := pubsubtest.NewOn(t, tr)
 	h.Timeout = 2 * time.Minute
-	topic := pubsub.NewTopic[order]("flow")
+	topic := pubsub.NewTopic[order](kafkatest.Topic("flow"))
 
 	var mu sync.Mutex
 	seen := make(map[string]int, total)
@@ -151,7 +151,7 @@ func TestNoLossUnderProduceFaultsAndLeaderMoves(t *testing.T) {
 	if dup > 0 {
 		t.Logf("%d duplicate deliveries (allowed by at-least-once)", dup)
 	}
-	written := countRecords(t, cluster, "flow")
+	written := countRecords(t, cluster, topic.Name())
 	if written != total {
 		t.Fatalf("the topic holds %d records for %d published messages: retries wrote duplicates or lost some", written, total)
 	}
@@ -195,23 +195,24 @@ func TestNonRetriableProduceErrorFailsPublish(t *testing.T) {
 	cluster := kafkatest.New(t)
 	fake := cluster.RequireFake(t)
 	tr := newTransport(t, cluster, kafka.Config{})
-	if err := tr.Provision(context.Background(), "strict"); err != nil {
+	topic := kafkatest.Topic("strict")
+	if err := tr.Provision(context.Background(), topic); err != nil {
 		t.Fatal(err)
 	}
-	fake.Fault(kfakeFault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "strict", Err: kerr.InvalidRecord})
+	fake.Fault(kfakeFault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.InvalidRecord})
 	start := time.Now()
-	err := tr.Publish("strict", message.NewMessage("1", []byte("x")))
+	err := tr.Publish(topic, message.NewMessage("1", []byte("x")))
 	if err == nil {
 		t.Fatal("Publish succeeded though the broker refused the record")
 	}
-	if !strings.Contains(err.Error(), `"strict"`) || !errors.Is(err, sarama.ErrInvalidRecord) {
+	if !strings.Contains(err.Error(), topic) || !errors.Is(err, sarama.ErrInvalidRecord) {
 		t.Errorf("error does not name the topic and the broker's reason: %v", err)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("a final error took %v to reach Publish", d)
 	}
 	// The next message goes through: one refused record does not wedge the producer.
-	if err := tr.Publish("strict", message.NewMessage("2", []byte("y"))); err != nil {
+	if err := tr.Publish(topic, message.NewMessage("2", []byte("y"))); err != nil {
 		t.Fatalf("Publish after a refused record: %v", err)
 	}
 }
@@ -221,7 +222,7 @@ func TestNonRetriableProduceErrorFailsPublish(t *testing.T) {
 func TestTooLargeMessageFailsPublish(t *testing.T) {
 	cluster := kafkatest.New(t)
 	tr := newTransport(t, cluster, kafka.Config{MaxMessageBytes: 1000})
-	err := tr.Publish("big", message.NewMessage("1", make([]byte, 2000)))
+	err := tr.Publish(kafkatest.Topic("big"), message.NewMessage("1", make([]byte, 2000)))
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("Publish of 2000 bytes with max_message_bytes=1000: %v", err)
 	}

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/pubsubkit/pubsub"
@@ -115,7 +118,7 @@ func TestDurableRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	h := pubsubtest.NewOn(t, newTransport(t, cluster, kafka.Config{}))
 	c := h.Client
-	topic := pubsub.NewTopic[order]("orders", pubsub.WithKey(func(o order) string { return o.ID }))
+	topic := pubsub.NewTopic[order](kafkatest.Topic("orders"), pubsub.WithKey(func(o order) string { return o.ID }))
 	got := map[string]chan order{"billing": make(chan order, 10), "shipping": make(chan order, 10)}
 	for group, ch := range got {
 		if err := pubsub.Subscribe(c, topic, group, func(_ context.Context, m *pubsub.Message[order]) error {
@@ -208,12 +211,12 @@ func TestSubscribeProvisionsTopicAndDeadLetterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	topic := pubsub.NewTopic[order]("provisioned")
+	topic := pubsub.NewTopic[order](kafkatest.Topic("provisioned"))
 	if err := pubsub.Subscribe(c, topic, "billing", func(context.Context, *pubsub.Message[order]) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	a := admin(t, cluster)
-	for _, name := range []string{"provisioned", pubsub.DeadLetterTopicName("provisioned", "billing")} {
+	for _, name := range []string{topic.Name(), pubsub.DeadLetterTopicName(topic.Name(), "billing")} {
 		p, rf, isr := describe(t, a, name)
 		if p != 4 || rf != 3 || isr != "2" {
 			t.Errorf("%s: %d partitions, replication factor %d, min.insync.replicas %s; want 4, 3, 2", name, p, rf, isr)
@@ -246,29 +249,30 @@ func TestLessDurableTopic(t *testing.T) {
 	cluster := kafkatest.New(t)
 	a := admin(t, cluster)
 	one := "1"
-	if err := a.CreateTopic("fragile", &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1,
+	fragile := kafkatest.Topic("fragile")
+	if err := a.CreateTopic(fragile, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1,
 		ConfigEntries: map[string]*string{"min.insync.replicas": &one}}, false); err != nil {
 		t.Fatal(err)
 	}
 
 	var logs syncBuffer
 	tr := newTransport(t, cluster, kafka.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err := tr.Provision(context.Background(), "fragile"); err != nil {
+	if err := tr.Provision(context.Background(), fragile); err != nil {
 		t.Fatalf("without strict mode Provision must only warn: %v", err)
 	}
 	line := logs.String()
-	for _, want := range []string{"level=WARN", "topic=fragile", "replication_factor=1", "want_replication_factor=3", "min_insync_replicas=1", "want_min_insync_replicas=2"} {
+	for _, want := range []string{"level=WARN", "topic=" + fragile, "replication_factor=1", "want_replication_factor=3", "min_insync_replicas=1", "want_min_insync_replicas=2"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("warning %q lacks %q", line, want)
 		}
 	}
 
 	strict := newTransport(t, cluster, kafka.Config{StrictDurability: true})
-	err := strict.Provision(context.Background(), "fragile")
+	err := strict.Provision(context.Background(), fragile)
 	if !errors.Is(err, kafka.ErrLessDurable) {
 		t.Fatalf("strict Provision: %v, want ErrLessDurable", err)
 	}
-	if err := strict.Publish("fragile", message.NewMessage("1", nil)); !errors.Is(err, kafka.ErrLessDurable) {
+	if err := strict.Publish(fragile, message.NewMessage("1", nil)); !errors.Is(err, kafka.ErrLessDurable) {
 		t.Fatalf("strict Publish: %v, want ErrLessDurable", err)
 	}
 }
@@ -278,13 +282,14 @@ func TestLessDurableTopic(t *testing.T) {
 func TestProvisioningOff(t *testing.T) {
 	cluster := kafkatest.New(t)
 	tr := newTransport(t, cluster, kafka.Config{DisableProvisioning: true, ProducerRetries: 1, RetryBackoff: 10 * time.Millisecond})
-	if err := tr.Provision(context.Background(), "absent"); err != nil {
+	absent := kafkatest.Topic("absent")
+	if err := tr.Provision(context.Background(), absent); err != nil {
 		t.Fatal(err)
 	}
-	if err := tr.Publish("absent", message.NewMessage("1", nil)); err == nil {
+	if err := tr.Publish(absent, message.NewMessage("1", nil)); err == nil {
 		t.Fatal("Publish to a missing topic with provisioning off succeeded")
 	}
-	metas, err := admin(t, cluster).DescribeTopics([]string{"absent"})
+	metas, err := admin(t, cluster).DescribeTopics([]string{absent})
 	if err != nil || len(metas) != 1 || !errors.Is(metas[0].Err, sarama.ErrUnknownTopicOrPartition) {
 		t.Fatalf("topic absent exists after Publish with provisioning off: %v %+v", err, metas)
 	}
@@ -296,7 +301,7 @@ func TestBadPayloadDoesNotStallPartition(t *testing.T) {
 	cluster := kafkatest.New(t)
 	h := pubsubtest.NewOn(t, newTransport(t, cluster, kafka.Config{Partitions: 1}))
 	c := h.Client
-	topic := pubsub.NewTopic[order]("payments")
+	topic := pubsub.NewTopic[order](kafkatest.Topic("payments"))
 	handled := make(chan string, 10)
 	if err := pubsub.Subscribe(c, topic, "ledger", func(_ context.Context, m *pubsub.Message[order]) error {
 		handled <- m.Payload.ID
@@ -311,7 +316,7 @@ func TestBadPayloadDoesNotStallPartition(t *testing.T) {
 	}
 	defer p.Close()
 	for _, v := range []string{"\x00\xffnot json", `{"id":"good"}`} {
-		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: "payments", Value: sarama.StringEncoder(v)}); err != nil {
+		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic.Name(), Value: sarama.StringEncoder(v)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -323,7 +328,7 @@ func TestBadPayloadDoesNotStallPartition(t *testing.T) {
 	case <-time.After(h.Timeout):
 		t.Fatal("the good record behind a bad one was never handled: the partition is stalled")
 	}
-	h.WaitDeadLettered("payments", "ledger", 1)
+	h.WaitDeadLettered(topic.Name(), "ledger", 1)
 }
 
 func producerConfig() *sarama.Config {
@@ -338,7 +343,8 @@ func producerConfig() *sarama.Config {
 func TestKeyChoosesPartition(t *testing.T) {
 	cluster := kafkatest.New(t)
 	tr := newTransport(t, cluster, kafka.Config{Partitions: 6})
-	ch, err := tr.SubscribeGroup(context.Background(), "keyed", "g")
+	keyed := kafkatest.Topic("keyed")
+	ch, err := tr.SubscribeGroup(context.Background(), keyed, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +354,7 @@ func TestKeyChoosesPartition(t *testing.T) {
 		m.Metadata.Set(metadata.Key, string(rune('A'+i%6)))
 		msgs = append(msgs, m)
 	}
-	if err := tr.Publish("keyed", msgs...); err != nil {
+	if err := tr.Publish(keyed, msgs...); err != nil {
 		t.Fatal(err)
 	}
 	partitionOf := map[string]int32{}
@@ -393,13 +399,14 @@ func TestOffsetsCommittedOnlyAfterAck(t *testing.T) {
 	for i := range 10 {
 		msgs = append(msgs, message.NewMessage(string(rune('0'+i)), nil))
 	}
-	if err := pub.Publish("ledger", msgs...); err != nil {
+	ledger := kafkatest.Topic("ledger")
+	if err := pub.Publish(ledger, msgs...); err != nil {
 		t.Fatal(err)
 	}
 
 	first := newTransport(t, cluster, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	ch, err := first.SubscribeGroup(ctx, "ledger", "g")
+	ch, err := first.SubscribeGroup(ctx, ledger, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +425,7 @@ func TestOffsetsCommittedOnlyAfterAck(t *testing.T) {
 	}
 
 	second := newTransport(t, cluster, cfg)
-	ch, err = second.SubscribeGroup(context.Background(), "ledger", "g")
+	ch, err = second.SubscribeGroup(context.Background(), ledger, "g")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,5 +437,107 @@ func TestOffsetsCommittedOnlyAfterAck(t *testing.T) {
 		m.Ack()
 	case <-time.After(30 * time.Second):
 		t.Fatal("the group did not resume")
+	}
+}
+
+// TestRebalanceLosesNothing: while 3,000 messages flow through a 6-partition topic, a
+// second member joins the group and later the first leaves. Every message is handled,
+// and what was acked before each rebalance is not handed out again (its offsets were
+// committed when the partitions moved), beyond the one message per partition that may
+// be in flight at that moment.
+func TestRebalanceLosesNothing(t *testing.T) {
+	const total, partitions = 3000, 6
+	// A short session, so that members heartbeat and so rebalance within a second.
+	cluster := kafkatest.New(t, kfake.GroupMinSessionTimeout(time.Second))
+	topic := pubsub.NewTopic[order](kafkatest.Topic("rebalance"), pubsub.WithKey(func(o order) string { return o.ID }))
+	cfg := kafka.Config{Partitions: partitions, SessionTimeout: time.Second}
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	handled := make(chan struct{}, total*2)
+	var byMember [2]atomic.Int64
+	handler := func(member int) pubsub.Handler[order] {
+		return func(_ context.Context, m *pubsub.Message[order]) error {
+			time.Sleep(200 * time.Microsecond) // some work, so the rebalances land mid-stream
+			mu.Lock()
+			seen[m.Payload.ID]++
+			mu.Unlock()
+			byMember[member].Add(1)
+			handled <- struct{}{}
+			return nil
+		}
+	}
+	member := func(i int) *pubsub.Client {
+		c, err := pubsub.New(newTransport(t, cluster, cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pubsub.Subscribe(c, topic, "g", handler(i)); err != nil {
+			t.Fatal(err)
+		}
+		go c.Run(context.Background())
+		return c
+	}
+	wait := func(n int) {
+		for range n {
+			select {
+			case <-handled:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("handling stalled")
+			}
+		}
+	}
+
+	first := member(0)
+	pub, err := pubsub.New(newTransport(t, cluster, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	go func() { // about a message a millisecond, so that both rebalances land mid-stream
+		for i := range total {
+			if err := pubsub.Publish(context.Background(), pub, topic, order{ID: fmt.Sprint(i)}); err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	wait(300)
+	second := member(1) // joins: the partitions are split
+	defer second.Close()
+	for start := time.Now(); byMember[1].Load() < 100; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatal("the second member got no partition within 30s of joining")
+		}
+	}
+	if err := first.Close(); err != nil { // leaves: the second member takes every partition
+		t.Fatal(err)
+	}
+
+	deadline := time.After(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n == total {
+			break
+		}
+		select {
+		case <-handled:
+		case <-deadline:
+			t.Fatalf("%d of %d messages handled after the rebalances", n, total)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	dup := 0
+	for _, c := range seen {
+		dup += c - 1
+	}
+	t.Logf("%d messages, first member handled %d, second %d, %d handled twice across two rebalances",
+		total, byMember[0].Load(), byMember[1].Load(), dup)
+	if dup > 2*partitions {
+		t.Errorf("%d messages handled again after the rebalances; acked work must be committed when partitions move (at most one in flight per partition and rebalance)", dup)
 	}
 }

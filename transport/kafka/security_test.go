@@ -94,7 +94,7 @@ func roundTrip(t *testing.T, rawURL string) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer c.Close()
-	topic := pubsub.NewTopic[string]("secure")
+	topic := pubsub.NewTopic[string](kafkatest.Topic("secure"))
 	got := make(chan string, 1)
 	if err := pubsub.Subscribe(c, topic, "g", func(_ context.Context, m *pubsub.Message[string]) error {
 		got <- m.Payload
