@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,4 +199,52 @@ func BenchmarkPublishBatch16(b *testing.B) {
 		defer pub.Close()
 		runPublishers(b, benchBatch, func() error { return pub.Publish(topic, batch()...) })
 	})
+}
+
+// BenchmarkProduceRoundTrip sends produce requests of 1 and of 16 records, one at a
+// time, with sarama's protocol layer straight to the partition leader: the round trip
+// of the client and cluster alone, which bounds what 16 publishers that each wait for
+// their acknowledgement can reach (16 records per round trip at best). It reports
+// µs/request and msgs/s.
+func BenchmarkProduceRoundTrip(b *testing.B) {
+	cluster := kafkatest.New(b)
+	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs, Partitions: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	topic := benchTopic(b, tr)
+	client, err := sarama.NewClient(cluster.Addrs, tr.SaramaConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	leader, err := client.Leader(topic, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, records := range []int{1, 16} {
+		b.Run(fmt.Sprintf("records=%d", records), func(b *testing.B) {
+			start := time.Now()
+			for range b.N {
+				req := &sarama.ProduceRequest{RequiredAcks: sarama.WaitForAll, Timeout: 10_000, Version: 9}
+				rb := &sarama.RecordBatch{Version: 2, FirstTimestamp: time.Now(), ProducerID: -1, ProducerEpoch: -1,
+					FirstSequence: -1, LastOffsetDelta: int32(records - 1)}
+				for i := range records {
+					rb.Records = append(rb.Records, &sarama.Record{OffsetDelta: int64(i), Value: benchPayload})
+				}
+				req.AddBatch(topic, 0, rb)
+				resp, err := leader.Produce(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if blk := resp.GetBlock(topic, 0); blk == nil || blk.Err != sarama.ErrNoError {
+					b.Fatalf("produce: %+v", blk)
+				}
+			}
+			elapsed := time.Since(start)
+			b.ReportMetric(float64(elapsed.Microseconds())/float64(b.N), "µs/request")
+			b.ReportMetric(float64(b.N*records)/elapsed.Seconds(), "msgs/s")
+		})
+	}
 }
