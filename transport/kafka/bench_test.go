@@ -45,12 +45,19 @@ func BenchmarkPublish16(b *testing.B) {
 	b.Run("sarama-async", func(b *testing.B) { benchSaramaAsync(b, cluster) })
 }
 
-func benchTopic(b *testing.B, tr *kafka.Transport) string {
+// benchTransport opens a transport on cluster, closed when the benchmark ends, and a
+// new topic with the given partitions (0: the default).
+func benchTransport(b *testing.B, cluster *kafkatest.Cluster, partitions int32) (*kafka.Transport, string) {
+	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs, Partitions: partitions})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { tr.Close() })
 	topic := "bench." + uuid.NewString()[:8]
 	if err := tr.Provision(context.Background(), topic); err != nil {
 		b.Fatal(err)
 	}
-	return topic
+	return tr, topic
 }
 
 // runPublishers calls publish, which sends perCall messages, from benchPublishers
@@ -81,27 +88,19 @@ func runPublishers(b *testing.B, perCall int, publish func() error) {
 }
 
 func benchSDKPublish(b *testing.B, cluster *kafkatest.Cluster) {
-	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
-	if err != nil {
-		b.Fatal(err)
-	}
+	tr, topicName := benchTransport(b, cluster, 0)
 	c, err := pubsub.New(tr)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	topic := pubsub.NewTopic[[]byte](benchTopic(b, tr), pubsub.WithCodec(codec.Raw))
+	topic := pubsub.NewTopic[[]byte](topicName, pubsub.WithCodec(codec.Raw))
 	ctx := context.Background()
 	runPublishers(b, 1, func() error { return pubsub.Publish(ctx, c, topic, benchPayload) })
 }
 
 func benchWatermillPublish(b *testing.B, cluster *kafkatest.Cluster, acksAll bool) {
-	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	topic := benchTopic(b, tr)
+	_, topic := benchTransport(b, cluster, 0)
 	sc := wkafka.DefaultSaramaSyncPublisherConfig()
 	if acksAll {
 		sc.Producer.RequiredAcks = sarama.WaitForAll
@@ -117,12 +116,7 @@ func benchWatermillPublish(b *testing.B, cluster *kafkatest.Cluster, acksAll boo
 }
 
 func benchSaramaAsync(b *testing.B, cluster *kafkatest.Cluster) {
-	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	topic := benchTopic(b, tr)
+	tr, topic := benchTransport(b, cluster, 0)
 	sc := tr.SaramaConfig()
 	p, err := sarama.NewAsyncProducer(cluster.Addrs, sc)
 	if err != nil {
@@ -177,21 +171,11 @@ func BenchmarkPublishBatch16(b *testing.B) {
 		return msgs
 	}
 	b.Run("sdk-transport", func(b *testing.B) {
-		tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer tr.Close()
-		topic := benchTopic(b, tr)
+		tr, topic := benchTransport(b, cluster, 0)
 		runPublishers(b, benchBatch, func() error { return tr.Publish(topic, batch()...) })
 	})
 	b.Run("watermill-kafka", func(b *testing.B) {
-		tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer tr.Close()
-		topic := benchTopic(b, tr)
+		_, topic := benchTransport(b, cluster, 0)
 		pub, err := wkafka.NewPublisher(wkafka.PublisherConfig{Brokers: cluster.Addrs, Marshaler: wkafka.DefaultMarshaler{}}, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -208,12 +192,7 @@ func BenchmarkPublishBatch16(b *testing.B) {
 // µs/request and msgs/s.
 func BenchmarkProduceRoundTrip(b *testing.B) {
 	cluster := kafkatest.New(b)
-	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs, Partitions: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	topic := benchTopic(b, tr)
+	tr, topic := benchTransport(b, cluster, 1)
 	client, err := sarama.NewClient(cluster.Addrs, tr.SaramaConfig())
 	if err != nil {
 		b.Fatal(err)
