@@ -13,12 +13,15 @@ import (
 // chain wraps a subscription's handler in the client's middleware. This is the one
 // place the order is decided; outermost first, as DESIGN.md section 2 gives it:
 //
-//	detach → correlation → dead letter → observe → recover → decode → handler
+//	detach → correlation → dead letter → [wait due] → retry → observe → timeout → recover → decode → handler
 //
-// detach lets a handler outlive its subscription during a drain; observe reports each
-// attempt's outcome. Retry and timeout (between dead letter and recover) and tracing
-// and the trace log (outermost) come with the delivery-policy and observability work.
-func (c *Client) chain(s subscription, h message.HandlerFunc) (message.HandlerFunc, error) {
+// detach lets a handler outlive its subscription during a drain. wait due holds a
+// message from a retry topic until its retry is due (due is true for those feeds).
+// retry is middleware.Retry for Ordered delivery (in place) and middleware.RetryTopic
+// for Unordered. observe, inside retry, reports every attempt. Tracing and the trace
+// log (outermost) come with the observability work.
+func (c *Client) chain(s subscription, h message.HandlerFunc, due bool) (message.HandlerFunc, error) {
+	d := *s.delivery
 	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{
 		Publisher:   c.tr,
 		Topic:       s.deadLetterTopic,
@@ -35,13 +38,38 @@ func (c *Client) chain(s subscription, h message.HandlerFunc) (message.HandlerFu
 	if err != nil {
 		return nil, err
 	}
-	stages := []message.HandlerMiddleware{
-		c.detach,
-		middleware.CorrelationID,
-		deadLetter,
-		c.observe(s),
-		middleware.Recover,
+	onRetry := func(msg *message.Message, cause error, retry int, wait time.Duration) {
+		cid := CorrelationID(msg.Context())
+		c.logger.Debug("pubsub: message will be retried", "cid", cid, "topic", s.topic, "group", s.group,
+			"message_id", msg.UUID, "retry", retry, "wait", wait, "error", cause)
+		c.emit(Event{Kind: EventRetried, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
+			CorrelationID: cid, Attempt: retry, Duration: wait, Err: cause, Message: msg})
 	}
+	var retry message.HandlerMiddleware
+	if d.Ordering == Unordered {
+		retry, err = middleware.RetryTopic(middleware.RetryTopicConfig{
+			Publisher:  c.tr,
+			Topic:      func(n int) string { return RetryTopicName(s.topic, s.group, n) },
+			MaxRetries: d.Retry,
+			Backoff:    d.backoff(),
+			OnRetry:    onRetry,
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		retry = middleware.Retry(middleware.RetryConfig{
+			MaxRetries: d.Retry,
+			Backoff:    d.backoff(),
+			OnRetry:    onRetry,
+			Stop:       c.draining,
+		})
+	}
+	stages := []message.HandlerMiddleware{c.detach, middleware.CorrelationID, deadLetter}
+	if due {
+		stages = append(stages, middleware.WaitDue(c.draining))
+	}
+	stages = append(stages, retry, c.observe(s), middleware.Timeout(d.Timeout), middleware.Recover)
 	for i := len(stages) - 1; i >= 0; i-- {
 		h = stages[i](h)
 	}

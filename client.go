@@ -44,6 +44,8 @@ type Client struct {
 	subs     map[string]bool // "topic/group" pairs with a handler
 
 	closing   chan struct{} // closed when Close begins
+	draining  chan struct{} // closed when a drain begins: retry waits end
+	drainOnce sync.Once
 	runDone   chan struct{} // closed when Run has drained
 	closeOnce sync.Once
 	closeErr  error
@@ -125,13 +127,14 @@ func New(t transport.Transport, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
 	c := &Client{
-		tr:      t,
-		opts:    o,
-		logger:  o.logger,
-		router:  router,
-		subs:    map[string]bool{},
-		closing: make(chan struct{}),
-		runDone: make(chan struct{}),
+		tr:       t,
+		opts:     o,
+		logger:   o.logger,
+		router:   router,
+		subs:     map[string]bool{},
+		closing:  make(chan struct{}),
+		draining: make(chan struct{}),
+		runDone:  make(chan struct{}),
 	}
 	c.runCtx, c.runCancel = context.WithCancel(context.Background())
 	c.handlersCtx, c.cancelHandlers = context.WithCancel(context.Background())
@@ -189,6 +192,7 @@ func (c *Client) Run(ctx context.Context) error {
 // once the drain timeout runs out.
 func (c *Client) drain() error {
 	defer c.runCancel()
+	c.stopWaits()
 	closed := make(chan error, 1)
 	go func() { closed <- c.router.Close() }()
 	timer := time.NewTimer(c.opts.drainTimeout)
@@ -222,6 +226,7 @@ func (c *Client) Close() error {
 		started := c.started
 		c.mu.Unlock()
 		close(c.closing)
+		c.stopWaits()
 		if started {
 			<-c.runDone
 		}
@@ -238,3 +243,7 @@ func (c *Client) Capabilities() transport.Capabilities { return c.tr.Capabilitie
 
 // isReleased reports whether the transport was closed, after the drain.
 func (c *Client) isReleased() bool { return c.released.Load() }
+
+// stopWaits ends every retry wait in progress: a shutdown does not wait out a backoff.
+// The messages waiting are nacked and come back when the client runs again.
+func (c *Client) stopWaits() { c.drainOnce.Do(func() { close(c.draining) }) }

@@ -18,8 +18,13 @@ const (
 	// EventFailed: a handler attempt returned an error, panicked, or the message could
 	// not be decoded.
 	EventFailed EventKind = "failed"
+	// EventRetried: a failed message will be handled again: after a wait in place
+	// (ordered) or from a retry topic (unordered). Attempt is the attempt that failed.
+	EventRetried EventKind = "retried"
 	// EventDeadLettered: the message was published to its dead-letter topic and acked.
 	EventDeadLettered EventKind = "dead_lettered"
+	// EventReplayed: a dead letter was sent back to the group that failed it.
+	EventReplayed EventKind = "replayed"
 )
 
 // Event describes one step in a message's life; hooks set with WithEventHook receive
@@ -31,8 +36,8 @@ type Event struct {
 	MessageID     string
 	CorrelationID string
 	Attempt       int           // 1-based; 0 for EventPublished
-	Duration      time.Duration // handler time for EventProcessed and EventFailed
-	Err           error         // for EventFailed and EventDeadLettered
+	Duration      time.Duration // handler time for EventProcessed and EventFailed; the wait for EventRetried
+	Err           error         // for EventFailed, EventRetried and EventDeadLettered
 	At            time.Time
 	// Message is the message as published, delivered or dead-lettered. Hooks must not
 	// modify it or keep it after they return.

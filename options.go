@@ -16,6 +16,7 @@ type options struct {
 	drainTimeout time.Duration
 	hooks        []func(Event)
 	registry     *transport.Registry
+	delivery     Delivery
 	errs         []error
 }
 
@@ -36,6 +37,9 @@ func newOptions(opts []Option) (options, error) {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if err := o.delivery.validate(); err != nil {
+		o.errs = append(o.errs, fmt.Errorf("WithDefaultDelivery: %w", err))
 	}
 	if len(o.errs) > 0 {
 		return o, fmt.Errorf("pubsub: %w: %v", ErrInvalidOption, o.errs)

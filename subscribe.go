@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -17,6 +18,7 @@ type SubscribeOption func(*subscription)
 type subscription struct {
 	topic           string
 	group           string
+	delivery        *Delivery // WithDelivery's, or nil for the client's default
 	deadLetterTopic string
 }
 
@@ -24,6 +26,28 @@ type subscription struct {
 // "<topic>.<group>.dlq". Each group has its own, so a replay reaches only the group
 // that failed the message.
 func DeadLetterTopicName(topic, group string) string { return topic + "." + group + ".dlq" }
+
+// RetryTopicName returns the topic an Unordered subscription moves a message to for
+// its retry n (1-based): "<topic>.<group>.retry.<n>". One topic per retry keeps the
+// waits in one topic equal, so its messages fall due in the order they arrive.
+func RetryTopicName(topic, group string, retry int) string {
+	return topic + "." + group + ".retry." + strconv.Itoa(retry)
+}
+
+// ReplayTopicName returns the topic that replayed dead letters of a subscription go
+// to: "<topic>.<group>.replay", consumed by that subscription's handler only.
+func ReplayTopicName(topic, group string) string { return topic + "." + group + ".replay" }
+
+// topics returns every topic a subscription consumes or publishes to.
+func (s subscription) topics() []string {
+	ts := []string{s.topic, s.deadLetterTopic, ReplayTopicName(s.topic, s.group)}
+	if s.delivery.Ordering == Unordered {
+		for n := 1; n <= s.delivery.Retry; n++ {
+			ts = append(ts, RetryTopicName(s.topic, s.group, n))
+		}
+	}
+	return ts
+}
 
 // Subscribe registers h for the messages of topic t in consumer group group. Every
 // group receives every message of the topic; the clients that subscribe with one group
@@ -46,11 +70,22 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 	if h == nil {
 		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
 	}
-	s := subscription{topic: t.name, group: group, deadLetterTopic: DeadLetterTopicName(t.name, group)}
+	s := subscription{topic: t.name, group: group}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&s)
 		}
+	}
+	if s.delivery == nil {
+		d := c.opts.delivery
+		s.delivery = &d
+	}
+	if err := s.delivery.validate(); err != nil {
+		return err
+	}
+	s.deadLetterTopic = s.delivery.DeadLetterTopic
+	if s.deadLetterTopic == "" {
+		s.deadLetterTopic = DeadLetterTopicName(t.name, group)
 	}
 	handle := func(msg *message.Message) ([]*message.Message, error) {
 		m, err := Decode(t, msg)
@@ -76,15 +111,44 @@ func (c *Client) provision(s subscription) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), provisionTimeout)
 	defer cancel()
-	if err := p.Provision(ctx, s.topic, s.deadLetterTopic); err != nil {
+	if err := p.Provision(ctx, s.topics()...); err != nil {
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
 	}
 	return nil
 }
 
-// subscribe adds the handler of s to the router, wrapped in the client's chain.
+// feed is one topic a subscription's handler consumes: the topic itself, its replay
+// topic, and with Unordered delivery its retry topics. The subscription's own topics
+// are consumed under a consumer group of their own name, so that on Kafka they do not
+// share (and rebalance) the group of the subscription's main topic.
+type feed struct {
+	topic, group string
+	handle       message.HandlerFunc
+}
+
+func (c *Client) feeds(s subscription, handle message.HandlerFunc) ([]feed, error) {
+	main, err := c.chain(s, handle, false)
+	if err != nil {
+		return nil, err
+	}
+	due, err := c.chain(s, handle, true)
+	if err != nil {
+		return nil, err
+	}
+	replay := ReplayTopicName(s.topic, s.group)
+	fs := []feed{{s.topic, s.group, main}, {replay, replay, main}}
+	if s.delivery.Ordering == Unordered {
+		for n := 1; n <= s.delivery.Retry; n++ {
+			t := RetryTopicName(s.topic, s.group, n)
+			fs = append(fs, feed{t, t, due})
+		}
+	}
+	return fs, nil
+}
+
+// subscribe adds the handlers of s to the router, wrapped in the client's chain.
 func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
-	chained, err := c.chain(s, handle)
+	feeds, err := c.feeds(s, handle)
 	if err != nil {
 		return err
 	}
@@ -103,14 +167,17 @@ func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
 		return fmt.Errorf("pubsub: %w: topic %q already has a handler in group %q on this client", ErrInvalidOption, s.topic, s.group)
 	}
 	c.subs[name] = true
-	c.router.AddConsumerHandler(name, s.topic, transport.GroupSubscriber(c.tr, s.group), func(msg *message.Message) error {
-		_, err := chained(msg)
-		return err
-	})
+	for _, f := range feeds {
+		c.router.AddConsumerHandler(f.topic+"/"+f.group, f.topic, transport.GroupSubscriber(c.tr, f.group), func(msg *message.Message) error {
+			_, err := f.handle(msg)
+			return err
+		})
+	}
 	started := c.started
 	c.mu.Unlock()
 
-	c.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic)
+	c.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
+		"retry", s.delivery.Retry, "ordering", s.delivery.Ordering.String())
 	if !started {
 		return nil
 	}

@@ -40,6 +40,15 @@ const (
 	// FirstFailure is when the message first failed, RFC 3339 with nanoseconds; set
 	// once a message is retried, so the dead letter can say when trouble began.
 	FirstFailure = Prefix + "first_failure"
+	// RetryDue is when a message moved to a retry topic may be handled again, RFC 3339
+	// with nanoseconds.
+	RetryDue = Prefix + "retry_due"
+	// OriginPartition and OriginOffset locate the original record of a message moved
+	// to a retry topic or replayed, so its dead letter points at the original.
+	OriginPartition = Prefix + "origin_partition"
+	OriginOffset    = Prefix + "origin_offset"
+	// Replayed is "true" on a message replayed from a dead-letter topic.
+	Replayed = Prefix + "replayed"
 
 	// Dead-letter keys: set on a message published to a dead-letter topic.
 

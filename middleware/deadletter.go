@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -41,7 +42,8 @@ type DeadLetterConfig struct {
 // metadata.MaxReasonBytes, first and last failure times.
 //
 // An error is not dead-lettered, but returned so that the message is nacked and
-// redelivered, when the message's context ended (a shutdown cut the handler short),
+// redelivered, when the message's context ended or the error wraps ErrInterrupted (a
+// shutdown cut the handler or its retry wait short) or ErrRetryPublish,
 // or when publishing the dead letter fails: a message is never acked without being
 // handled or dead-lettered.
 func DeadLetter(cfg DeadLetterConfig) (message.HandlerMiddleware, error) {
@@ -58,8 +60,8 @@ func DeadLetter(cfg DeadLetterConfig) (message.HandlerMiddleware, error) {
 			if err == nil {
 				return produced, nil
 			}
-			if msg.Context().Err() != nil {
-				return nil, err
+			if msg.Context().Err() != nil || errors.Is(err, ErrInterrupted) || errors.Is(err, ErrRetryPublish) {
+				return nil, err // cut short by a shutdown: redeliver, do not dead-letter
 			}
 			dead := deadLetterOf(msg, err, cfg, now())
 			if perr := cfg.Publisher.Publish(cfg.Topic, dead); perr != nil {
@@ -99,7 +101,11 @@ func deadLetterOf(msg *message.Message, cause error, cfg DeadLetterConfig, now t
 	set(metadata.DeadLetterPermanent, strconv.FormatBool(IsPermanent(cause)))
 	set(metadata.DeadLetterFirstFailure, first)
 	set(metadata.DeadLetterLastFailure, stamp)
-	if pos, ok := transport.PositionFrom(msg.Context()); ok {
+	if p, o := msg.Metadata.Get(metadata.OriginPartition), msg.Metadata.Get(metadata.OriginOffset); o != "" {
+		// Moved to a retry topic or replayed: point at the original record.
+		set(metadata.DeadLetterPartition, p)
+		set(metadata.DeadLetterOffset, o)
+	} else if pos, ok := transport.PositionFrom(msg.Context()); ok {
 		set(metadata.DeadLetterPartition, strconv.Itoa(int(pos.Partition)))
 		set(metadata.DeadLetterOffset, strconv.FormatInt(pos.Offset, 10))
 	}

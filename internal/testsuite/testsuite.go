@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pubsubkit/pubsub"
+
 	"github.com/pubsubkit/pubsub/transport"
 )
 
@@ -39,6 +41,9 @@ type rule struct {
 var rules = []rule{
 	// Runs first and alone, so that goroutines of other rules cannot hide a leak.
 	{name: "CloseIdempotentNoLeak", run: testCloseIdempotentNoLeak},
+	// Timing rules run alone too, so that other rules' load does not skew them.
+	{name: "DeliveryOrdered", run: testDeliveryScenario(pubsub.Ordered)},
+	{name: "DeliveryUnordered", run: testDeliveryScenario(pubsub.Unordered)},
 	{name: "RoundTripMetadata", parallel: true, run: testRoundTripMetadata},
 	{name: "TypedDecode", parallel: true, run: testTypedDecode},
 	{name: "UndecodableDeadLettered", parallel: true, run: testUndecodableDeadLettered},

@@ -1,0 +1,109 @@
+package middleware
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/metadata"
+)
+
+// ErrInterrupted is returned, wrapping the handler's last error, when a retry wait was
+// cut short by a shutdown. The message must not be acked nor dead-lettered: it is
+// redelivered once the consumer runs again. DeadLetter passes it through.
+var ErrInterrupted = errors.New("retry wait interrupted by shutdown")
+
+// RetryConfig configures Retry.
+type RetryConfig struct {
+	// MaxRetries is how many times a failed message is handled again, after its
+	// first attempt. 0 retries nothing.
+	MaxRetries int
+	// Backoff gives the wait before each retry; nil waits nothing.
+	Backoff Backoff
+	// ShouldRetry decides whether an error is worth another attempt; nil retries
+	// every error except those marked Permanent.
+	ShouldRetry func(error) bool
+	// OnRetry, when set, is called before each wait with the error of the attempt that
+	// failed, the number of the retry to come (1-based) and the wait.
+	OnRetry func(msg *message.Message, err error, retry int, wait time.Duration)
+	// Stop, when closed, ends a wait in progress: the handler returns the last error
+	// wrapped in ErrInterrupted, so the message is redelivered rather than lost.
+	// Consumers close it when they shut down.
+	Stop <-chan struct{}
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Retry handles a failed message again in place, up to MaxRetries times with Backoff
+// between attempts, so the messages behind it wait (ordered retries). Put Timeout
+// inside it, so that each attempt gets a fresh deadline, and DeadLetter outside it, so
+// that the error it finally returns is dead-lettered.
+//
+// The attempt number travels in metadata.Attempt (1 for the first delivery) and the
+// time of the first failure in metadata.FirstFailure; an incoming message that already
+// carries an attempt number (from a retry topic) continues the count, so the retries
+// of all its deliveries add up to MaxRetries. A wait ends early when the message's
+// context ends or Stop closes; the last error is then returned, the first wrapped in
+// ErrInterrupted.
+//
+// Unlike Watermill's middleware.Retry, the delays follow Backoff exactly (retry n
+// waits Backoff(n), whatever ShouldRetry or OnRetry do), and a Permanent error is
+// returned at once.
+func Retry(cfg RetryConfig) message.HandlerMiddleware {
+	shouldRetry := cfg.ShouldRetry
+	if shouldRetry == nil {
+		shouldRetry = func(err error) bool { return !IsPermanent(err) }
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			attempt := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
+			for {
+				msg.Metadata.Set(metadata.Attempt, strconv.Itoa(attempt))
+				produced, err := h(msg)
+				if err == nil {
+					return produced, nil
+				}
+				if msg.Metadata.Get(metadata.FirstFailure) == "" {
+					msg.Metadata.Set(metadata.FirstFailure, now().UTC().Format(time.RFC3339Nano))
+				}
+				retry := attempt // the retry to come, 1-based
+				if retry > cfg.MaxRetries || !shouldRetry(err) {
+					return nil, err
+				}
+				var wait time.Duration
+				if cfg.Backoff != nil {
+					wait = cfg.Backoff(retry)
+				}
+				if cfg.OnRetry != nil {
+					cfg.OnRetry(msg, err, retry, wait)
+				}
+				if werr := sleep(msg, wait, cfg.Stop); werr != nil {
+					return nil, fmt.Errorf("%w before retry %d: %w", werr, retry, err)
+				}
+				attempt++
+			}
+		}
+	}
+}
+
+// sleep waits d, or less when msg's context ends (its error is returned) or stop
+// closes (ErrInterrupted).
+func sleep(msg *message.Message, d time.Duration, stop <-chan struct{}) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-msg.Context().Done():
+		return fmt.Errorf("%w: %w", ErrInterrupted, msg.Context().Err())
+	case <-stop:
+		return ErrInterrupted
+	}
+}
