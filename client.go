@@ -40,8 +40,8 @@ type Client struct {
 
 	mu       sync.Mutex
 	started  bool
-	stopping bool            // Run began draining: the router takes no more handlers
-	subs     map[string]bool // "topic/group" pairs with a handler
+	stopping bool                    // Run began draining: the router takes no more handlers
+	subs     map[string]subscription // by "topic/group"
 
 	closing   chan struct{} // closed when Close begins
 	draining  chan struct{} // closed when a drain begins: retry waits end
@@ -131,7 +131,7 @@ func New(t transport.Transport, opts ...Option) (*Client, error) {
 		opts:     o,
 		logger:   o.logger,
 		router:   router,
-		subs:     map[string]bool{},
+		subs:     map[string]subscription{},
 		closing:  make(chan struct{}),
 		draining: make(chan struct{}),
 		runDone:  make(chan struct{}),

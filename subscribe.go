@@ -162,11 +162,11 @@ func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): client is shutting down: %w", s.topic, s.group, ErrClosed)
 	}
-	if c.subs[name] {
+	if _, dup := c.subs[name]; dup {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: %w: topic %q already has a handler in group %q on this client", ErrInvalidOption, s.topic, s.group)
 	}
-	c.subs[name] = true
+	c.subs[name] = s
 	for _, f := range feeds {
 		c.router.AddConsumerHandler(f.topic+"/"+f.group, f.topic, transport.GroupSubscriber(c.tr, f.group), func(msg *message.Message) error {
 			_, err := f.handle(msg)

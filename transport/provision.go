@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // Provisioner is implemented by transports whose topics must exist before use (Kafka).
@@ -30,4 +32,13 @@ func LoggerFrom(ctx context.Context) *slog.Logger {
 		return l
 	}
 	return slog.Default()
+}
+
+// Reader is implemented by transports that can read what a topic holds without a
+// consumer group: the client lists dead letters with it.
+type Reader interface {
+	// ReadAll returns the messages topic holds now, oldest first within each
+	// partition, each with its Position in its context. It does not wait for more
+	// messages and moves no group's position. A topic that does not exist holds none.
+	ReadAll(ctx context.Context, topic string) ([]*message.Message, error)
 }

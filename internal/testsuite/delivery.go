@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/pubsubtest"
+	"github.com/pubsubkit/pubsub/transport"
 )
 
 // scenarioDelay is the BackoffDelay of the 1..10 scenario: retries wait 2·d, 4·d, 8·d.
@@ -169,5 +171,143 @@ func (a *attempts) waitAll(t *testing.T, n int, timeout time.Duration) (map[int]
 			t.Fatalf("%d of %d values handled within %v (order %v)", len(at), n, timeout, order)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testReplayToFailingGroup: a failed message is listed as a dead letter of its group,
+// replayed to that group only after a fix (attempt reset, correlation id kept), listed
+// no more, and dead-lettered again if it fails again. Another group never sees it twice.
+func testReplayToFailingGroup(t *testing.T, h Harness) {
+	c, tr := newClientOn(t, h)
+	if _, ok := tr.(transport.Reader); !ok {
+		t.Skip("the transport does not implement transport.Reader, which listing dead letters needs")
+	}
+	name := uniqueName(t, "invoices")
+	topic := pubsub.NewTopic[int](name)
+	var broken atomic.Bool
+	broken.Store(true)
+	var flaky, steady attempts
+	seen := make(chan *pubsub.Message[int], 20)
+	if err := pubsub.Subscribe(c, topic, "flaky", func(_ context.Context, m *pubsub.Message[int]) error {
+		flaky.record(m.Payload, m.Attempt)
+		seen <- m
+		if m.Payload%2 == 1 && broken.Load() {
+			return fmt.Errorf("cannot invoice %d", m.Payload)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pubsub.Subscribe(c, topic, "steady", func(_ context.Context, m *pubsub.Message[int]) error {
+		steady.record(m.Payload, m.Attempt)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pubsubtest.Run(t, c)
+	ctx := context.Background()
+	for v := 1; v <= 4; v++ {
+		if err := pubsub.Publish(ctx, c, topic, v, pubsub.WithCorrelationID(fmt.Sprintf("conv-%d", v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	letters := waitDeadLetters(t, c, name, "flaky", 2, h.Timeout)
+	byValue := map[string]pubsub.DeadLetter{}
+	for _, l := range letters {
+		byValue[string(l.Payload)] = l
+		if l.Attempts != 1 || l.Reason != "cannot invoice "+string(l.Payload) || l.Group != "flaky" || l.Topic != name {
+			t.Errorf("dead letter %+v", l)
+		}
+		if l.CorrelationID != "conv-"+string(l.Payload) {
+			t.Errorf("dead letter of %s has correlation id %q", l.Payload, l.CorrelationID)
+		}
+	}
+	if _, ok := byValue["1"]; !ok {
+		t.Fatalf("dead letters %v lack value 1", letters)
+	}
+
+	// Fix, then replay the oldest one only.
+	broken.Store(false)
+	drain(seen)
+	n, err := c.Replay(ctx, name, "flaky", pubsub.ReplayIDs(byValue["1"].ID))
+	if err != nil || n != 1 {
+		t.Fatalf("Replay by id: %d, %v", n, err)
+	}
+	m := waitValue(t, seen, 1, h.Timeout)
+	if m.Attempt != 1 || m.CorrelationID != "conv-1" || m.ID != byValue["1"].ID {
+		t.Errorf("replayed message: attempt %d, correlation %q, id %q (want %q)", m.Attempt, m.CorrelationID, m.ID, byValue["1"].ID)
+	}
+	if rest := waitDeadLetters(t, c, name, "flaky", 1, h.Timeout); rest[0].ID != byValue["3"].ID {
+		t.Fatalf("after replaying 1, pending dead letters are %v, want only 3's", rest)
+	}
+
+	// Broken again: the replay of 3 fails and is dead-lettered again.
+	broken.Store(true)
+	drain(seen)
+	if n, err := c.Replay(ctx, name, "flaky", pubsub.ReplayFirst(5)); err != nil || n != 1 {
+		t.Fatalf("ReplayFirst: %d, %v", n, err)
+	}
+	waitValue(t, seen, 3, h.Timeout)
+	again := waitDeadLetters(t, c, name, "flaky", 1, h.Timeout)
+	if again[0].ID != byValue["3"].ID || again[0].CorrelationID != "conv-3" {
+		t.Fatalf("after a failed replay, dead letters are %v, want 3's again", again)
+	}
+	if _, err := c.Replay(ctx, name, "flaky", pubsub.ReplayIDs("no-such-id")); err == nil {
+		t.Error("Replay of an unknown id succeeded")
+	}
+
+	steady.waitAll(t, 4, h.Timeout)
+	time.Sleep(100 * time.Millisecond) // a replay leaking to this group would show by now
+	at, order := steady.snapshot()
+	for v := 1; v <= 4; v++ {
+		if len(at[v]) != 1 {
+			t.Errorf("steady group handled %d %d times, want once (order %v)", v, len(at[v]), order)
+		}
+	}
+}
+
+// waitDeadLetters polls until the subscription has exactly n pending dead letters.
+func waitDeadLetters(t *testing.T, c *pubsub.Client, topic, group string, n int, timeout time.Duration) []pubsub.DeadLetter {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		letters, err := c.DeadLetters(context.Background(), topic, group)
+		if err != nil {
+			t.Fatalf("DeadLetters: %v", err)
+		}
+		if len(letters) == n {
+			return letters
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pending dead letters of %q in %q, want %d: %+v", len(letters), topic, group, n, letters)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitValue returns the next message with payload v from seen.
+func waitValue(t *testing.T, seen <-chan *pubsub.Message[int], v int, timeout time.Duration) *pubsub.Message[int] {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m := <-seen:
+			if m.Payload == v {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("value %d not handled again within %v", v, timeout)
+		}
+	}
+}
+
+// drain empties ch of what it holds now.
+func drain[T any](ch <-chan T) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
 	}
 }

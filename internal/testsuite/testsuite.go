@@ -59,6 +59,7 @@ var rules = []rule{
 	{name: "HandlerPublishesToOwnTopic", parallel: true, run: testHandlerPublishesToOwnTopic},
 	{name: "CorrelationAcrossHandlerPublish", parallel: true, run: testCorrelationAcrossHandlerPublish},
 	{name: "ClosedRefuses", parallel: true, run: testClosedRefuses},
+	{name: "ReplayToFailingGroup", parallel: true, run: testReplayToFailingGroup},
 }
 
 func ordered(c transport.Capabilities) bool { return c.Ordered }

@@ -38,6 +38,7 @@ type Transport struct {
 var (
 	_ transport.Transport   = (*Transport)(nil)
 	_ transport.Provisioner = (*Transport)(nil)
+	_ transport.Reader      = (*Transport)(nil)
 )
 
 // New connects to the cluster described by cfg and returns the transport. It fails,

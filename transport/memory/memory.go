@@ -244,3 +244,20 @@ func (t *Transport) topic(name string) (*topic, error) {
 
 // closing is done once Close has begun.
 func (t *Transport) closing() <-chan struct{} { return t.ctx.Done() }
+
+// ReadAll returns the messages topicName retains, oldest first, without touching any
+// group's position.
+func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.Message, error) {
+	tp, err := t.topic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	msgs := make([]*message.Message, len(tp.log))
+	for i, r := range tp.log {
+		msgs[i] = r.message()
+		msgs[i].SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset}))
+	}
+	return msgs, nil
+}
