@@ -2,6 +2,7 @@ package testsuite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -311,3 +312,91 @@ func drain[T any](ch <-chan T) {
 		}
 	}
 }
+
+// testShutdownDuringBackoff: a message fails and waits 10 s for its first retry when
+// its consumer is stopped. Stopping does not wait out the backoff, the message is not
+// dead-lettered, and the consumer that starts next gets it again. On a transport that
+// is not Persistent the two clients share one transport, as the process would.
+func testShutdownDuringBackoff(t *testing.T, h Harness) {
+	first := h.New(t)
+	t.Cleanup(func() { first.Close() })
+	persistent := first.Capabilities().Persistent
+	second := first
+	if persistent {
+		second = newTransport(t, h)
+	}
+	name := uniqueName(t, "payments")
+	topic := pubsub.NewTopic[int](name)
+	delivery := pubsub.Delivery{Retry: 3, BackoffDelay: 5 * time.Second}
+	dead := subscribe(t, second, pubsub.DeadLetterTopicName(name, "ledger"), "inspect")
+
+	c1, err := pubsub.New(sharedTransport{first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	failed := make(chan int, 10)
+	if err := pubsub.Subscribe(c1, topic, "ledger", func(_ context.Context, m *pubsub.Message[int]) error {
+		failed <- m.Attempt
+		return errors.New("ledger unavailable")
+	}, pubsub.WithDelivery(delivery)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c1.Run(ctx) }()
+	<-c1.Running()
+	if err := pubsub.Publish(context.Background(), c1, topic, 42); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-failed:
+	case <-time.After(h.Timeout):
+		t.Fatal("the message was not handled")
+	}
+	time.Sleep(200 * time.Millisecond) // well inside the 10 s wait for retry 1
+	began := time.Now()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("stopping took %v: the shutdown waited out the backoff", d)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c2, err := pubsub.New(sharedTransport{second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	handled := make(chan *pubsub.Message[int], 10)
+	if err := pubsub.Subscribe(c2, topic, "ledger", func(_ context.Context, m *pubsub.Message[int]) error {
+		handled <- m
+		return nil
+	}, pubsub.WithDelivery(delivery)); err != nil {
+		t.Fatal(err)
+	}
+	pubsubtest.Run(t, c2)
+	select {
+	case m := <-handled:
+		if m.Payload != 42 {
+			t.Fatalf("after the restart got %d", m.Payload)
+		}
+	case <-time.After(h.Timeout):
+		t.Fatal("the message waiting for its retry was lost in the shutdown")
+	}
+	select {
+	case d := <-dead:
+		t.Fatalf("the message was dead-lettered by the shutdown: %v", d.Metadata)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// sharedTransport is a transport whose Close leaves it open, for clients that share
+// one; the test closes it.
+type sharedTransport struct{ transport.Transport }
+
+func (sharedTransport) Close() error { return nil }

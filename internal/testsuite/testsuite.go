@@ -60,6 +60,7 @@ var rules = []rule{
 	{name: "CorrelationAcrossHandlerPublish", parallel: true, run: testCorrelationAcrossHandlerPublish},
 	{name: "ClosedRefuses", parallel: true, run: testClosedRefuses},
 	{name: "ReplayToFailingGroup", parallel: true, run: testReplayToFailingGroup},
+	{name: "ShutdownDuringBackoff", parallel: true, run: testShutdownDuringBackoff},
 }
 
 func ordered(c transport.Capabilities) bool { return c.Ordered }
