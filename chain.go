@@ -69,7 +69,11 @@ func (c *Client) chain(s subscription, h message.HandlerFunc, due bool) (message
 	if due {
 		stages = append(stages, middleware.WaitDue(c.draining))
 	}
-	stages = append(stages, retry, c.observe(s), middleware.Timeout(d.Timeout), middleware.Recover)
+	recoverer := middleware.Recover
+	if s.permanentPanics {
+		recoverer = middleware.RecoverPermanent
+	}
+	stages = append(stages, retry, c.observe(s), middleware.Timeout(d.Timeout), recoverer)
 	for i := len(stages) - 1; i >= 0; i-- {
 		h = stages[i](h)
 	}

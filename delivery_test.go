@@ -87,3 +87,26 @@ func TestDefaultAndPerSubscriptionDelivery(t *testing.T) {
 		t.Errorf("%d retried events for 2 retries", len(retried))
 	}
 }
+
+// TestPermanentPanics: with WithPermanentPanics a panic is dead-lettered at once,
+// marked permanent; without it, it is retried like an error.
+func TestPermanentPanics(t *testing.T) {
+	h := pubsubtest.New(t, pubsub.WithDefaultDelivery(pubsub.Delivery{Retry: 2, BackoffDelay: time.Millisecond}))
+	topic := pubsub.NewTopic[int]("panics")
+	boom := func(context.Context, *pubsub.Message[int]) error { panic("nil order") }
+	if err := pubsub.Subscribe(h.Client, topic, "strict", boom, pubsub.WithPermanentPanics()); err != nil {
+		t.Fatal(err)
+	}
+	if err := pubsub.Subscribe(h.Client, topic, "lenient", boom); err != nil {
+		t.Fatal(err)
+	}
+	if err := pubsub.Publish(context.Background(), h.Client, topic, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.WaitDeadLettered(topic.Name(), "strict", 1)[0]; got.Attempt != 1 || !pubsub.IsPermanent(got.Err) {
+		t.Errorf("permanent panic: attempt %d, permanent %v", got.Attempt, pubsub.IsPermanent(got.Err))
+	}
+	if got := h.WaitDeadLettered(topic.Name(), "lenient", 1)[0]; got.Attempt != 3 || pubsub.IsPermanent(got.Err) {
+		t.Errorf("ordinary panic: attempt %d, permanent %v; want 3 attempts", got.Attempt, pubsub.IsPermanent(got.Err))
+	}
+}

@@ -19,7 +19,16 @@ type subscription struct {
 	topic           string
 	group           string
 	delivery        *Delivery // WithDelivery's, or nil for the client's default
+	permanentPanics bool      // WithPermanentPanics
 	deadLetterTopic string
+}
+
+// WithPermanentPanics makes a panic in the handler a permanent failure: it is
+// dead-lettered at once instead of retried under the Delivery policy. Use it for
+// handlers whose panics come from the message (a nil field, an index out of range)
+// rather than from the moment.
+func WithPermanentPanics() SubscribeOption {
+	return func(s *subscription) { s.permanentPanics = true }
 }
 
 // DeadLetterTopicName returns the default dead-letter topic of a subscription:

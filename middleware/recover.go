@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -34,5 +35,19 @@ func Recover(h message.HandlerFunc) message.HandlerFunc {
 			}
 		}()
 		return h(msg)
+	}
+}
+
+// RecoverPermanent is Recover for handlers whose panics retrying cannot fix: the
+// *PanicError is marked Permanent, so it is dead-lettered at once.
+func RecoverPermanent(h message.HandlerFunc) message.HandlerFunc {
+	recovered := Recover(h)
+	return func(msg *message.Message) ([]*message.Message, error) {
+		produced, err := recovered(msg)
+		var p *PanicError
+		if errors.As(err, &p) {
+			return nil, Permanent(err)
+		}
+		return produced, err
 	}
 }
