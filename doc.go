@@ -23,14 +23,32 @@
 // are handled in publish order, one at a time. The memory transport has one partition,
 // so all its messages keep their order.
 //
-// When a handler returns an error or panics, the message is published to the
-// subscription's dead-letter topic, "<topic>.<group>.dlq" (see [DeadLetterTopicName]),
-// with its payload unchanged and metadata saying why (see package metadata), and then
-// acked, so one bad message neither blocks the messages behind it nor disappears. A
-// payload that cannot be decoded, or that was written by another codec, never reaches
-// the handler and is dead-lettered the same way. If the dead-letter publish fails, the
-// message is not acked and comes back. A message published before any group
-// subscribed is kept until one does, within the transport's retention bounds.
+// # Retries and dead letters
+//
+// Each subscription has a [Delivery] policy ([WithDelivery], or the client's
+// [WithDefaultDelivery]), after the Knative delivery spec. When a handler returns an
+// error, panics or runs past Delivery.Timeout, the message is retried up to
+// Delivery.Retry times; retry n waits BackoffDelay·2ⁿ (exponential) or
+// BackoffDelay·n (linear), capped by MaxBackoff. [Ordered] delivery (the default)
+// retries in place and holds back the messages behind it in its partition; [Unordered]
+// delivery moves the message to the subscription's retry topic for that retry
+// ([RetryTopicName]) and lets the rest go on. A [Permanent] error, a payload that
+// cannot be decoded or was written by another codec, and with [WithPermanentPanics] a
+// panic, skip the retries.
+//
+// When the retries run out, the message is published to the subscription's
+// dead-letter topic, "<topic>.<group>.dlq" ([DeadLetterTopicName]) unless
+// Delivery.DeadLetterTopic names another, with its payload unchanged, its metadata, and
+// why: attempts, the error text, first and last failure times, the original topic,
+// group, partition and offset (package metadata names the keys). Then it is acked, so
+// one bad message neither blocks the messages behind it forever nor disappears. If the
+// dead-letter or retry-topic publish fails, or a shutdown interrupts a retry wait, the
+// message is not acked and comes back. [Client.DeadLetters] lists a subscription's dead
+// letters and [Client.Replay] sends them back to that subscription's group only, at
+// attempt 1 with their correlation id.
+//
+// A message published before any group subscribed is kept until one does, within the
+// transport's retention bounds.
 //
 // # Correlation
 //
@@ -66,5 +84,5 @@
 //
 // [WithLogger] receives the client's own records; those about one message carry its
 // correlation id as "cid". [WithEventHook] receives every step of a message's life
-// ([Event]): published, processed, failed, dead-lettered.
+// ([Event]): published, processed, failed, retried, dead-lettered, replayed.
 package pubsub
