@@ -53,14 +53,7 @@ type RetryConfig struct {
 // waits Backoff(n), whatever ShouldRetry or OnRetry do), and a Permanent error is
 // returned at once.
 func Retry(cfg RetryConfig) message.HandlerMiddleware {
-	shouldRetry := cfg.ShouldRetry
-	if shouldRetry == nil {
-		shouldRetry = func(err error) bool { return !IsPermanent(err) }
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
+	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempt := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
@@ -70,17 +63,11 @@ func Retry(cfg RetryConfig) message.HandlerMiddleware {
 				if err == nil {
 					return produced, nil
 				}
-				if msg.Metadata.Get(metadata.FirstFailure) == "" {
-					msg.Metadata.Set(metadata.FirstFailure, now().UTC().Format(time.RFC3339Nano))
-				}
-				retry := attempt // the retry to come, 1-based
-				if retry > cfg.MaxRetries || !shouldRetry(err) {
+				again, wait, _ := pol.failed(msg, attempt, err)
+				if !again {
 					return nil, err
 				}
-				var wait time.Duration
-				if cfg.Backoff != nil {
-					wait = cfg.Backoff(retry)
-				}
+				retry := attempt // the retry to come, 1-based
 				if cfg.OnRetry != nil {
 					cfg.OnRetry(msg, err, retry, wait)
 				}
@@ -91,6 +78,41 @@ func Retry(cfg RetryConfig) message.HandlerMiddleware {
 			}
 		}
 	}
+}
+
+// policy is what Retry and RetryTopic share: which errors are retried, how often,
+// and after how long.
+type policy struct {
+	maxRetries  int
+	backoff     Backoff
+	shouldRetry func(error) bool
+	now         func() time.Time
+}
+
+func newPolicy(maxRetries int, backoff Backoff, shouldRetry func(error) bool, now func() time.Time) policy {
+	if shouldRetry == nil {
+		shouldRetry = func(err error) bool { return !IsPermanent(err) }
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return policy{maxRetries, backoff, shouldRetry, now}
+}
+
+// failed records that attempt of msg failed (metadata.FirstFailure, once) and says
+// whether it is retried, after how long, and when it failed.
+func (p policy) failed(msg *message.Message, attempt int, err error) (again bool, wait time.Duration, at time.Time) {
+	at = p.now()
+	if msg.Metadata.Get(metadata.FirstFailure) == "" {
+		msg.Metadata.Set(metadata.FirstFailure, at.UTC().Format(time.RFC3339Nano))
+	}
+	if attempt > p.maxRetries || !p.shouldRetry(err) {
+		return false, 0, at
+	}
+	if p.backoff != nil {
+		wait = p.backoff(attempt)
+	}
+	return true, wait, at
 }
 
 // sleep waits d, or less when msg's context ends (its error is returned) or stop

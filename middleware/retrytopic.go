@@ -46,14 +46,7 @@ func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
 	if cfg.Publisher == nil || cfg.Topic == nil {
 		return nil, fmt.Errorf("middleware: %w: RetryTopic needs a Publisher and a Topic", transport.ErrInvalidOption)
 	}
-	shouldRetry := cfg.ShouldRetry
-	if shouldRetry == nil {
-		shouldRetry = func(err error) bool { return !IsPermanent(err) }
-	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
-	}
+	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempt := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
@@ -62,18 +55,11 @@ func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
 			if err == nil {
 				return produced, nil
 			}
-			at := now()
-			if msg.Metadata.Get(metadata.FirstFailure) == "" {
-				msg.Metadata.Set(metadata.FirstFailure, at.UTC().Format(time.RFC3339Nano))
-			}
-			retry := attempt
-			if retry > cfg.MaxRetries || !shouldRetry(err) {
+			again, wait, at := pol.failed(msg, attempt, err)
+			if !again {
 				return nil, err
 			}
-			var wait time.Duration
-			if cfg.Backoff != nil {
-				wait = cfg.Backoff(retry)
-			}
+			retry := attempt
 			next := message.NewMessage(msg.UUID, msg.Payload)
 			for k, v := range msg.Metadata {
 				next.Metadata.Set(k, v)
