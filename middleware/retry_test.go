@@ -226,3 +226,32 @@ func TestRetryTopicOnPlainRouter(t *testing.T) {
 		}
 	}
 }
+
+// failingPublisher refuses every message.
+type failingPublisher struct{}
+
+func (failingPublisher) Publish(string, ...*message.Message) error { return errors.New("broker down") }
+func (failingPublisher) Close() error                              { return nil }
+
+// TestRetryTopicPublishFailureRedelivers: when the retry cannot be published, the
+// error wraps ErrRetryPublish and DeadLetter passes it through, so the message is
+// nacked (redelivered), neither acked nor dead-lettered.
+func TestRetryTopicPublishFailureRedelivers(t *testing.T) {
+	requeue, _ := middleware.RetryTopic(middleware.RetryTopicConfig{Publisher: failingPublisher{},
+		Topic: func(int) string { return "jobs.retry.1" }, MaxRetries: 1})
+	dlqPub := &recordingPublisher{}
+	deadLetter, _ := middleware.DeadLetter(middleware.DeadLetterConfig{Publisher: dlqPub, Topic: "jobs.dlq"})
+	h := deadLetter(requeue(func(*message.Message) ([]*message.Message, error) { return nil, errors.New("failed") }))
+	_, err := h(message.NewMessage("1", nil))
+	if !errors.Is(err, middleware.ErrRetryPublish) {
+		t.Fatalf("error %v does not wrap ErrRetryPublish: the message would be acked", err)
+	}
+	if dlqPub.n != 0 {
+		t.Fatal("a message whose retry could not be published was dead-lettered")
+	}
+}
+
+type recordingPublisher struct{ n int }
+
+func (r *recordingPublisher) Publish(string, ...*message.Message) error { r.n++; return nil }
+func (r *recordingPublisher) Close() error                              { return nil }
