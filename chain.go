@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/metadata"
@@ -31,7 +33,11 @@ func (c *Client) chain(s subscription, h message.HandlerFunc, due bool) (message
 			cid := dead.Metadata.Get(metadata.CorrelationID)
 			c.logger.Warn("pubsub: message dead-lettered", "cid", cid, "topic", s.topic, "group", s.group,
 				"message_id", dead.UUID, "dead_letter_topic", s.deadLetterTopic, "error", cause)
-			c.emit(Event{Kind: EventDeadLettered, Topic: s.topic, Group: s.group, MessageID: dead.UUID,
+			spans := attemptSpansFrom(dead.Context())
+			ctx := spans.context(dead.Context())
+			spans.end("dead_letter", attribute.String("pubsub.dead_letter_topic", s.deadLetterTopic),
+				attribute.Int("pubsub.attempts", attemptOf(dead)))
+			c.emit(ctx, Event{Kind: EventDeadLettered, Topic: s.topic, Group: s.group, MessageID: dead.UUID,
 				CorrelationID: cid, Attempt: attemptOf(dead), Err: cause, Message: dead})
 		},
 	})
@@ -42,7 +48,10 @@ func (c *Client) chain(s subscription, h message.HandlerFunc, due bool) (message
 		cid := CorrelationID(msg.Context())
 		c.logger.Debug("pubsub: message will be retried", "cid", cid, "topic", s.topic, "group", s.group,
 			"message_id", msg.UUID, "retry", retry, "wait", wait, "error", cause)
-		c.emit(Event{Kind: EventRetried, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
+		spans := attemptSpansFrom(msg.Context())
+		ctx := spans.context(msg.Context())
+		spans.end("retry", spanWait(retry, wait)...)
+		c.emit(ctx, Event{Kind: EventRetried, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
 			CorrelationID: cid, Attempt: retry, Duration: wait, Err: cause, Message: msg})
 	}
 	var retry message.HandlerMiddleware
@@ -65,7 +74,7 @@ func (c *Client) chain(s subscription, h message.HandlerFunc, due bool) (message
 			Stop:       c.draining,
 		})
 	}
-	stages := []message.HandlerMiddleware{c.detach, middleware.CorrelationID, deadLetter}
+	stages := []message.HandlerMiddleware{c.detach, c.traceDelivery, middleware.CorrelationID, deadLetter}
 	if due {
 		stages = append(stages, middleware.WaitDue(c.draining))
 	}
@@ -97,19 +106,34 @@ func (c *Client) detach(h message.HandlerFunc) message.HandlerFunc {
 	}
 }
 
-// observe reports the outcome of each handler attempt to the event hooks.
+// observe runs one handler attempt in its CONSUMER span and reports its outcome. A
+// failed attempt's span stays open for the retry or dead-letter step to add its event
+// and end it (see attemptSpans).
 func (c *Client) observe(s subscription) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
+			spans := attemptSpansFrom(msg.Context())
+			spans.end("") // a previous attempt's, if a step left it open
+			outer := msg.Context()
+			ctx, span := c.tel.startProcess(s, msg)
+			msg.SetContext(ctx)
 			start := time.Now()
 			produced, err := h(msg)
+			elapsed := time.Since(start)
+			msg.SetContext(outer)
 			kind := EventProcessed
 			if err != nil {
 				kind = EventFailed
+				fail(span, err)
 			}
-			c.emit(Event{Kind: kind, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
-				CorrelationID: CorrelationID(msg.Context()), Attempt: attemptOf(msg),
-				Duration: time.Since(start), Err: err, Message: msg})
+			c.emit(ctx, Event{Kind: kind, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
+				CorrelationID: CorrelationID(ctx), Attempt: attemptOf(msg),
+				Duration: elapsed, Err: err, Message: msg})
+			if err != nil && spans != nil {
+				spans.open = span
+			} else {
+				span.End()
+			}
 			return produced, err
 		}
 	}

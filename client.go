@@ -22,6 +22,7 @@ import (
 // Open (by URL) or New (from a transport), register handlers with Subscribe, start
 // consuming with Run, and stop with Close. A Client is safe for concurrent use.
 type Client struct {
+	tel    *telemetry
 	tr     transport.Transport
 	opts   options
 	logger *slog.Logger
@@ -126,7 +127,12 @@ func New(t transport.Transport, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
+	tel, err := newTelemetry(o, t)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
+		tel:      tel,
 		tr:       t,
 		opts:     o,
 		logger:   o.logger,

@@ -1,7 +1,10 @@
 package pubsub
 
 import (
+	"context"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -39,16 +42,22 @@ type Event struct {
 	Duration      time.Duration // handler time for EventProcessed and EventFailed; the wait for EventRetried
 	Err           error         // for EventFailed, EventRetried and EventDeadLettered
 	At            time.Time
+	TraceID       string // the trace the event belongs to, when tracing is on
 	// Message is the message as published, delivered or dead-lettered. Hooks must not
 	// modify it or keep it after they return.
 	Message *message.Message
 }
 
-func (c *Client) emit(e Event) {
-	if len(c.opts.hooks) == 0 {
-		return
-	}
+// emit reports e, which happened in ctx, to the metrics, the trace log and the hooks.
+func (c *Client) emit(ctx context.Context, e Event) {
 	e.At = time.Now()
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		e.TraceID = sc.TraceID().String()
+	}
+	c.tel.record(ctx, e)
+	if c.opts.traceLog != nil {
+		c.opts.traceLog.write(ctx, e)
+	}
 	for _, h := range c.opts.hooks {
 		h(e)
 	}

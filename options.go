@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pubsubkit/pubsub/transport"
 )
 
@@ -17,7 +20,11 @@ type options struct {
 	hooks        []func(Event)
 	registry     *transport.Registry
 	delivery     Delivery
-	errs         []error
+	// Observability: nil means the OpenTelemetry globals, and no trace log.
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	traceLog       *traceLog
+	errs           []error
 }
 
 // DefaultDrainTimeout is how long Close and the end of Run wait for in-flight handlers

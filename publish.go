@@ -103,14 +103,18 @@ func (c *Client) publish(ctx context.Context, topic string, msg *message.Message
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	ctx, span := c.tel.startPublish(ctx, topic, msg)
+	defer span.End()
 	msg.SetContext(ctx)
 	if err := c.tr.Publish(topic, msg); err != nil {
+		fail(span, err)
+		c.tel.record(ctx, Event{Kind: EventPublished, Topic: topic, Err: err})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return fmt.Errorf("pubsub: publish to %q: %w", topic, err)
 	}
-	c.emit(Event{Kind: EventPublished, Topic: topic, MessageID: msg.UUID,
+	c.emit(ctx, Event{Kind: EventPublished, Topic: topic, MessageID: msg.UUID,
 		CorrelationID: msg.Metadata.Get(metadata.CorrelationID), Message: msg})
 	return nil
 }

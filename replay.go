@@ -175,7 +175,7 @@ func (c *Client) Replay(ctx context.Context, topic, group string, sel ReplaySele
 		if err := c.tr.Publish(dlq, marker); err != nil {
 			return i + 1, fmt.Errorf("pubsub: marking %s replayed: %w", dead.UUID, err)
 		}
-		c.emit(Event{Kind: EventReplayed, Topic: topic, Group: group, MessageID: dead.UUID,
+		c.emit(ctx, Event{Kind: EventReplayed, Topic: topic, Group: group, MessageID: dead.UUID,
 			CorrelationID: dead.Metadata.Get(metadata.CorrelationID), Attempt: 1, Message: dead})
 	}
 	return len(chosen), nil

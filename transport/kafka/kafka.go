@@ -262,3 +262,6 @@ func (t *Transport) SaramaConfig() *sarama.Config {
 	c := *t.sarama
 	return &c
 }
+
+// MessagingSystem names this transport in telemetry (messaging.system).
+func (t *Transport) MessagingSystem() string { return "kafka" }

@@ -261,3 +261,6 @@ func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.M
 	}
 	return msgs, nil
 }
+
+// MessagingSystem names this transport in telemetry (messaging.system).
+func (t *Transport) MessagingSystem() string { return "pubsubkit_memory" }

@@ -1,0 +1,231 @@
+package pubsub
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/transport"
+)
+
+// instrumentationName names the library to OpenTelemetry.
+const instrumentationName = "github.com/pubsubkit/pubsub"
+
+// WithTracerProvider sets where the client's spans go: a "publish <topic>" PRODUCER
+// span per publish and a "process <topic>" CONSUMER span per handler attempt, child of
+// the producer's span carried in the W3C traceparent header. The default is
+// otel.GetTracerProvider(), which does nothing until the application installs an SDK.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) {
+		if tp == nil {
+			o.errs = append(o.errs, fmt.Errorf("WithTracerProvider(nil)"))
+			return
+		}
+		o.tracerProvider = tp
+	}
+}
+
+// WithMeterProvider sets where the client's metrics go: messages sent and consumed,
+// process duration, retries, dead letters and replays. The default is
+// otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) {
+		if mp == nil {
+			o.errs = append(o.errs, fmt.Errorf("WithMeterProvider(nil)"))
+			return
+		}
+		o.meterProvider = mp
+	}
+}
+
+// telemetry holds the client's tracer and instruments.
+type telemetry struct {
+	system      string
+	tracer      trace.Tracer
+	propagator  propagation.TextMapPropagator
+	sent        metric.Int64Counter
+	consumed    metric.Int64Counter
+	duration    metric.Float64Histogram
+	retries     metric.Int64Counter
+	deadLetters metric.Int64Counter
+	replays     metric.Int64Counter
+}
+
+func newTelemetry(o options, tr transport.Transport) (*telemetry, error) {
+	tp, mp := o.tracerProvider, o.meterProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	t := &telemetry{
+		system:     "pubsubkit",
+		tracer:     tp.Tracer(instrumentationName),
+		propagator: propagation.TraceContext{},
+	}
+	if s, ok := tr.(interface{ MessagingSystem() string }); ok {
+		t.system = s.MessagingSystem()
+	}
+	m := mp.Meter(instrumentationName)
+	var err error
+	counter := func(name, desc string) metric.Int64Counter {
+		c, cerr := m.Int64Counter(name, metric.WithDescription(desc), metric.WithUnit("{message}"))
+		if cerr != nil && err == nil {
+			err = cerr
+		}
+		return c
+	}
+	t.sent = counter("messaging.client.sent.messages", "Messages published, by topic and outcome.")
+	t.consumed = counter("messaging.client.consumed.messages", "Handler attempts, by topic, group and outcome.")
+	t.retries = counter("pubsub.retries", "Failed attempts that will be retried, by topic and group.")
+	t.deadLetters = counter("pubsub.dead_letters", "Messages dead-lettered, by topic and group.")
+	t.replays = counter("pubsub.replays", "Dead letters replayed, by topic and group.")
+	t.duration, err = m.Float64Histogram("messaging.process.duration",
+		metric.WithDescription("Handler time per attempt, by topic, group and outcome."), metric.WithUnit("s"))
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: creating metrics: %w", err)
+	}
+	return t, nil
+}
+
+// outcome is the bounded label of a result.
+func outcome(err error) attribute.KeyValue {
+	if err != nil {
+		return attribute.String("outcome", "failure")
+	}
+	return attribute.String("outcome", "success")
+}
+
+// record counts the event in the metrics.
+func (t *telemetry) record(ctx context.Context, e Event) {
+	dest := attribute.String("messaging.destination.name", e.Topic)
+	group := attribute.String("messaging.consumer.group.name", e.Group)
+	switch e.Kind {
+	case EventPublished:
+		t.sent.Add(ctx, 1, metric.WithAttributes(dest, outcome(e.Err)))
+	case EventProcessed, EventFailed:
+		attrs := metric.WithAttributes(dest, group, outcome(e.Err))
+		t.consumed.Add(ctx, 1, attrs)
+		t.duration.Record(ctx, e.Duration.Seconds(), attrs)
+	case EventRetried:
+		t.retries.Add(ctx, 1, metric.WithAttributes(dest, group))
+	case EventDeadLettered:
+		t.deadLetters.Add(ctx, 1, metric.WithAttributes(dest, group))
+	case EventReplayed:
+		t.replays.Add(ctx, 1, metric.WithAttributes(dest, group))
+	}
+}
+
+// startPublish starts the PRODUCER span of a publish and puts its context in the
+// message's traceparent header.
+func (t *telemetry) startPublish(ctx context.Context, topic string, msg *message.Message) (context.Context, trace.Span) {
+	attrs := append(t.common(topic, msg),
+		attribute.String("messaging.operation.type", "send"),
+		attribute.String("messaging.operation.name", "publish"))
+	ctx, span := t.tracer.Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	t.propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+	return ctx, span
+}
+
+// startProcess starts the CONSUMER span of one handler attempt, child of the span in
+// the message's traceparent header, and returns the context for the handler.
+func (t *telemetry) startProcess(s subscription, msg *message.Message) (context.Context, trace.Span) {
+	parent := t.propagator.Extract(msg.Context(), propagation.MapCarrier(msg.Metadata))
+	attrs := append(t.common(s.topic, msg),
+		attribute.String("messaging.operation.type", "process"),
+		attribute.String("messaging.operation.name", "process"),
+		attribute.String("messaging.consumer.group.name", s.group),
+		attribute.Int("pubsub.attempt", attemptOf(msg)))
+	if pos, ok := transport.PositionFrom(msg.Context()); ok {
+		attrs = append(attrs,
+			attribute.String("messaging.destination.partition.id", strconv.Itoa(int(pos.Partition))),
+			attribute.Int64("messaging.kafka.offset", pos.Offset))
+	}
+	return t.tracer.Start(parent, "process "+s.topic, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+}
+
+func (t *telemetry) common(topic string, msg *message.Message) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		attribute.String("messaging.system", t.system),
+		attribute.String("messaging.destination.name", topic),
+		attribute.String("messaging.message.id", msg.UUID),
+		attribute.String("messaging.message.conversation_id", msg.Metadata.Get(metadata.CorrelationID)),
+		attribute.Int("messaging.message.body.size", len(msg.Payload)),
+	}
+	if key := msg.Metadata.Get(metadata.Key); key != "" {
+		attrs = append(attrs, attribute.String("messaging.kafka.message.key", key))
+	}
+	return attrs
+}
+
+// fail marks span as failed with err.
+func fail(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}
+
+// attemptSpans carries, through one delivery of a message, the span of its current
+// attempt while the retry and dead-letter steps decide what follows a failure, so that
+// they can add their events to it before it ends.
+type attemptSpans struct{ open trace.Span }
+
+type attemptSpansKey struct{}
+
+func attemptSpansFrom(ctx context.Context) *attemptSpans {
+	a, _ := ctx.Value(attemptSpansKey{}).(*attemptSpans)
+	return a
+}
+
+// context returns ctx carrying the open span, so that what is reported about the
+// attempt belongs to its trace.
+func (a *attemptSpans) context(ctx context.Context) context.Context {
+	if a == nil || a.open == nil {
+		return ctx
+	}
+	return trace.ContextWithSpan(ctx, a.open)
+}
+
+// end ends the open span, if any, after adding the event name with attrs ("" for
+// none).
+func (a *attemptSpans) end(name string, attrs ...attribute.KeyValue) {
+	if a == nil || a.open == nil {
+		return
+	}
+	if name != "" {
+		a.open.AddEvent(name, trace.WithAttributes(attrs...))
+	}
+	a.open.End()
+	a.open = nil
+}
+
+// traceDelivery brackets one delivery of a message: it gives the attempts a place to
+// leave a failed attempt's span open, and ends whatever is left open when the
+// delivery is over (a nack, a shutdown).
+func (c *Client) traceDelivery(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		spans := &attemptSpans{}
+		msg.SetContext(context.WithValue(msg.Context(), attemptSpansKey{}, spans))
+		produced, err := h(msg)
+		if err != nil {
+			spans.end("redelivery", attribute.String("reason", err.Error()))
+		}
+		spans.end("")
+		return produced, err
+	}
+}
+
+// spanWait is how a retry shows on the failed attempt's span.
+func spanWait(retry int, wait time.Duration) []attribute.KeyValue {
+	return []attribute.KeyValue{attribute.Int("pubsub.retry", retry), attribute.String("pubsub.wait", wait.String())}
+}
