@@ -229,8 +229,8 @@ func TestFailTwiceThenSucceed(t *testing.T) {
 		"messaging.client.sent.messages|success":     1,
 		"messaging.client.consumed.messages|failure": 2,
 		"messaging.client.consumed.messages|success": 1,
-		"pubsub.retries|":                            2,
-		"messaging.process.duration|count":           3,
+		"pubsub.retries|":                  2,
+		"messaging.process.duration|count": 3,
 	}
 	for k, v := range want {
 		if got[k] != v {
