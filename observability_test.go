@@ -21,7 +21,11 @@ import (
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/codec"
+	"github.com/pubsubkit/pubsub/internal/kafkatest"
 	"github.com/pubsubkit/pubsub/pubsubtest"
+	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/kafka"
+	"github.com/pubsubkit/pubsub/transport/memory"
 )
 
 // lockedBuffer collects trace log lines from concurrent handlers.
@@ -63,14 +67,35 @@ type observed struct {
 }
 
 func newObserved(t *testing.T, opts ...pubsub.TraceLogOption) observed {
+	tr, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newObservedOn(t, tr, opts...)
+}
+
+// newObservedOn is a running client on tr with an in-memory span recorder, a manual
+// metric reader and a JSON trace log.
+func newObservedOn(t *testing.T, tr transport.Transport, opts ...pubsub.TraceLogOption) observed {
 	spans := tracetest.NewSpanRecorder()
 	reader := sdkmetric.NewManualReader()
 	log := &lockedBuffer{}
-	h := pubsubtest.New(t,
+	h := pubsubtest.NewOn(t, tr,
 		pubsub.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))),
 		pubsub.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))),
 		pubsub.WithTraceLog(slog.NewJSONHandler(log, nil), opts...))
+	h.Timeout = 30 * time.Second
 	return observed{h: h, spans: spans, metrics: reader, log: log}
+}
+
+// onKafka runs test on the in-process Kafka cluster.
+func onKafka(t *testing.T, test func(t *testing.T, o observed, system string)) {
+	cluster := kafkatest.New(t)
+	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: cluster.Addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	test(t, newObservedOn(t, tr), "kafka")
 }
 
 func attr(s sdktrace.ReadOnlySpan, key string) attribute.Value {
@@ -86,11 +111,15 @@ func attr(s sdktrace.ReadOnlySpan, key string) attribute.Value {
 // process is one trace, each span the child of the one before, with the messaging
 // attributes; every trace log line of the chain has the same cid and trace id.
 func TestThreeHopChainIsOneTrace(t *testing.T) {
-	o := newObserved(t)
+	t.Run("memory", func(t *testing.T) { threeHops(t, newObserved(t), "pubsubkit_memory") })
+	t.Run("kafka", func(t *testing.T) { onKafka(t, threeHops) })
+}
+
+func threeHops(t *testing.T, o observed, system string) {
 	c := o.h.Client
-	orders := pubsub.NewTopic[string]("orders")
-	invoices := pubsub.NewTopic[string]("invoices")
-	emails := pubsub.NewTopic[string]("emails")
+	orders := pubsub.NewTopic[string](kafkatest.Topic("orders"))
+	invoices := pubsub.NewTopic[string](kafkatest.Topic("invoices"))
+	emails := pubsub.NewTopic[string](kafkatest.Topic("emails"))
 	must(t, pubsub.Subscribe(c, orders, "billing", func(ctx context.Context, m *pubsub.Message[string]) error {
 		return pubsub.Publish(ctx, c, invoices, "invoice for "+m.Payload)
 	}))
@@ -99,7 +128,7 @@ func TestThreeHopChainIsOneTrace(t *testing.T) {
 	}))
 	must(t, pubsub.Subscribe(c, emails, "smtp", func(context.Context, *pubsub.Message[string]) error { return nil }))
 	must(t, pubsub.Publish(context.Background(), c, orders, "o-1", pubsub.WithCorrelationID("checkout-1")))
-	o.h.WaitHandled("emails", "smtp", 1)
+	o.h.WaitHandled(emails.Name(), "smtp", 1)
 
 	var spans []sdktrace.ReadOnlySpan
 	for deadline := time.Now().Add(5 * time.Second); len(spans) < 6 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
@@ -117,7 +146,14 @@ func TestThreeHopChainIsOneTrace(t *testing.T) {
 		{"publish invoices", trace.SpanKindProducer}, {"process invoices", trace.SpanKindConsumer},
 		{"publish emails", trace.SpanKindProducer}, {"process emails", trace.SpanKindConsumer},
 	}
-	traceID := byName["publish orders"].SpanContext().TraceID()
+	for i := range chain {
+		chain[i].name = strings.NewReplacer("orders", orders.Name(), "invoices", invoices.Name(), "emails", emails.Name()).Replace(chain[i].name)
+	}
+	first, ok := byName[chain[0].name]
+	if !ok {
+		t.Fatalf("no span %q among %d", chain[0].name, len(spans))
+	}
+	traceID := first.SpanContext().TraceID()
 	for i, want := range chain {
 		s, ok := byName[want.name]
 		if !ok {
@@ -135,16 +171,21 @@ func TestThreeHopChainIsOneTrace(t *testing.T) {
 		if got := attr(s, "messaging.message.conversation_id").AsString(); got != "checkout-1" {
 			t.Errorf("%s: conversation id %q", want.name, got)
 		}
-		if attr(s, "messaging.system").AsString() != "pubsubkit_memory" || attr(s, "messaging.destination.name").AsString() == "" ||
+		if attr(s, "messaging.system").AsString() != system || attr(s, "messaging.destination.name").AsString() == "" ||
 			attr(s, "messaging.message.id").AsString() == "" {
 			t.Errorf("%s lacks messaging attributes: %v", want.name, s.Attributes())
 		}
 	}
-	if got := attr(byName["process invoices"], "messaging.consumer.group.name").AsString(); got != "mailer" {
-		t.Errorf("process invoices: consumer group %q", got)
+	if got := attr(byName[chain[3].name], "messaging.consumer.group.name").AsString(); got != "mailer" {
+		t.Errorf("%s: consumer group %q", chain[3].name, got)
 	}
-	if got := attr(byName["process orders"], "messaging.operation.type").AsString(); got != "process" {
-		t.Errorf("process orders: operation type %q", got)
+	if got := attr(byName[chain[1].name], "messaging.operation.type").AsString(); got != "process" {
+		t.Errorf("%s: operation type %q", chain[1].name, got)
+	}
+	if system == "kafka" {
+		if _, ok := attr(byName[chain[1].name], "messaging.kafka.offset").AsInterface().(int64); !ok {
+			t.Errorf("%s lacks the Kafka offset: %v", chain[1].name, byName[chain[1].name].Attributes())
+		}
 	}
 
 	for _, line := range o.log.lines(t) {
@@ -158,9 +199,13 @@ func TestThreeHopChainIsOneTrace(t *testing.T) {
 // retried, processed with one cid and every required field; the failed attempts'
 // spans have status Error and a retry event; the metrics count what happened.
 func TestFailTwiceThenSucceed(t *testing.T) {
-	o := newObserved(t)
+	t.Run("memory", func(t *testing.T) { failTwiceThenSucceed(t, newObserved(t), "pubsubkit_memory") })
+	t.Run("kafka", func(t *testing.T) { onKafka(t, failTwiceThenSucceed) })
+}
+
+func failTwiceThenSucceed(t *testing.T, o observed, _ string) {
 	c := o.h.Client
-	topic := pubsub.NewTopic[map[string]int]("payments")
+	topic := pubsub.NewTopic[map[string]int](kafkatest.Topic("payments"))
 	var calls int
 	must(t, pubsub.Subscribe(c, topic, "ledger", func(_ context.Context, m *pubsub.Message[map[string]int]) error {
 		calls++
@@ -170,7 +215,7 @@ func TestFailTwiceThenSucceed(t *testing.T) {
 		return nil
 	}, pubsub.WithDelivery(pubsub.Delivery{Retry: 3, BackoffDelay: time.Millisecond})))
 	must(t, pubsub.Publish(context.Background(), c, topic, map[string]int{"amount": 42}))
-	o.h.WaitHandled("payments", "ledger", 1)
+	o.h.WaitHandled(topic.Name(), "ledger", 1)
 
 	lines := o.log.lines(t)
 	var events []string
@@ -206,7 +251,7 @@ func TestFailTwiceThenSucceed(t *testing.T) {
 
 	var attempts []sdktrace.ReadOnlySpan
 	for _, s := range o.spans.Ended() {
-		if s.Name() == "process payments" {
+		if s.Name() == "process "+topic.Name() {
 			attempts = append(attempts, s)
 		}
 	}
