@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -59,6 +60,7 @@ type telemetry struct {
 	retries     metric.Int64Counter
 	deadLetters metric.Int64Counter
 	replays     metric.Int64Counter
+	attrSets    sync.Map // attrsKey → metric.MeasurementOption
 }
 
 func newTelemetry(o options, tr transport.Transport) (*telemetry, error) {
@@ -99,49 +101,85 @@ func newTelemetry(o options, tr transport.Transport) (*telemetry, error) {
 	return t, nil
 }
 
-// outcome is the bounded label of a result.
-func outcome(err error) attribute.KeyValue {
-	if err != nil {
-		return attribute.String("outcome", "failure")
-	}
-	return attribute.String("outcome", "success")
-}
-
-// record counts the event in the metrics.
+// record counts the event in the metrics. The attribute sets are cached per topic,
+// group and outcome, which bound them, so counting allocates nothing after the first
+// message of each.
 func (t *telemetry) record(ctx context.Context, e Event) {
-	dest := attribute.String("messaging.destination.name", e.Topic)
-	group := attribute.String("messaging.consumer.group.name", e.Group)
 	switch e.Kind {
 	case EventPublished:
-		t.sent.Add(ctx, 1, metric.WithAttributes(dest, outcome(e.Err)))
+		t.sent.Add(ctx, 1, t.attrs(e.Topic, "", true, e.Err))
 	case EventProcessed, EventFailed:
-		attrs := metric.WithAttributes(dest, group, outcome(e.Err))
+		attrs := t.attrs(e.Topic, e.Group, true, e.Err)
 		t.consumed.Add(ctx, 1, attrs)
 		t.duration.Record(ctx, e.Duration.Seconds(), attrs)
 	case EventRetried:
-		t.retries.Add(ctx, 1, metric.WithAttributes(dest, group))
+		t.retries.Add(ctx, 1, t.attrs(e.Topic, e.Group, false, nil))
 	case EventDeadLettered:
-		t.deadLetters.Add(ctx, 1, metric.WithAttributes(dest, group))
+		t.deadLetters.Add(ctx, 1, t.attrs(e.Topic, e.Group, false, nil))
 	case EventReplayed:
-		t.replays.Add(ctx, 1, metric.WithAttributes(dest, group))
+		t.replays.Add(ctx, 1, t.attrs(e.Topic, e.Group, false, nil))
 	}
 }
+
+type attrsKey struct {
+	topic, group string
+	withOutcome  bool
+	failed       bool
+}
+
+// attrs returns the measurement option for a topic, a group ("" for none) and, when
+// withOutcome, the outcome of err.
+func (t *telemetry) attrs(topic, group string, withOutcome bool, err error) metric.MeasurementOption {
+	key := attrsKey{topic, group, withOutcome, err != nil}
+	if v, ok := t.attrSets.Load(key); ok {
+		return v.(metric.MeasurementOption)
+	}
+	kvs := []attribute.KeyValue{attribute.String("messaging.destination.name", topic)}
+	if group != "" {
+		kvs = append(kvs, attribute.String("messaging.consumer.group.name", group))
+	}
+	if withOutcome {
+		o := "success"
+		if err != nil {
+			o = "failure"
+		}
+		kvs = append(kvs, attribute.String("outcome", o))
+	}
+	v, _ := t.attrSets.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(kvs...)))
+	return v.(metric.MeasurementOption)
+}
+
+var (
+	producerKind = trace.WithSpanKind(trace.SpanKindProducer)
+	consumerKind = trace.WithSpanKind(trace.SpanKindConsumer)
+)
 
 // startPublish starts the PRODUCER span of a publish and puts its context in the
 // message's traceparent header.
 func (t *telemetry) startPublish(ctx context.Context, topic string, msg *message.Message) (context.Context, trace.Span) {
-	attrs := append(t.common(topic, msg),
-		attribute.String("messaging.operation.type", "send"),
-		attribute.String("messaging.operation.name", "publish"))
-	ctx, span := t.tracer.Start(ctx, "publish "+topic, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-	t.propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+	ctx, span := t.tracer.Start(ctx, "publish "+topic, producerKind)
+	if span.IsRecording() { // attributes cost allocations; a span nobody records needs none
+		span.SetAttributes(append(t.common(topic, msg),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.operation.name", "publish"))...)
+	}
+	if span.SpanContext().IsValid() {
+		t.propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+	}
 	return ctx, span
 }
 
 // startProcess starts the CONSUMER span of one handler attempt, child of the span in
 // the message's traceparent header, and returns the context for the handler.
 func (t *telemetry) startProcess(s subscription, msg *message.Message) (context.Context, trace.Span) {
-	parent := t.propagator.Extract(msg.Context(), propagation.MapCarrier(msg.Metadata))
+	parent := msg.Context()
+	if msg.Metadata.Get(metadata.TraceParent) != "" {
+		parent = t.propagator.Extract(parent, propagation.MapCarrier(msg.Metadata))
+	}
+	ctx, span := t.tracer.Start(parent, "process "+s.topic, consumerKind)
+	if !span.IsRecording() {
+		return ctx, span
+	}
 	attrs := append(t.common(s.topic, msg),
 		attribute.String("messaging.operation.type", "process"),
 		attribute.String("messaging.operation.name", "process"),
@@ -152,7 +190,8 @@ func (t *telemetry) startProcess(s subscription, msg *message.Message) (context.
 			attribute.String("messaging.destination.partition.id", strconv.Itoa(int(pos.Partition))),
 			attribute.Int64("messaging.kafka.offset", pos.Offset))
 	}
-	return t.tracer.Start(parent, "process "+s.topic, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	span.SetAttributes(attrs...)
+	return ctx, span
 }
 
 func (t *telemetry) common(topic string, msg *message.Message) []attribute.KeyValue {
