@@ -41,8 +41,8 @@ type Event struct {
 	Attempt       int           // 1-based; 0 for EventPublished
 	Duration      time.Duration // handler time for EventProcessed and EventFailed; the wait for EventRetried
 	Err           error         // for EventFailed, EventRetried and EventDeadLettered
-	At            time.Time
-	TraceID       string // the trace the event belongs to, when tracing is on
+	At            time.Time     // when it happened; for EventPublished, when the message was handed to the transport
+	TraceID       string        // the trace the event belongs to, when tracing is on
 	// Message is the message as published, delivered or dead-lettered. Hooks must not
 	// modify it or keep it after they return.
 	Message *message.Message
@@ -50,15 +50,28 @@ type Event struct {
 
 // emit reports e, which happened in ctx, to the metrics, the trace log and the hooks.
 func (c *Client) emit(ctx context.Context, e Event) {
-	e.At = time.Now()
+	e = dated(ctx, e)
+	c.logEvent(ctx, e)
+	c.tel.record(ctx, e)
+	for _, h := range c.opts.hooks {
+		h(e)
+	}
+}
+
+// dated sets e's time, unless set, and trace id.
+func dated(ctx context.Context, e Event) Event {
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		e.TraceID = sc.TraceID().String()
 	}
-	c.tel.record(ctx, e)
+	return e
+}
+
+// logEvent writes e to the trace log, if there is one.
+func (c *Client) logEvent(ctx context.Context, e Event) {
 	if c.opts.traceLog != nil {
 		c.opts.traceLog.write(ctx, e)
-	}
-	for _, h := range c.opts.hooks {
-		h(e)
 	}
 }

@@ -106,15 +106,27 @@ func (c *Client) publish(ctx context.Context, topic string, msg *message.Message
 	ctx, span := c.tel.startPublish(ctx, topic, msg)
 	defer span.End()
 	msg.SetContext(ctx)
+	// The trace log line is written when the message is handed over, not when the
+	// transport acknowledges it: a consumer may handle the message, and log that,
+	// before the acknowledgement returns here, and the log must read in causal order.
+	// A failed publish is then logged as failed. Hooks and metrics hear of the publish
+	// once it succeeded.
+	published := dated(ctx, Event{Kind: EventPublished, Topic: topic, MessageID: msg.UUID,
+		CorrelationID: msg.Metadata.Get(metadata.CorrelationID), Message: msg})
+	c.logEvent(ctx, published)
 	if err := c.tr.Publish(topic, msg); err != nil {
 		fail(span, err)
+		c.logEvent(ctx, dated(ctx, Event{Kind: EventFailed, Topic: topic, MessageID: msg.UUID,
+			CorrelationID: published.CorrelationID, Err: fmt.Errorf("publish: %w", err), Message: msg}))
 		c.tel.record(ctx, Event{Kind: EventPublished, Topic: topic, Err: err})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return fmt.Errorf("pubsub: publish to %q: %w", topic, err)
 	}
-	c.emit(ctx, Event{Kind: EventPublished, Topic: topic, MessageID: msg.UUID,
-		CorrelationID: msg.Metadata.Get(metadata.CorrelationID), Message: msg})
+	c.tel.record(ctx, published)
+	for _, h := range c.opts.hooks {
+		h(published)
+	}
 	return nil
 }

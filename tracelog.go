@@ -59,6 +59,11 @@ func TraceLogRedact(fn func(topic string, body []byte) []byte) TraceLogOption {
 // occurred_at is when the message was published and processed_at when the event
 // happened, both RFC 3339 with milliseconds. Query the log store by cid to follow a
 // conversation across services.
+//
+// The published line is written as the message is handed to the transport, so that
+// it precedes the lines of its consumers (on Kafka a consumer can handle a record
+// before the producer's acknowledgement arrives). When the publish then fails, a
+// failed line without a group follows, with the error; Publish returns it too.
 func WithTraceLog(h slog.Handler, opts ...TraceLogOption) Option {
 	return func(o *options) {
 		if h == nil {
