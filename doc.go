@@ -82,6 +82,13 @@
 //
 // # Observability
 //
+// [WithTracerProvider] and [WithMeterProvider] send spans and metrics to
+// OpenTelemetry (by default the otel globals): a "publish <topic>" PRODUCER span per
+// publish and a "process <topic>" CONSUMER span per attempt, child of the producer
+// span carried in the W3C traceparent header, so a chain of handlers is one trace;
+// counters of messages sent, consumed, retried, dead-lettered and replayed, and a
+// histogram of handler time. [WithTraceLog] writes one line per event of a message's
+// life with its correlation id, topic, body and times (see the option for the fields).
 // [WithLogger] receives the client's own records; those about one message carry its
 // correlation id as "cid". [WithEventHook] receives every step of a message's life
 // ([Event]): published, processed, failed, retried, dead-lettered, replayed.

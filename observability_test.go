@@ -337,6 +337,16 @@ func TestTraceLogBody(t *testing.T) {
 	if dead == nil || dead["error"] != "rejected" || dead["group"] != "fails" {
 		t.Errorf("dead_lettered line %v", dead)
 	}
+	var deadSpan sdktrace.ReadOnlySpan
+	for _, s := range o.spans.Ended() {
+		if s.Name() == "process notes" {
+			deadSpan = s
+		}
+	}
+	if deadSpan == nil || deadSpan.Status().Code != codes.Error || len(deadSpan.Events()) == 0 ||
+		deadSpan.Events()[len(deadSpan.Events())-1].Name != "dead_letter" {
+		t.Errorf("the dead-lettered attempt's span does not show it: %+v", deadSpan)
+	}
 
 	omit := newObserved(t, pubsub.TraceLogOmitBody())
 	must(t, pubsub.Publish(context.Background(), omit.h.Client, text, "hidden"))
