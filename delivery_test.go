@@ -3,6 +3,7 @@ package pubsub_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,18 @@ func TestPermanentPanics(t *testing.T) {
 	}
 	if got := h.WaitDeadLettered(topic.Name(), "lenient", 1)[0]; got.Attempt != 3 || pubsub.IsPermanent(got.Err) {
 		t.Errorf("ordinary panic: attempt %d, permanent %v; want 3 attempts", got.Attempt, pubsub.IsPermanent(got.Err))
+	}
+}
+
+func TestSubscriptionTopicNamesFitKafka(t *testing.T) {
+	h := pubsubtest.New(t)
+	topic := pubsub.NewTopic[int](strings.Repeat("t", 150))
+	noop := func(context.Context, *pubsub.Message[int]) error { return nil }
+	err := pubsub.Subscribe(h.Client, topic, strings.Repeat("g", 100), noop)
+	if !errors.Is(err, pubsub.ErrInvalidOption) || !strings.Contains(err.Error(), "249") {
+		t.Fatalf("a subscription whose derived topics exceed 249 characters: %v", err)
+	}
+	if err := pubsub.Subscribe(h.Client, topic, "g", noop); err != nil {
+		t.Fatalf("a 150-character topic with a short group: %v", err)
 	}
 }

@@ -96,6 +96,12 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 	if s.deadLetterTopic == "" {
 		s.deadLetterTopic = DeadLetterTopicName(t.name, group)
 	}
+	for _, name := range s.topics() {
+		if len(name) > maxTopicName {
+			return fmt.Errorf("pubsub: %w: Subscribe(%q, %q): the subscription's topic %q is longer than Kafka's %d characters; use a shorter topic or group name",
+				ErrInvalidOption, t.name, group, name, maxTopicName)
+		}
+	}
 	handle := func(msg *message.Message) ([]*message.Message, error) {
 		m, err := Decode(t, msg)
 		if err != nil {
@@ -106,6 +112,10 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 	}
 	return c.subscribe(s, handle)
 }
+
+// maxTopicName is Kafka's longest topic name; the subscription's own topics
+// (topic.group.retry.n and so on) must fit it too.
+const maxTopicName = 249
 
 // provisionTimeout bounds the topic checks Subscribe makes on transports that need
 // them.
