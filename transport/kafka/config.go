@@ -29,6 +29,7 @@ const (
 	DefaultSessionTimeout    = 10 * time.Second
 	DefaultCommitInterval    = time.Second
 	DefaultNackDelay         = 500 * time.Millisecond
+	DefaultAckGrace          = 30 * time.Second
 	DefaultMaxMessageBytes   = 1 << 20
 )
 
@@ -89,6 +90,12 @@ type Config struct {
 	// NackDelay is the pause before a nacked message is delivered again. Default
 	// DefaultNackDelay.
 	NackDelay time.Duration
+	// AckGrace is how long a group subscription that has ended still takes in the
+	// acks of messages it handed on, so that handlers finishing during a graceful
+	// drain have their offsets committed rather than handled again after a restart.
+	// It should be at least the client's drain timeout. Default DefaultAckGrace (the
+	// default drain timeout); Close bounds it to 5 seconds.
+	AckGrace time.Duration
 
 	// Logger receives warnings (a topic less durable than configured) and the
 	// consumers' reconnects. Default: discard.
@@ -172,6 +179,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.NackDelay == 0 {
 		c.NackDelay = DefaultNackDelay
 	}
+	if c.AckGrace == 0 {
+		c.AckGrace = DefaultAckGrace
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -221,7 +231,7 @@ func (c Config) withDefaults() (Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"dial timeout", c.DialTimeout}, {"retry backoff", c.RetryBackoff}, {"commit interval", c.CommitInterval}, {"nack delay", c.NackDelay}} {
+	}{{"dial timeout", c.DialTimeout}, {"retry backoff", c.RetryBackoff}, {"commit interval", c.CommitInterval}, {"nack delay", c.NackDelay}, {"ack grace", c.AckGrace}} {
 		if d.v < 0 {
 			bad("%s %v is negative", d.name, d.v)
 		}

@@ -79,7 +79,9 @@ func TestWatermillPubSubNoGroup(t *testing.T) {
 func runWatermillSuite(t *testing.T, group string, features tests.Features) {
 	cluster := kafkatest.New(t)
 	open := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-		tr := newTransport(t, cluster, kafka.Config{Partitions: 1, NackDelay: 5 * time.Millisecond})
+		// The suite ends subscriptions with messages it never acks; a short AckGrace
+		// keeps it from waiting for them.
+		tr := newTransport(t, cluster, kafka.Config{Partitions: 1, NackDelay: 5 * time.Millisecond, AckGrace: 200 * time.Millisecond})
 		return keepOpen{tr}, transport.GroupSubscriber(tr, group)
 	}
 	var groups tests.ConsumerGroupPubSubConstructor

@@ -15,7 +15,10 @@
 //     its message is acked and committed every CommitInterval and when a consumer
 //     stops, so a crash redoes work rather than skipping it. An ack that arrives after
 //     a rebalance took the partition away is dropped, and the message is delivered
-//     again to the new owner.
+//     again to the new owner. When a subscription ends (a graceful drain), the
+//     partitions are kept until the messages handed on are acked or nacked, for at
+//     most Config.AckGrace, so work finished during the drain is not done again
+//     (watermill-kafka alone drops those acks).
 //   - Records are turned into messages by an unmarshaler that cannot fail: a bad
 //     payload reaches the client's decode step and its dead-letter topic, instead of
 //     stalling the partition as watermill-kafka does with an unmarshal error.

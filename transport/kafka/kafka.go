@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
@@ -28,11 +29,11 @@ type Transport struct {
 	producer *producer
 	topics   topicCache
 
-	closed atomic.Bool
-	mu     sync.Mutex                    // guards subs and orders Close after SubscribeGroup
-	subs   map[string]*wkafka.Subscriber // by group
-	fwd    sync.WaitGroup                // forwarding goroutines of SubscribeGroup
-	stop   chan struct{}                 // closed by Close
+	closed   atomic.Bool
+	mu       sync.Mutex                    // guards subs and orders Close after SubscribeGroup
+	subs     map[string]*wkafka.Subscriber // by group
+	fwd      sync.WaitGroup                // forwarding goroutines of SubscribeGroup
+	stopping chan struct{}                 // closed when Close begins
 }
 
 var (
@@ -54,11 +55,11 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{
-		cfg:    cfg,
-		sarama: sc,
-		log:    cfg.Logger.With("transport", "kafka"),
-		subs:   map[string]*wkafka.Subscriber{},
-		stop:   make(chan struct{}),
+		cfg:      cfg,
+		sarama:   sc,
+		log:      cfg.Logger.With("transport", "kafka"),
+		subs:     map[string]*wkafka.Subscriber{},
+		stopping: make(chan struct{}),
 	}
 	t.client, err = connect(ctx, cfg, sc)
 	if err != nil {
@@ -181,34 +182,131 @@ func (t *Transport) SubscribeGroup(ctx context.Context, topic, group string) (<-
 		}
 		t.subs[group] = sub
 	}
-	in, err := sub.Subscribe(ctx, topic)
+	// watermill-kafka drops an ack that arrives after its subscription context ended,
+	// so a message whose handler finishes during a graceful drain would be handled
+	// again after the restart. It gets a context of its own, ended only once the
+	// messages handed on have been acked or nacked (see forward).
+	inner, stopInner := context.WithCancel(context.WithoutCancel(ctx))
+	in, err := sub.Subscribe(inner, topic)
 	if err != nil {
+		stopInner()
 		return nil, fmt.Errorf("kafka: subscribe %q in group %q: %w", topic, group, err)
 	}
 	out := make(chan *message.Message)
 	t.fwd.Add(1)
-	go t.forward(ctx, in, out)
+	go t.forward(ctx, group, stopInner, in, out)
 	return out, nil
 }
 
-// forward hands on watermill-kafka's messages with their position in the context. It
-// ends when watermill-kafka closes in, which it does when ctx ends or on Close.
-func (t *Transport) forward(ctx context.Context, in <-chan *message.Message, out chan<- *message.Message) {
+// forward hands on watermill-kafka's messages with their position in the context, and
+// a context that also ends when ctx does. When ctx ends (or Close begins) it closes out
+// at once, but keeps watermill-kafka's subscription (stopInner) until watermill-kafka
+// has taken in the ack or nack of every message handed on, so that the acks of
+// handlers finishing during a drain are committed; messages that arrive meanwhile are
+// nacked. The wait is bounded by closeGrace once Close has begun.
+func (t *Transport) forward(ctx context.Context, group string, stopInner context.CancelFunc, in <-chan *message.Message, out chan<- *message.Message) {
 	defer t.fwd.Done()
-	defer close(out)
-	for msg := range in {
-		mctx := msg.Context()
-		p, _ := wkafka.MessagePartitionFromCtx(mctx)
-		o, _ := wkafka.MessagePartitionOffsetFromCtx(mctx)
-		msg.SetContext(transport.WithPosition(mctx, transport.Position{Partition: p, Offset: o}))
+	var handed []handedMsg
+	for {
 		select {
-		case out <- msg:
+		case msg, ok := <-in:
+			if !ok { // watermill-kafka stopped
+				close(out)
+				stopInner()
+				return
+			}
+			mctx := msg.Context()
+			p, _ := wkafka.MessagePartitionFromCtx(mctx)
+			o, _ := wkafka.MessagePartitionOffsetFromCtx(mctx)
+			msg.SetContext(endsWith(transport.WithPosition(mctx, transport.Position{Partition: p, Offset: o}), ctx))
+			select {
+			case out <- msg:
+				handed = append(unsettled(handed), handedMsg{msg, mctx.Done()})
+			case <-ctx.Done():
+				msg.Nack()
+			case <-t.stopping:
+				msg.Nack()
+			}
 		case <-ctx.Done():
-			msg.Nack()
-		case <-t.stop:
-			msg.Nack()
+			t.wind(group, out, stopInner, in, handed)
+			return
+		case <-t.stopping:
+			t.wind(group, out, stopInner, in, handed)
+			return
 		}
 	}
+}
+
+// handedMsg is a message handed on, and the end of watermill-kafka's hold on it: its
+// original context ends once watermill-kafka has marked it (after an ack) or given it
+// up.
+type handedMsg struct {
+	msg  *message.Message
+	done <-chan struct{}
+}
+
+// closeGrace bounds how long Close waits for the acks of messages handed on.
+const closeGrace = 5 * time.Second
+
+// wind ends a subscription: out closes, messages still arriving are nacked, and, for
+// a consumer group, watermill-kafka's subscription ends only once it has taken in
+// every handed message's outcome, for at most Config.AckGrace (closeGrace once Close
+// has begun). A subscription without a group commits nothing and ends at once.
+func (t *Transport) wind(group string, out chan<- *message.Message, stopInner context.CancelFunc, in <-chan *message.Message, handed []handedMsg) {
+	close(out)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for msg := range in {
+			msg.Nack()
+		}
+	}()
+	if group != "" {
+		grace := time.NewTimer(t.cfg.AckGrace)
+		defer grace.Stop()
+		stopping := t.stopping
+	wait:
+		for _, h := range handed {
+			for {
+				select {
+				case <-h.done: // marked, or given up by watermill-kafka
+				case <-h.msg.Nacked(): // will be delivered again: nothing to commit
+				case <-grace.C:
+					break wait // acks after this are dropped: those messages come again
+				case <-stopping:
+					stopping = nil
+					grace.Reset(min(closeGrace, t.cfg.AckGrace))
+					continue
+				}
+				break
+			}
+		}
+	}
+	stopInner()
+	<-drained
+}
+
+// unsettled drops the messages watermill-kafka is done with; at most one message per
+// partition is ever in flight, so the list stays short.
+func unsettled(hs []handedMsg) []handedMsg {
+	kept := hs[:0]
+	for _, h := range hs {
+		select {
+		case <-h.done:
+		case <-h.msg.Nacked():
+		default:
+			kept = append(kept, h)
+		}
+	}
+	return kept
+}
+
+// endsWith returns a context with ctx's values that also ends when also does.
+func endsWith(ctx, also context.Context) context.Context {
+	merged, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(also, cancel)
+	context.AfterFunc(merged, func() { stop() }) // unregister once the message is done
+	return merged
 }
 
 // Provision creates the topics that are missing (unless provisioning is off) and
@@ -240,15 +338,17 @@ func (t *Transport) Close() error {
 		t.mu.Unlock()
 		return nil
 	}
-	close(t.stop)
+	close(t.stopping)
 	subs := t.subs
 	t.mu.Unlock()
 
+	// The subscriptions wind down first, so that acks given before Close are committed
+	// (watermill-kafka's own Close drops them); then the subscribers close.
+	t.fwd.Wait()
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Close())
 	}
-	t.fwd.Wait()
 	errs = append(errs, t.producer.close())
 	if err := t.admin.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
 		errs = append(errs, err)

@@ -393,7 +393,8 @@ func TestKeyChoosesPartition(t *testing.T) {
 // so nothing acked is redone and nothing unacked is lost.
 func TestOffsetsCommittedOnlyAfterAck(t *testing.T) {
 	cluster := kafkatest.New(t)
-	cfg := kafka.Config{Partitions: 1, CommitInterval: 50 * time.Millisecond}
+	// The unacked message is abandoned on purpose: a short AckGrace stops waiting for it.
+	cfg := kafka.Config{Partitions: 1, CommitInterval: 50 * time.Millisecond, AckGrace: 100 * time.Millisecond}
 	pub := newTransport(t, cluster, cfg)
 	var msgs []*message.Message
 	for i := range 10 {
@@ -539,5 +540,60 @@ func TestRebalanceLosesNothing(t *testing.T) {
 		total, byMember[0].Load(), byMember[1].Load(), dup)
 	if dup > 2*partitions {
 		t.Errorf("%d messages handled again after the rebalances; acked work must be committed when partitions move (at most one in flight per partition and rebalance)", dup)
+	}
+}
+
+// TestAckAfterSubscriptionEndsIsCommitted: a message acked after its subscription's
+// context ended (a handler finishing during a graceful drain) is committed, so the
+// next consumer of the group does not get it again. watermill-kafka alone drops such
+// an ack.
+func TestAckAfterSubscriptionEndsIsCommitted(t *testing.T) {
+	cluster := kafkatest.New(t)
+	cfg := kafka.Config{Partitions: 1}
+	topic := kafkatest.Topic("drain")
+	pub := newTransport(t, cluster, cfg)
+	if err := pub.Publish(topic, message.NewMessage("first", nil), message.NewMessage("second", nil)); err != nil {
+		t.Fatal(err)
+	}
+
+	first := newTransport(t, cluster, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := first.SubscribeGroup(ctx, topic, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *message.Message
+	select {
+	case m = <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatal("nothing delivered")
+	}
+	cancel() // the drain begins while the handler still works
+	select {
+	case <-m.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the message's context did not end with its subscription")
+	}
+	time.Sleep(50 * time.Millisecond)
+	m.Ack() // the handler finishes
+	for range ch {
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := newTransport(t, cluster, cfg)
+	ch, err = second.SubscribeGroup(context.Background(), topic, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-ch:
+		if got.UUID != "second" {
+			t.Fatalf("after the drain the group got %q again; its ack was lost", got.UUID)
+		}
+		got.Ack()
+	case <-time.After(30 * time.Second):
+		t.Fatal("the group did not resume")
 	}
 }
