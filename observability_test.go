@@ -249,10 +249,14 @@ func failTwiceThenSucceed(t *testing.T, o observed, _ string) {
 		t.Errorf("processed line has no processing time: %v", lines[5])
 	}
 
+	// The last span ends just after the processed event: wait for it.
 	var attempts []sdktrace.ReadOnlySpan
-	for _, s := range o.spans.Ended() {
-		if s.Name() == "process "+topic.Name() {
-			attempts = append(attempts, s)
+	for deadline := time.Now().Add(5 * time.Second); len(attempts) < 3 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		attempts = attempts[:0]
+		for _, s := range o.spans.Ended() {
+			if s.Name() == "process "+topic.Name() {
+				attempts = append(attempts, s)
+			}
 		}
 	}
 	if len(attempts) != 3 {
@@ -338,9 +342,11 @@ func TestTraceLogBody(t *testing.T) {
 		t.Errorf("dead_lettered line %v", dead)
 	}
 	var deadSpan sdktrace.ReadOnlySpan
-	for _, s := range o.spans.Ended() {
-		if s.Name() == "process notes" {
-			deadSpan = s
+	for deadline := time.Now().Add(5 * time.Second); deadSpan == nil && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, s := range o.spans.Ended() {
+			if s.Name() == "process notes" {
+				deadSpan = s
+			}
 		}
 	}
 	if deadSpan == nil || deadSpan.Status().Code != codes.Error || len(deadSpan.Events()) == 0 ||
