@@ -52,6 +52,11 @@ type Event struct {
 func (c *Client) emit(ctx context.Context, e Event) {
 	e = dated(ctx, e)
 	c.logEvent(ctx, e)
+	c.notify(ctx, e)
+}
+
+// notify reports a dated event to the metrics and the hooks.
+func (c *Client) notify(ctx context.Context, e Event) {
 	c.tel.record(ctx, e)
 	for _, h := range c.opts.hooks {
 		h(e)

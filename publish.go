@@ -124,9 +124,6 @@ func (c *Client) publish(ctx context.Context, topic string, msg *message.Message
 		}
 		return fmt.Errorf("pubsub: publish to %q: %w", topic, err)
 	}
-	c.tel.record(ctx, published)
-	for _, h := range c.opts.hooks {
-		h(published)
-	}
+	c.notify(ctx, published)
 	return nil
 }
