@@ -150,13 +150,13 @@ func (c *Client) feeds(s subscription, handle message.HandlerFunc) ([]feed, erro
 	if err != nil {
 		return nil, err
 	}
-	due, err := c.chain(s, handle, true)
-	if err != nil {
-		return nil, err
-	}
 	replay := ReplayTopicName(s.topic, s.group)
 	fs := []feed{{s.topic, s.group, main}, {replay, replay, main}}
-	if s.delivery.Ordering == Unordered {
+	if s.delivery.Ordering == Unordered && s.delivery.Retry > 0 {
+		due, err := c.chain(s, handle, true)
+		if err != nil {
+			return nil, err
+		}
 		for n := 1; n <= s.delivery.Retry; n++ {
 			t := RetryTopicName(s.topic, s.group, n)
 			fs = append(fs, feed{t, t, due})
