@@ -113,7 +113,6 @@ func (c *Client) observe(s subscription) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			spans := attemptSpansFrom(msg.Context())
-			spans.end("") // a previous attempt's, if a step left it open
 			outer := msg.Context()
 			ctx, span := c.tel.startProcess(s, msg)
 			msg.SetContext(ctx)
