@@ -42,8 +42,8 @@ type DeadLetterConfig struct {
 // metadata.MaxReasonBytes, first and last failure times.
 //
 // An error is not dead-lettered, but returned so that the message is nacked and
-// redelivered, when the message's context ended or the error wraps ErrInterrupted (a
-// shutdown cut the handler or its retry wait short) or ErrRetryPublish,
+// redelivered, when the message's context ended or the error wraps ErrRedeliver (a
+// shutdown cut a retry wait short, a retry could not be published),
 // or when publishing the dead letter fails: a message is never acked without being
 // handled or dead-lettered.
 func DeadLetter(cfg DeadLetterConfig) (message.HandlerMiddleware, error) {
@@ -60,7 +60,7 @@ func DeadLetter(cfg DeadLetterConfig) (message.HandlerMiddleware, error) {
 			if err == nil {
 				return produced, nil
 			}
-			if msg.Context().Err() != nil || errors.Is(err, ErrInterrupted) || errors.Is(err, ErrRetryPublish) {
+			if msg.Context().Err() != nil || errors.Is(err, ErrRedeliver) {
 				return nil, err // cut short by a shutdown: redeliver, do not dead-letter
 			}
 			dead := deadLetterOf(msg, err, cfg, now())

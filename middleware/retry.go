@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -14,7 +13,7 @@ import (
 // ErrInterrupted is returned, wrapping the handler's last error, when a retry wait was
 // cut short by a shutdown. The message must not be acked nor dead-lettered: it is
 // redelivered once the consumer runs again. DeadLetter passes it through.
-var ErrInterrupted = errors.New("retry wait interrupted by shutdown")
+var ErrInterrupted error = &redeliverError{"retry wait interrupted by shutdown"}
 
 // RetryConfig configures Retry.
 type RetryConfig struct {

@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -15,7 +14,7 @@ import (
 // ErrRetryPublish is wrapped by the error returned when a failed message could not be
 // moved to its retry topic. The message must be redelivered, not dead-lettered;
 // DeadLetter passes it through.
-var ErrRetryPublish = errors.New("cannot publish to the retry topic")
+var ErrRetryPublish error = &redeliverError{"cannot publish to the retry topic"}
 
 // RetryTopicConfig configures RetryTopic.
 type RetryTopicConfig struct {
