@@ -117,3 +117,12 @@ func (q *Query) take(name string) (string, bool) {
 	}
 	return vs[len(vs)-1], true
 }
+
+// SetDefault sets *field to def when it holds its zero value. Transports fill their
+// Config's unset fields with it, so a zero field always means "the default".
+func SetDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}

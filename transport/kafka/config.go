@@ -140,48 +140,20 @@ type SASLConfig struct {
 // transport.ErrInvalidOption and names the field.
 func (c Config) withDefaults() (Config, error) {
 	c.Brokers = slices.Clone(c.Brokers)
-	if c.ClientID == "" {
-		c.ClientID = DefaultClientID
-	}
-	if c.Version == "" {
-		c.Version = DefaultVersion
-	}
-	if c.Partitions == 0 {
-		c.Partitions = DefaultPartitions
-	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = DefaultReplicationFactor
-	}
-	if c.MinInsyncReplicas == 0 {
-		c.MinInsyncReplicas = DefaultMinInsyncReplicas
-	}
-	if c.SASL.PasswordEnv == "" {
-		c.SASL.PasswordEnv = DefaultPasswordEnv
-	}
-	if c.DialTimeout == 0 {
-		c.DialTimeout = DefaultDialTimeout
-	}
-	if c.ProducerRetries == 0 {
-		c.ProducerRetries = DefaultProducerRetries
-	}
-	if c.RetryBackoff == 0 {
-		c.RetryBackoff = DefaultRetryBackoff
-	}
-	if c.MaxMessageBytes == 0 {
-		c.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.CommitInterval == 0 {
-		c.CommitInterval = DefaultCommitInterval
-	}
-	if c.NackDelay == 0 {
-		c.NackDelay = DefaultNackDelay
-	}
-	if c.AckGrace == 0 {
-		c.AckGrace = DefaultAckGrace
-	}
+	transport.SetDefault(&c.ClientID, DefaultClientID)
+	transport.SetDefault(&c.Version, DefaultVersion)
+	transport.SetDefault(&c.Partitions, DefaultPartitions)
+	transport.SetDefault(&c.ReplicationFactor, DefaultReplicationFactor)
+	transport.SetDefault(&c.MinInsyncReplicas, DefaultMinInsyncReplicas)
+	transport.SetDefault(&c.SASL.PasswordEnv, DefaultPasswordEnv)
+	transport.SetDefault(&c.DialTimeout, DefaultDialTimeout)
+	transport.SetDefault(&c.ProducerRetries, DefaultProducerRetries)
+	transport.SetDefault(&c.RetryBackoff, DefaultRetryBackoff)
+	transport.SetDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
+	transport.SetDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	transport.SetDefault(&c.CommitInterval, DefaultCommitInterval)
+	transport.SetDefault(&c.NackDelay, DefaultNackDelay)
+	transport.SetDefault(&c.AckGrace, DefaultAckGrace)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -90,18 +90,10 @@ func (c Config) withDefaults() (Config, error) {
 	if len(errs) > 0 {
 		return c, fmt.Errorf("memory: %w: %w", transport.ErrInvalidOption, errors.Join(errs...))
 	}
-	if c.MaxRetained == 0 {
-		c.MaxRetained = DefaultMaxRetained
-	}
-	if c.MaxRetainedBytes == 0 {
-		c.MaxRetainedBytes = DefaultMaxRetainedBytes
-	}
-	if c.FullTimeout == 0 {
-		c.FullTimeout = DefaultFullTimeout
-	}
-	if c.NackDelay == 0 {
-		c.NackDelay = DefaultNackDelay
-	}
+	transport.SetDefault(&c.MaxRetained, DefaultMaxRetained)
+	transport.SetDefault(&c.MaxRetainedBytes, DefaultMaxRetainedBytes)
+	transport.SetDefault(&c.FullTimeout, DefaultFullTimeout)
+	transport.SetDefault(&c.NackDelay, DefaultNackDelay)
 	return c, nil
 }
 
