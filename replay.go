@@ -61,7 +61,7 @@ const replayMarker = metadata.Prefix + "replay_of"
 // subscribed with one, else "<topic>.<group>.dlq") without consuming it, so the
 // transport must implement transport.Reader (memory and Kafka do).
 func (c *Client) DeadLetters(ctx context.Context, topic, group string) ([]DeadLetter, error) {
-	msgs, err := c.readDeadLetters(ctx, topic, group)
+	msgs, _, err := c.readDeadLetters(ctx, topic, group)
 	if err != nil {
 		return nil, err
 	}
@@ -72,16 +72,17 @@ func (c *Client) DeadLetters(ctx context.Context, topic, group string) ([]DeadLe
 	return letters, nil
 }
 
-// readDeadLetters returns the pending dead-letter messages of a subscription.
-func (c *Client) readDeadLetters(ctx context.Context, topic, group string) ([]*message.Message, error) {
+// readDeadLetters returns the pending dead-letter messages of a subscription and the
+// dead-letter topic they were read from.
+func (c *Client) readDeadLetters(ctx context.Context, topic, group string) ([]*message.Message, string, error) {
 	r, ok := c.tr.(transport.Reader)
 	if !ok {
-		return nil, fmt.Errorf("pubsub: %w: this transport cannot list dead letters (it does not implement transport.Reader)", ErrInvalidOption)
+		return nil, "", fmt.Errorf("pubsub: %w: this transport cannot list dead letters (it does not implement transport.Reader)", ErrInvalidOption)
 	}
 	dlq := c.deadLetterTopicOf(topic, group)
 	msgs, err := r.ReadAll(ctx, dlq)
 	if err != nil {
-		return nil, fmt.Errorf("pubsub: reading dead letters of %q in group %q from %q: %w", topic, group, dlq, err)
+		return nil, "", fmt.Errorf("pubsub: reading dead letters of %q in group %q from %q: %w", topic, group, dlq, err)
 	}
 	// Every replay leaves a marker: a letter is pending while its id has more letters
 	// than markers. Counting, rather than following the order, keeps this right when
@@ -108,7 +109,7 @@ func (c *Client) readDeadLetters(ctx context.Context, topic, group string) ([]*m
 		}
 	}
 	slices.SortStableFunc(out, func(a, b *message.Message) int { return failedAt(a).Compare(failedAt(b)) })
-	return out, nil
+	return out, dlq, nil
 }
 
 // failedAt is when a dead letter was dead-lettered.
@@ -136,7 +137,7 @@ func (c *Client) deadLetterTopicOf(topic, group string) string {
 // replayed. A replay interrupted by an error may leave some replayed and still listed;
 // replaying them again delivers them twice, which at-least-once allows.
 func (c *Client) Replay(ctx context.Context, topic, group string, sel ReplaySelector) (int, error) {
-	letters, err := c.readDeadLetters(ctx, topic, group)
+	letters, dlq, err := c.readDeadLetters(ctx, topic, group)
 	if err != nil {
 		return 0, err
 	}
@@ -164,7 +165,6 @@ func (c *Client) Replay(ctx context.Context, topic, group string, sel ReplaySele
 	default:
 		return 0, fmt.Errorf("pubsub: %w: Replay needs ReplayAll, ReplayIDs or ReplayFirst", ErrInvalidOption)
 	}
-	dlq := c.deadLetterTopicOf(topic, group)
 	for i, dead := range chosen {
 		if err := c.tr.Publish(ReplayTopicName(topic, group), replayOf(ctx, dead)); err != nil {
 			return i, fmt.Errorf("pubsub: replaying %s: %w", dead.UUID, err)
