@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -18,39 +19,35 @@ var ErrLessDurable = errors.New("kafka: topic less durable than configured")
 // topicCache remembers the topics already provisioned and checked, so the admin
 // requests run once per topic and transport, not once per Publish.
 type topicCache struct {
-	t     *Transport
-	mu    sync.Mutex
-	ready map[string]*topicState
+	t      *Transport
+	topics sync.Map // name → *topicState
 }
 
 type topicState struct {
+	done atomic.Bool
 	mu   sync.Mutex // held while the topic is being provisioned
-	done bool
 }
 
 // ensure provisions and checks topic once. A failure is not remembered, so the next
 // call tries again.
 func (tc *topicCache) ensure(ctx context.Context, topic string) error {
-	tc.mu.Lock()
-	if tc.ready == nil {
-		tc.ready = map[string]*topicState{}
-	}
-	st, ok := tc.ready[topic]
+	v, ok := tc.topics.Load(topic)
 	if !ok {
-		st = &topicState{}
-		tc.ready[topic] = st
+		v, _ = tc.topics.LoadOrStore(topic, &topicState{})
 	}
-	tc.mu.Unlock()
-
+	st := v.(*topicState)
+	if st.done.Load() { // every Publish after the first: no lock
+		return nil
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.done {
+	if st.done.Load() {
 		return nil
 	}
 	if err := tc.t.provision(ctx, topic); err != nil {
 		return err
 	}
-	st.done = true
+	st.done.Store(true)
 	return nil
 }
 
