@@ -330,7 +330,7 @@ func testShutdownDuringBackoff(t *testing.T, h Harness) {
 	delivery := pubsub.Delivery{Retry: 3, BackoffDelay: 5 * time.Second}
 	dead := subscribe(t, second, pubsub.DeadLetterTopicName(name, "ledger"), "inspect")
 
-	c1, err := pubsub.New(sharedTransport{first})
+	c1, err := pubsub.New(KeepOpen(first))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func testShutdownDuringBackoff(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 
-	c2, err := pubsub.New(sharedTransport{second})
+	c2, err := pubsub.New(KeepOpen(second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,9 +394,3 @@ func testShutdownDuringBackoff(t *testing.T, h Harness) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
-
-// sharedTransport is a transport whose Close leaves it open, for clients that share
-// one; the test closes it.
-type sharedTransport struct{ transport.Transport }
-
-func (sharedTransport) Close() error { return nil }

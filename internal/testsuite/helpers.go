@@ -150,3 +150,11 @@ func (r *recorder[T]) count() int {
 	defer r.mu.Unlock()
 	return len(r.msgs)
 }
+
+// KeepOpen returns tr with a Close that leaves it open, for the clients, publishers
+// and suites that share one transport; the test closes tr itself.
+func KeepOpen(tr transport.Transport) transport.Transport { return keepOpen{tr} }
+
+type keepOpen struct{ transport.Transport }
+
+func (keepOpen) Close() error { return nil }

@@ -82,7 +82,7 @@ func runWatermillSuite(t *testing.T, group string, features tests.Features) {
 		// The suite ends subscriptions with messages it never acks; a short AckGrace
 		// keeps it from waiting for them.
 		tr := newTransport(t, cluster, kafka.Config{Partitions: 1, NackDelay: 5 * time.Millisecond, AckGrace: 200 * time.Millisecond})
-		return keepOpen{tr}, transport.GroupSubscriber(tr, group)
+		return testsuite.KeepOpen(tr), transport.GroupSubscriber(tr, group)
 	}
 	var groups tests.ConsumerGroupPubSubConstructor
 	if features.ConsumerGroups {
@@ -90,8 +90,3 @@ func runWatermillSuite(t *testing.T, group string, features tests.Features) {
 	}
 	tests.TestPubSub(t, features, func(t *testing.T) (message.Publisher, message.Subscriber) { return open(t, group) }, groups)
 }
-
-// keepOpen is a transport as a publisher whose Close leaves it open.
-type keepOpen struct{ message.Publisher }
-
-func (keepOpen) Close() error { return nil }

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
 
+	"github.com/pubsubkit/pubsub/internal/testsuite"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
 )
@@ -29,11 +30,11 @@ func TestWatermillPubSub(t *testing.T) {
 	shared := perTest{}
 	pubSub := func(t *testing.T) (message.Publisher, message.Subscriber) {
 		tr := shared.get(t)
-		return keepOpen{tr}, transport.GroupSubscriber(tr, "")
+		return testsuite.KeepOpen(tr), transport.GroupSubscriber(tr, "")
 	}
 	groupPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		tr := shared.get(t)
-		return keepOpen{tr}, transport.GroupSubscriber(tr, group)
+		return testsuite.KeepOpen(tr), transport.GroupSubscriber(tr, group)
 	}
 	tests.TestPubSub(t, features, pubSub, groupPubSub)
 }
@@ -68,9 +69,3 @@ func (p *perTest) get(t *testing.T) *memory.Transport {
 	p.m[t] = tr
 	return tr
 }
-
-// keepOpen is the shared transport as a publisher whose Close leaves it open; the test's
-// cleanup closes it.
-type keepOpen struct{ message.Publisher }
-
-func (keepOpen) Close() error { return nil }
