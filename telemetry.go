@@ -76,7 +76,7 @@ func newTelemetry(o options, tr transport.Transport) (*telemetry, error) {
 		tracer:     tp.Tracer(instrumentationName),
 		propagator: propagation.TraceContext{},
 	}
-	if s, ok := tr.(interface{ MessagingSystem() string }); ok {
+	if s, ok := tr.(transport.MessagingSystem); ok {
 		t.system = s.MessagingSystem()
 	}
 	m := mp.Meter(instrumentationName)

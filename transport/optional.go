@@ -1,8 +1,10 @@
+// Optional interfaces: what some transports do beyond Transport, which the client uses
+// when they are there.
+
 package transport
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -18,22 +20,6 @@ type Provisioner interface {
 	Provision(ctx context.Context, topics ...string) error
 }
 
-type loggerKey struct{}
-
-// WithLogger returns a context that carries the logger an OpenFunc should use, so a
-// transport opened by URL logs where its client logs.
-func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
-	return context.WithValue(ctx, loggerKey{}, l)
-}
-
-// LoggerFrom returns the logger recorded by WithLogger, or slog.Default().
-func LoggerFrom(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok && l != nil {
-		return l
-	}
-	return slog.Default()
-}
-
 // Reader is implemented by transports that can read what a topic holds without a
 // consumer group: the client lists dead letters with it.
 type Reader interface {
@@ -41,4 +27,10 @@ type Reader interface {
 	// partition, each with its Position in its context. It does not wait for more
 	// messages and moves no group's position. A topic that does not exist holds none.
 	ReadAll(ctx context.Context, topic string) ([]*message.Message, error)
+}
+
+// MessagingSystem is implemented by transports that name themselves in telemetry (the
+// messaging.system attribute), such as "kafka".
+type MessagingSystem interface {
+	MessagingSystem() string
 }
