@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -42,13 +43,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	port := fs.Int("port", 9092, "port of the first broker; the others take the next ones (0: any free ports)")
 	brokers := fs.Int("brokers", 3, "number of brokers (3 allows the production replication factor)")
 	data := fs.String("data", "", "folder that keeps topics, messages and committed offsets across restarts (empty: keep nothing)")
+	minSession := fs.Duration("min-session-timeout", 6*time.Second, "shortest consumer group session timeout the brokers accept (Kafka's group.min.session.timeout.ms)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *brokers < 1 {
 		return fmt.Errorf("-brokers %d: want at least 1", *brokers)
 	}
-	opts := []kfake.Opt{kfake.NumBrokers(*brokers)}
+	opts := []kfake.Opt{kfake.NumBrokers(*brokers), kfake.GroupMinSessionTimeout(*minSession)}
 	if *port != 0 {
 		ports := make([]int, *brokers)
 		for i := range ports {
@@ -68,9 +70,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer cluster.Close()
 
-	url := "kafka://" + strings.Join(cluster.ListenAddrs(), ",")
+	// kfake drops a group member whose rejoin it holds longer than the member's
+	// session timeout (10s by default); a rebalance timeout under two thirds of it
+	// keeps restarts quick (see kafka.Config.RebalanceTimeout).
+	url := "kafka://" + strings.Join(cluster.ListenAddrs(), ",") + "?rebalance_timeout=5s"
 	if *brokers < 3 {
-		url += fmt.Sprintf("?replication_factor=%d&min_insync_replicas=1", *brokers)
+		url += fmt.Sprintf("&replication_factor=%d&min_insync_replicas=1", *brokers)
 	}
 	fmt.Fprintf(out, "PUBSUB_URL=%s\n", url)
 	if *data != "" {

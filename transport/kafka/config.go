@@ -83,6 +83,16 @@ type Config struct {
 	// SessionTimeout is how long the group coordinator waits for a silent member
 	// before it gives its partitions to others. Default DefaultSessionTimeout.
 	SessionTimeout time.Duration
+	// RebalanceTimeout is how long the coordinator waits for every member to rejoin
+	// the group during a rebalance; a member still busy with its in-flight messages
+	// after that is dropped from the group, and those messages are delivered again.
+	// Default: the session timeout, and at least 10 seconds.
+	//
+	// franz-go's kfake (kafkatest, examples/devbroker) drops a member whose rejoin
+	// it holds longer than the member's session timeout, and that member then waits
+	// for the network read timeout (30 s) before it joins again. Against kfake, keep
+	// RebalanceTimeout under two thirds of SessionTimeout; Apache Kafka does not need it.
+	RebalanceTimeout time.Duration
 	// CommitInterval is how often acknowledged offsets are committed. A crash loses
 	// at most this much progress, never a message: what was not committed is
 	// delivered again. Default DefaultCommitInterval.
@@ -151,6 +161,7 @@ func (c Config) withDefaults() (Config, error) {
 	transport.SetDefault(&c.RetryBackoff, DefaultRetryBackoff)
 	transport.SetDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
 	transport.SetDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	transport.SetDefault(&c.RebalanceTimeout, max(c.SessionTimeout, 10*time.Second))
 	transport.SetDefault(&c.CommitInterval, DefaultCommitInterval)
 	transport.SetDefault(&c.NackDelay, DefaultNackDelay)
 	transport.SetDefault(&c.AckGrace, DefaultAckGrace)
@@ -211,6 +222,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SessionTimeout < time.Second {
 		bad("session timeout %v is below 1s", c.SessionTimeout)
 	}
+	if c.RebalanceTimeout < time.Second {
+		bad("rebalance timeout %v is below 1s", c.RebalanceTimeout)
+	}
 	if c.ProducerRetries < 1 {
 		bad("producer retries %d is below 1 (the idempotent producer needs at least one)", c.ProducerRetries)
 	}
@@ -266,7 +280,7 @@ func (c Config) sarama() (*sarama.Config, error) {
 	s.Consumer.Return.Errors = true
 	s.Consumer.Group.Session.Timeout = c.SessionTimeout
 	s.Consumer.Group.Heartbeat.Interval = c.SessionTimeout / 3
-	s.Consumer.Group.Rebalance.Timeout = max(c.SessionTimeout, 10*time.Second)
+	s.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
 
 	s.Admin.Timeout = max(c.DialTimeout, 10*time.Second)
 
