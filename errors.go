@@ -25,6 +25,9 @@ var (
 	// ErrAlreadyRunning: Run was called while the client was already running, or again
 	// after it returned.
 	ErrAlreadyRunning = errors.New("pubsub: Run called more than once")
+	// ErrPayloadTooLarge: a payload is larger than WithMaxPayload allows. Publish
+	// returns it; a consumer dead-letters such a message with it as the reason.
+	ErrPayloadTooLarge = errors.New("pubsub: payload too large")
 )
 
 // Permanent marks err as a failure that retrying cannot fix: the message is not

@@ -24,6 +24,7 @@ type options struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	traceLog       *traceLog
+	maxPayload     int // 0: no limit of the client's own
 	errs           []error
 }
 
@@ -78,6 +79,22 @@ func WithDrainTimeout(d time.Duration) Option {
 			return
 		}
 		o.drainTimeout = d
+	}
+}
+
+// WithMaxPayload limits payloads to n bytes, as encoded by the topic's codec.
+// Publish refuses a larger payload with an error wrapping ErrPayloadTooLarge, and a
+// consumer dead-letters a larger message it receives (written by another producer)
+// as a permanent failure before decoding it, so that one oversized message neither
+// stalls its partition nor reaches a handler. Without it, only the transport's own
+// limit applies (Kafka: max_message_bytes).
+func WithMaxPayload(n int) Option {
+	return func(o *options) {
+		if n <= 0 {
+			o.errs = append(o.errs, fmt.Errorf("WithMaxPayload(%d): must be positive", n))
+			return
+		}
+		o.maxPayload = n
 	}
 }
 

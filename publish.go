@@ -70,6 +70,10 @@ func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...Pub
 	if err != nil {
 		return fmt.Errorf("pubsub: cannot encode %s for topic %q: %w", typeName[T](), t.name, err)
 	}
+	if limit := c.opts.maxPayload; limit > 0 && len(payload) > limit {
+		return fmt.Errorf("%w: %s for topic %q encodes to %d bytes, the limit is %d",
+			ErrPayloadTooLarge, typeName[T](), t.name, len(payload), limit)
+	}
 
 	msg := message.NewMessage(uuid.NewString(), payload)
 	for k, val := range o.metadata {

@@ -217,13 +217,17 @@ func deadLetterOf(m *message.Message) DeadLetter {
 		Payload:       m.Payload,
 		Metadata:      maps.Clone(map[string]string(md)),
 	}
-	d.Attempts, _ = strconv.Atoi(md.Get(metadata.DeadLetterAttempts))
+	// The letter may come from another client or a hand-made replay: malformed
+	// numbers read as unknown (0), never as a wrong position.
+	if n, err := strconv.Atoi(md.Get(metadata.DeadLetterAttempts)); err == nil && n > 0 {
+		d.Attempts = n
+	}
 	d.FirstFailure, _ = time.Parse(time.RFC3339Nano, md.Get(metadata.DeadLetterFirstFailure))
 	d.LastFailure, _ = time.Parse(time.RFC3339Nano, md.Get(metadata.DeadLetterLastFailure))
 	if o := md.Get(metadata.DeadLetterOffset); o != "" {
 		p, perr := strconv.ParseInt(md.Get(metadata.DeadLetterPartition), 10, 32)
 		off, oerr := strconv.ParseInt(o, 10, 64)
-		if perr == nil && oerr == nil {
+		if perr == nil && oerr == nil && p >= 0 && off >= 0 {
 			d.Partition, d.Offset, d.HasPosition = int32(p), off, true
 		}
 	}

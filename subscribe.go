@@ -102,7 +102,12 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 				ErrInvalidOption, t.name, group, name, maxTopicName)
 		}
 	}
+	limit := c.opts.maxPayload
 	handle := func(msg *message.Message) ([]*message.Message, error) {
+		if limit > 0 && len(msg.Payload) > limit {
+			return nil, Permanent(fmt.Errorf("%w: message %s on %q has %d bytes, the limit is %d",
+				ErrPayloadTooLarge, msg.UUID, t.name, len(msg.Payload), limit))
+		}
 		m, err := Decode(t, msg)
 		if err != nil {
 			return nil, err

@@ -47,6 +47,7 @@ var rules = []rule{
 	{name: "RoundTripMetadata", parallel: true, run: testRoundTripMetadata},
 	{name: "TypedDecode", parallel: true, run: testTypedDecode},
 	{name: "UndecodableDeadLettered", parallel: true, run: testUndecodableDeadLettered},
+	{name: "PoisonInputKeepsFlowing", parallel: true, needs: ordered, run: testPoisonInputKeepsFlowing},
 	{name: "OrderPerKey", parallel: true, needs: ordered, run: testOrderPerKey},
 	{name: "GroupsFanOut", parallel: true, needs: groups, run: testGroupsFanOut},
 	{name: "OnceWithinGroup", parallel: true, needs: groups, run: testOnceWithinGroup},
