@@ -39,6 +39,11 @@ func TestOpenErrors(t *testing.T) {
 		{"memory://user:s3cret@host", pubsub.ErrInvalidOption, []string{"no host"}, "s3cret"},
 		{"://nope", pubsub.ErrInvalidOption, []string{"cannot parse"}, ""},
 		{"localhost:9092", pubsub.ErrUnknownScheme, []string{"known: kafka, memory"}, ""},
+		{"kafka://127.0.0.1:1?tls=true&tls_ca=/nonexistent/ca.pem", pubsub.ErrInvalidOption, []string{"TLS CA file", "/nonexistent/ca.pem"}, ""},
+		{"kafka://127.0.0.1:1?tls=true&tls_cert=client_test.go&tls_key=client_test.go", pubsub.ErrInvalidOption, []string{"TLS client certificate"}, ""},
+		{"kafka://127.0.0.1:1?partitions=many", pubsub.ErrInvalidOption, []string{`partitions="many"`}, ""},
+		{"kafka://127.0.0.1:1?session_timeout=1ms", pubsub.ErrInvalidOption, []string{"session timeout"}, ""},
+		{"kafka://", pubsub.ErrInvalidOption, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {

@@ -24,7 +24,7 @@ type Delivery struct {
 	// (BackoffLinear). Retry 3, exponential, BackoffDelay 5s waits 10s, 20s, 40s.
 	BackoffPolicy BackoffPolicy
 	BackoffDelay  time.Duration
-	// MaxBackoff caps every wait; 0 means no cap.
+	// MaxBackoff caps every wait; 0 means no cap but MaxDeliveryWait.
 	MaxBackoff time.Duration
 	// Timeout bounds each attempt: the handler's context ends Timeout after the
 	// attempt began, and a retry gets a fresh one. 0 means no timeout.
@@ -91,16 +91,42 @@ func (d Delivery) Backoff(retry int) time.Duration {
 }
 
 func (d Delivery) backoff() middleware.Backoff {
-	if d.BackoffPolicy == BackoffLinear {
-		return middleware.LinearBackoff(d.BackoffDelay, d.MaxBackoff)
+	limit := d.MaxBackoff
+	if limit == 0 {
+		limit = MaxDeliveryWait
 	}
-	return middleware.ExponentialBackoff(d.BackoffDelay, d.MaxBackoff)
+	if d.BackoffPolicy == BackoffLinear {
+		return middleware.LinearBackoff(d.BackoffDelay, limit)
+	}
+	return middleware.ExponentialBackoff(d.BackoffDelay, limit)
 }
+
+// Limits on Delivery that no sensible policy reaches. An Unordered subscription has a
+// topic per retry, so a retry count in the thousands is a typo; a wait or an attempt
+// longer than a day is one, and a wait longer than the retry topic's retention
+// (Kafka's default is seven days) would lose the message it holds.
+const (
+	MaxDeliveryRetry   = 100
+	MaxDeliveryWait    = 7 * 24 * time.Hour // MaxBackoff, and the longest any retry waits
+	MaxDeliveryDelay   = 24 * time.Hour     // BackoffDelay
+	MaxDeliveryTimeout = 24 * time.Hour     // Timeout
+)
 
 func (d Delivery) validate() error {
 	var bad []string
 	if d.Retry < 0 {
 		bad = append(bad, fmt.Sprintf("Retry %d is negative", d.Retry))
+	}
+	if d.Retry > MaxDeliveryRetry {
+		bad = append(bad, fmt.Sprintf("Retry %d is over %d", d.Retry, MaxDeliveryRetry))
+	}
+	for _, v := range []struct {
+		name      string
+		got, over time.Duration
+	}{{"BackoffDelay", d.BackoffDelay, MaxDeliveryDelay}, {"MaxBackoff", d.MaxBackoff, MaxDeliveryWait}, {"Timeout", d.Timeout, MaxDeliveryTimeout}} {
+		if v.got > v.over {
+			bad = append(bad, fmt.Sprintf("%s %v is over %v", v.name, v.got, v.over))
+		}
 	}
 	if d.BackoffPolicy != BackoffExponential && d.BackoffPolicy != BackoffLinear {
 		bad = append(bad, fmt.Sprintf("unknown %v", d.BackoffPolicy))

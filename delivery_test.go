@@ -37,6 +37,11 @@ func TestDeliveryValidation(t *testing.T) {
 		{BackoffPolicy: 7},
 		{Ordering: 9},
 		{DeadLetterTopic: "has space"},
+		{Retry: 1 << 40},
+		{Retry: pubsub.MaxDeliveryRetry + 1},
+		{BackoffDelay: 100 * 365 * 24 * time.Hour},
+		{MaxBackoff: 30 * 24 * time.Hour},
+		{Timeout: 48 * time.Hour},
 	} {
 		if err := pubsub.Subscribe(h.Client, topic, "g", noop, pubsub.WithDelivery(d)); !errors.Is(err, pubsub.ErrInvalidOption) {
 			t.Errorf("Delivery %+v: %v, want ErrInvalidOption", d, err)
@@ -44,6 +49,16 @@ func TestDeliveryValidation(t *testing.T) {
 	}
 	if _, err := pubsub.Open(context.Background(), "memory://", pubsub.WithDefaultDelivery(pubsub.Delivery{Retry: -2})); !errors.Is(err, pubsub.ErrInvalidOption) {
 		t.Errorf("WithDefaultDelivery with Retry -2: %v", err)
+	}
+	// Without MaxBackoff no wait exceeds MaxDeliveryWait, so a retry never outlives a
+	// retry topic's retention.
+	if got := (pubsub.Delivery{Retry: 100, BackoffDelay: time.Hour}).Backoff(100); got != pubsub.MaxDeliveryWait {
+		t.Errorf("retry 100 of an hourly exponential backoff waits %v, want %v", got, pubsub.MaxDeliveryWait)
+	}
+	// The largest sensible policy is accepted.
+	most := pubsub.Delivery{Retry: pubsub.MaxDeliveryRetry, BackoffDelay: pubsub.MaxDeliveryDelay, MaxBackoff: pubsub.MaxDeliveryWait, Timeout: pubsub.MaxDeliveryTimeout}
+	if err := pubsub.Subscribe(h.Client, topic, "most", noop, pubsub.WithDelivery(most)); err != nil {
+		t.Errorf("Delivery %+v: %v", most, err)
 	}
 }
 

@@ -272,3 +272,75 @@ func TestRebalanceChurn(t *testing.T) {
 		t.Fatalf("%d of %d messages lost", missing, total)
 	}
 }
+
+// TestDeadLetterOutage: while the dead-letter topic refuses writes, a message whose
+// handler fails is not acked: it is handled again and again, nothing behind it on
+// its partition is handled, and nothing is dead-lettered. Once the topic takes
+// writes again it is dead-lettered once and the partition flows on.
+func TestDeadLetterOutage(t *testing.T) {
+	cluster := kafkatest.New(t, kfake.GroupMinSessionTimeout(time.Second))
+	fake := cluster.RequireFake(t)
+	cfg := groupConfig(1)
+	cfg.ProducerRetries = 2
+	h := pubsubtest.NewOn(t, newTransport(t, cluster, cfg))
+	topic := pubsub.NewTopic[order](kafkatest.Topic("dlqdown"))
+	dlq := pubsub.DeadLetterTopicName(topic.Name(), "g")
+	var badAttempts atomic.Int64
+	seen := newTally()
+	if err := pubsub.Subscribe(h.Client, topic, "g", func(ctx context.Context, m *pubsub.Message[order]) error {
+		if m.Payload.ID == "bad" {
+			badAttempts.Add(1)
+			return pubsub.Permanent(errors.New("cannot bill order bad"))
+		}
+		return seen.handle(ctx, m)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	outage := fake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: dlq, Err: kerr.NotEnoughReplicas, Count: -1})
+	ctx := context.Background()
+	for _, id := range []string{"1", "bad", "2"} {
+		if err := pubsub.Publish(ctx, h.Client, topic, order{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for badAttempts.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := badAttempts.Load(); n < 3 {
+		t.Fatalf("the failing message was handled %d times during the outage; want it redelivered", n)
+	}
+	if seen.distinct() != 1 {
+		t.Fatalf("during the outage %d messages were handled; want only the one before the failing message", seen.distinct())
+	}
+	if n := countRecords(t, cluster, dlq); n != 0 {
+		t.Fatalf("the dead-letter topic holds %d records during its outage", n)
+	}
+	outage.Remove()
+	if missing, _ := seen.waitAll(2, 30*time.Second); missing != 0 {
+		t.Fatalf("after the outage %d messages are still not handled", missing)
+	}
+	letters := waitLetters(t, h.Client, topic.Name(), "g", 1)
+	if letters[0].Reason == "" || !strings.Contains(letters[0].Reason, "cannot bill") {
+		t.Fatalf("dead letter reason %q", letters[0].Reason)
+	}
+	t.Logf("handled %d times during the outage, then dead-lettered once", badAttempts.Load())
+}
+
+func waitLetters(t *testing.T, c *pubsub.Client, topic, group string, n int) []pubsub.DeadLetter {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		letters, err := c.DeadLetters(context.Background(), topic, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(letters) >= n || time.Now().After(deadline) {
+			if len(letters) != n {
+				t.Fatalf("%d dead letters, want %d", len(letters), n)
+			}
+			return letters
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
