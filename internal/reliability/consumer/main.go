@@ -1,7 +1,9 @@
 // Consumer handles the reliability scenarios' load through the SDK and writes what it
 // did to a ledger (see reliability.Ledger): a line when each handler starts and one
 // when it finishes, a line when SIGTERM or SIGINT begins the drain, and one when the
-// client has closed cleanly. It consumes until signalled.
+// client has closed cleanly. It consumes until signalled. PUBSUB_SARAMA_DEBUG=1 sends
+// sarama's own log (group joins, coordinator lookups, fetch subscriptions) to
+// standard error.
 //
 //	go run ./internal/reliability/consumer -url kafka://127.0.0.1:9092 -topic load -group g -ledger out.txt
 package main
