@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/transport"
@@ -122,7 +121,7 @@ func New(t transport.Transport, opts ...Option) (*Client, error) {
 	}
 	// Watermill's router logs at Info on every start and stop; those are debug details
 	// for a library's users.
-	wlog := watermill.NewSlogLoggerWithLevelMapping(o.logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wlog := transport.WatermillLogger(o.logger)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: o.drainTimeout + drainGrace}, wlog)
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: %w", err)

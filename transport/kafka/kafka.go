@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/ThreeDotsLabs/watermill"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -174,9 +173,7 @@ func (t *Transport) SubscribeGroup(ctx context.Context, topic, group string) (<-
 			ConsumerGroup:         group,
 			NackResendSleep:       t.cfg.NackDelay,
 			ReconnectRetrySleep:   t.cfg.RetryBackoff,
-		}, watermill.NewSlogLoggerWithLevelMapping(t.log.With("group", group),
-			// watermill-kafka logs every subscription start and stop at Info.
-			map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
+		}, transport.WatermillLogger(t.log.With("group", group)))
 		if err != nil {
 			return nil, fmt.Errorf("kafka: subscriber for group %q: %w", group, err)
 		}

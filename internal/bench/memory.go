@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/google/uuid"
+
+	"github.com/pubsubkit/pubsub"
+	"github.com/pubsubkit/pubsub/transport/memory"
+)
+
+// memoryMsg is the memory scenario's payload, JSON-encoded to about the row's size.
+type memoryMsg struct {
+	Caller int    `json:"caller"`
+	Seq    int    `json:"seq"`
+	Pad    string `json:"pad"`
+}
+
+func newMemoryMsg(size, caller, seq int) memoryMsg {
+	return memoryMsg{Caller: caller, Seq: seq, Pad: strings.Repeat("x", max(0, size-32))}
+}
+
+// The memory rows run in two phases. First one caller publishes latencyN messages,
+// waiting for each to be handled before the next: the latency, publish to handler,
+// of an unloaded client. Then s.Callers goroutines publish s.N messages without
+// waiting, and the row ends when the handler has seen them all: the throughput and
+// the allocations per message.
+const latencyN = 2000
+
+// memoryLoad is what the two phases share: publish sends message i of caller w, and
+// handled receives a value when the handler is done with a message.
+type memoryLoad struct {
+	publish func(w, i int) error
+	handled chan struct{}
+}
+
+func (l memoryLoad) run(s spec, start func()) ([]time.Duration, error) {
+	lat, err := callers(1, latencyN, func(w, i int) error {
+		if err := l.publish(w, i); err != nil {
+			return err
+		}
+		<-l.handled
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	start()
+	done := make(chan struct{})
+	go func() {
+		for range s.N {
+			<-l.handled
+		}
+		close(done)
+	}()
+	if _, err := callers(s.Callers, s.N, l.publish); err != nil {
+		return nil, err
+	}
+	<-done
+	return lat, nil
+}
+
+func memorySDK(s spec, start func()) ([]time.Duration, error) {
+	tr, err := memory.New(memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40})
+	if err != nil {
+		return nil, err
+	}
+	c, err := pubsub.New(tr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	topic := pubsub.NewTopic[memoryMsg]("bench")
+	handled := make(chan struct{}, s.N)
+	if err := pubsub.Subscribe(c, topic, "g", func(_ context.Context, m *pubsub.Message[memoryMsg]) error {
+		handled <- struct{}{}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	<-c.Running()
+	return memoryLoad{handled: handled, publish: func(w, i int) error {
+		return pubsub.Publish(ctx, c, topic, newMemoryMsg(s.Size, w, i))
+	}}.run(s, start)
+}
+
+func memoryWatermill(s spec, start func()) ([]time.Duration, error) {
+	g := gochannel.NewGoChannel(gochannel.Config{}, nil)
+	router, err := message.NewRouter(message.RouterConfig{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	handled := make(chan struct{}, s.N)
+	router.AddConsumerHandler("h", "bench", g, func(msg *message.Message) error {
+		var m memoryMsg
+		if err := json.Unmarshal(msg.Payload, &m); err != nil {
+			return err
+		}
+		handled <- struct{}{}
+		return nil
+	})
+	go router.Run(context.Background())
+	<-router.Running()
+	defer func() { router.Close(); g.Close() }()
+	return memoryLoad{handled: handled, publish: func(w, i int) error {
+		body, err := json.Marshal(newMemoryMsg(s.Size, w, i))
+		if err != nil {
+			return err
+		}
+		return g.Publish("bench", message.NewMessage(uuid.NewString(), body))
+	}}.run(s, start)
+}

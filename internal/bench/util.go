@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func splitLines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
+
+func cutPrefix(s, p string) (string, bool) { return strings.CutPrefix(s, p) }
+
+// payload returns n bytes.
+func payload(n int) []byte { return []byte(strings.Repeat("x", n)) }
+
+// callers runs call(w, i) for i in 0..n-1 from k goroutines w, each timing its
+// calls, and returns the latencies, or the first error.
+func callers(k, n int, call func(w, i int) error) ([]time.Duration, error) {
+	var next atomic.Int64
+	lat := make([][]time.Duration, k)
+	var first atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for w := range k {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || first.Load() != nil {
+					return
+				}
+				t := time.Now()
+				if err := call(w, i); err != nil {
+					first.CompareAndSwap(nil, &err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t))
+			}
+		})
+	}
+	wg.Wait()
+	if err := first.Load(); err != nil {
+		return nil, *err
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	return all, nil
+}
