@@ -171,12 +171,24 @@ func (t *telemetry) startPublish(ctx context.Context, topic string, msg *message
 
 // startProcess starts the CONSUMER span of one handler attempt, child of the span in
 // the message's traceparent header, and returns the context for the handler.
-func (t *telemetry) startProcess(s subscription, msg *message.Message) (context.Context, trace.Span) {
-	parent := msg.Context()
+// withParent returns msg's context with the producer's span context, extracted from
+// its metadata, as the parent of its attempts' spans. A message without one gets an
+// empty span context on top: the same root spans, but every later span lookup stops
+// there instead of walking the transport's and the router's context layers.
+func (t *telemetry) withParent(msg *message.Message) context.Context {
+	ctx := msg.Context()
 	if msg.Metadata.Get(metadata.TraceParent) != "" {
-		parent = t.propagator.Extract(parent, propagation.MapCarrier(msg.Metadata))
+		ctx = t.propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
 	}
-	ctx, span := t.tracer.Start(parent, "process "+s.topic, consumerKind)
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
+	}
+	return ctx
+}
+
+// startProcess starts an attempt's span, a child of the producer's (see withParent).
+func (t *telemetry) startProcess(s subscription, msg *message.Message) (context.Context, trace.Span) {
+	ctx, span := t.tracer.Start(msg.Context(), "process "+s.topic, consumerKind)
 	if !span.IsRecording() {
 		return ctx, span
 	}
@@ -254,7 +266,7 @@ func (a *attemptSpans) end(name string, attrs ...attribute.KeyValue) {
 func (c *Client) traceDelivery(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		spans := &attemptSpans{}
-		msg.SetContext(context.WithValue(msg.Context(), attemptSpansKey{}, spans))
+		msg.SetContext(context.WithValue(c.tel.withParent(msg), attemptSpansKey{}, spans))
 		produced, err := h(msg)
 		if err != nil {
 			spans.end("redelivery", attribute.String("reason", err.Error()))

@@ -34,3 +34,13 @@ type Reader interface {
 type MessagingSystem interface {
 	MessagingSystem() string
 }
+
+// Forwarder is implemented by transports that can deliver a subscription into a
+// channel the caller made. GroupSubscriber (and so the client) uses it to hand
+// messages straight to the Watermill router, without a goroutine of its own between
+// the transport and the router: one hand-off less per message.
+type Forwarder interface {
+	// SubscribeGroupInto is SubscribeGroup delivering into out, which it closes when
+	// the subscription ends; the channel it returns is closed after out is.
+	SubscribeGroupInto(ctx context.Context, topic, group string, out chan<- *message.Message) (done <-chan struct{}, err error)
+}

@@ -38,6 +38,23 @@ func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.base, cancel)
+	if f, ok := s.t.(Forwarder); ok {
+		out := make(chan *message.Message)
+		done, err := f.SubscribeGroupInto(ctx, topic, s.group, out)
+		if err != nil {
+			stop()
+			cancel()
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			<-done
+			stop()
+			cancel()
+		}()
+		return out, nil
+	}
 	in, err := s.t.SubscribeGroup(ctx, topic, s.group)
 	if err != nil {
 		stop()

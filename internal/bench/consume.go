@@ -53,7 +53,7 @@ func (c *counter) wait() error {
 }
 
 func consumeSDK(s spec, start func()) ([]time.Duration, error) {
-	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: s.Brokers})
+	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: s.Brokers, Prefetch: s.Prefetch})
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ func main() {
 	spec := flag.String("spec", "", "internal: the row to run, as JSON")
 	scenarios := flag.String("scenario", "all", "memory, publish, consume, bound, or all (comma-separated)")
 	scale := flag.Float64("scale", 1, "multiply every message count by this (0.1 for a quick look)")
+	prefetch := flag.Int("prefetch", 0, "kafka.Config.Prefetch of the SDK consumers (0: the default)")
 	flag.Parse()
 
 	var err error
@@ -43,7 +44,7 @@ func main() {
 	case "row":
 		err = runRow(*spec)
 	case "":
-		err = runAll(strings.Split(*scenarios, ","), *scale)
+		err = runAll(strings.Split(*scenarios, ","), *scale, *prefetch)
 	default:
 		err = fmt.Errorf("unknown -role %q", *role)
 	}

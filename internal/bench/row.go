@@ -23,6 +23,7 @@ type spec struct {
 	Brokers  []string `json:"brokers,omitempty"`
 	Topic    string   `json:"topic,omitempty"`
 	Group    string   `json:"group,omitempty"`
+	Prefetch int      `json:"prefetch,omitempty"` // SDK consumers: kafka.Config.Prefetch (0: default)
 }
 
 // result is what a row measured. Latencies are zero where they do not apply.

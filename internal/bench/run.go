@@ -39,7 +39,7 @@ const (
 	boundSpread   = 0.2
 )
 
-func runAll(scenarios []string, scale float64) error {
+func runAll(scenarios []string, scale float64, prefetch int) error {
 	want := map[string]bool{}
 	for _, s := range scenarios {
 		if s == "all" {
@@ -54,6 +54,7 @@ func runAll(scenarios []string, scale float64) error {
 
 	var results []result
 	run := func(s spec) error {
+		s.Prefetch = prefetch
 		fmt.Fprintf(os.Stderr, "running %s/%s %dB callers=%d n=%d\n", s.Scenario, s.Client, s.Size, s.Callers, s.N)
 		r, err := measure(s)
 		if err != nil {

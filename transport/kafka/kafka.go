@@ -152,6 +152,15 @@ func (t *Transport) Publish(topic string, messages ...*message.Message) error {
 // rest of its partition. Each delivered message's context carries its
 // transport.Position.
 func (t *Transport) SubscribeGroup(ctx context.Context, topic, group string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	if _, err := t.SubscribeGroupInto(ctx, topic, group, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SubscribeGroupInto is SubscribeGroup delivering into out (transport.Forwarder).
+func (t *Transport) SubscribeGroupInto(ctx context.Context, topic, group string, out chan<- *message.Message) (<-chan struct{}, error) {
 	if err := t.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -189,10 +198,13 @@ func (t *Transport) SubscribeGroup(ctx context.Context, topic, group string) (<-
 		stopInner()
 		return nil, fmt.Errorf("kafka: subscribe %q in group %q: %w", topic, group, err)
 	}
-	out := make(chan *message.Message)
+	done := make(chan struct{})
 	t.fwd.Add(1)
-	go t.forward(ctx, group, stopInner, in, out)
-	return out, nil
+	go func() {
+		defer close(done)
+		t.forward(ctx, group, stopInner, in, out)
+	}()
+	return done, nil
 }
 
 // forward hands on watermill-kafka's messages with their position in the context, and

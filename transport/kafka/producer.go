@@ -93,9 +93,6 @@ func (c *call) settle(err error) {
 	}
 }
 
-// maxQueued bounds the records waiting in one producer.
-const maxQueued = 1 << 16
-
 func newProducer(cfg Config, sc *sarama.Config) (*producer, error) {
 	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
@@ -105,7 +102,7 @@ func newProducer(cfg Config, sc *sarama.Config) (*producer, error) {
 		cfg:      cfg,
 		sc:       sc,
 		client:   client,
-		slots:    make(chan struct{}, maxQueued),
+		slots:    make(chan struct{}, cfg.PublishQueue),
 		queued:   map[topicPartition][]*record{},
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
