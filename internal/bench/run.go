@@ -238,7 +238,10 @@ func printResults(rs []result) {
 		}
 		callers := ""
 		if r.Callers > 0 {
-			callers = fmt.Sprintf(", %d callers", r.Callers)
+			callers = fmt.Sprintf(", %d caller", r.Callers)
+			if r.Callers > 1 {
+				callers += "s"
+			}
 		}
 		fmt.Printf("%s %d B%s: SDK = %s\n", r.Scenario, r.Size, callers, strings.Join(parts, ", "))
 	}
