@@ -97,6 +97,14 @@ type Config struct {
 	// for the network read timeout (30 s) before it joins again. Against kfake, keep
 	// RebalanceTimeout under two thirds of SessionTimeout; Apache Kafka does not need it.
 	RebalanceTimeout time.Duration
+	// InstanceID makes this client a static member of its consumer groups (Kafka's
+	// group.instance.id, KIP-345): a consumer restarted with the same InstanceID
+	// takes its partitions back at once, without a rebalance and without waiting for
+	// the session timeout. Give each replica a stable name of its own (the pod name of
+	// a StatefulSet); two live clients with one InstanceID fence each other off. A
+	// static member leaves its groups only when its session times out. Default: none
+	// (dynamic membership).
+	InstanceID string
 	// CommitInterval is how often acknowledged offsets are committed. A crash loses
 	// at most this much progress, never a message: what was not committed is
 	// delivered again. Default DefaultCommitInterval.
@@ -314,6 +322,7 @@ func (c Config) sarama() (*sarama.Config, error) {
 	s.Consumer.Group.Session.Timeout = c.SessionTimeout
 	s.Consumer.Group.Heartbeat.Interval = c.SessionTimeout / 3
 	s.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
+	s.Consumer.Group.InstanceId = c.InstanceID
 
 	s.Admin.Timeout = max(c.DialTimeout, 10*time.Second)
 

@@ -24,7 +24,7 @@ const Scheme = "kafka"
 //	    provision=true & strict_durability=false &
 //	    dial_timeout=10s & producer_retries=10 & retry_backoff=250ms &
 //	    max_message_bytes=1048576 & session_timeout=10s & rebalance_timeout=10s & commit_interval=1s & nack_delay=500ms & ack_grace=30s &
-//	    prefetch=256 & fetch_bytes=1048576 & publish_queue=65536
+//	    instance_id=NAME & prefetch=256 & fetch_bytes=1048576 & publish_queue=65536
 //
 // The SASL user is the URL's user; the password is read only from the environment
 // variable sasl_password_env names: a URL with a password is refused, so that a
@@ -68,6 +68,7 @@ func ParseURL(u *url.URL) (Config, error) {
 	c.MaxMessageBytes = q.Int("max_message_bytes", 0)
 	c.SessionTimeout = q.Duration("session_timeout", 0)
 	c.RebalanceTimeout = q.Duration("rebalance_timeout", 0)
+	c.InstanceID = q.String("instance_id", "")
 	c.Prefetch = q.Int("prefetch", 0)
 	c.FetchBytes = q.Int("fetch_bytes", 0)
 	c.PublishQueue = q.Int("publish_queue", 0)

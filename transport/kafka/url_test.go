@@ -43,7 +43,7 @@ func TestParseURLEveryParameter(t *testing.T) {
 		"&tls_server_name=kafka.internal&tls_insecure_skip_verify=false&sasl=scram-sha-512&sasl_password_env=ORDERS_PW"+
 		"&partitions=12&replication_factor=5&min_insync_replicas=3&provision=false&strict_durability=true"+
 		"&dial_timeout=3s&producer_retries=4&retry_backoff=50ms&max_message_bytes=2000000&session_timeout=30s"+
-		"&rebalance_timeout=20s&prefetch=32&fetch_bytes=65536&publish_queue=1000&commit_interval=250ms&nack_delay=2s&ack_grace=45s")
+		"&rebalance_timeout=20s&instance_id=orders-0&prefetch=32&fetch_bytes=65536&publish_queue=1000&commit_interval=250ms&nack_delay=2s&ack_grace=45s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestParseURLEveryParameter(t *testing.T) {
 		SASL:       kafka.SASLConfig{Mechanism: kafka.SASLScramSHA512, User: "svc", PasswordEnv: "ORDERS_PW"},
 		Partitions: 12, ReplicationFactor: 5, MinInsyncReplicas: 3, DisableProvisioning: true, StrictDurability: true,
 		DialTimeout: 3 * time.Second, ProducerRetries: 4, RetryBackoff: 50 * time.Millisecond, MaxMessageBytes: 2000000,
-		SessionTimeout: 30 * time.Second, RebalanceTimeout: 20 * time.Second, Prefetch: 32, FetchBytes: 65536, PublishQueue: 1000, CommitInterval: 250 * time.Millisecond, NackDelay: 2 * time.Second, AckGrace: 45 * time.Second,
+		SessionTimeout: 30 * time.Second, RebalanceTimeout: 20 * time.Second, InstanceID: "orders-0", Prefetch: 32, FetchBytes: 65536, PublishQueue: 1000, CommitInterval: 250 * time.Millisecond, NackDelay: 2 * time.Second, AckGrace: 45 * time.Second,
 	}
 	c.Logger = nil // the default logger is not part of what the URL says
 	if !reflect.DeepEqual(c, want) {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +45,7 @@ func run(ctx context.Context, args []string) error {
 	work := fs.Duration("work", 0, "time each handler takes, ending early if its context ends")
 	drain := fs.Duration("drain-timeout", pubsub.DefaultDrainTimeout, "drain timeout")
 	unordered := fs.Bool("unordered", false, "subscribe with Unordered delivery")
+	instance := fs.String("instance", "", "static group membership: kafka instance_id (a restart takes its partitions back at once)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,6 +64,13 @@ func run(ctx context.Context, args []string) error {
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if *instance != "" {
+		sep := "?"
+		if strings.Contains(*url, "?") {
+			sep = "&"
+		}
+		*url += sep + "instance_id=" + *instance
+	}
 	c, err := pubsub.Open(openCtx, *url, pubsub.WithLogger(logger), pubsub.WithDrainTimeout(*drain))
 	if err != nil {
 		return err
