@@ -2,7 +2,6 @@ package reliability_test
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,12 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pubsubkit/pubsub/internal/reliability"
+	"github.com/pubsubkit/pubsub/internal/testsuite"
 )
 
 // programs is the folder holding devbroker, producer and consumer, built once by
@@ -45,32 +44,15 @@ func TestMain(m *testing.M) {
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testsuite.SyncBuffer
 	done chan error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs program with args. The process is killed when the test ends if it is
 // still running; its output is logged when the test fails.
 func start(t *testing.T, program string, args ...string) *process {
 	t.Helper()
-	p := &process{name: program, cmd: exec.Command(filepath.Join(programs, program), args...), out: &syncBuffer{}, done: make(chan error, 1)}
+	p := &process{name: program, cmd: exec.Command(filepath.Join(programs, program), args...), out: &testsuite.SyncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -114,7 +96,7 @@ func startBroker(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr testsuite.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package testsuite
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"sync"
@@ -158,3 +159,22 @@ func KeepOpen(tr transport.Transport) transport.Transport { return keepOpen{tr} 
 type keepOpen struct{ transport.Transport }
 
 func (keepOpen) Close() error { return nil }
+
+// SyncBuffer is a bytes.Buffer that concurrent writers (a logger, a child process's
+// output) share with the test reading it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,7 +1,6 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
+	"github.com/pubsubkit/pubsub/internal/testsuite"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/pubsubtest"
 	"github.com/pubsubkit/pubsub/transport"
@@ -224,24 +224,6 @@ func TestSubscribeProvisionsTopicAndDeadLetterTopic(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestLessDurableTopic: an existing topic with replication factor 1 and
 // min.insync.replicas 1 gives a warning naming it and the numbers, or with strict
 // durability an error.
@@ -255,7 +237,7 @@ func TestLessDurableTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs syncBuffer
+	var logs testsuite.SyncBuffer
 	tr := newTransport(t, cluster, kafka.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err := tr.Provision(context.Background(), fragile); err != nil {
 		t.Fatalf("without strict mode Provision must only warn: %v", err)
