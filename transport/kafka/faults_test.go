@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -50,22 +49,16 @@ func TestNoLossUnderProduceFaultsAndLeaderMoves(t *testing.T) {
 	h.Timeout = 2 * time.Minute
 	topic := pubsub.NewTopic[order](kafkatest.Topic("flow"))
 
-	var mu sync.Mutex
-	seen := make(map[string]int, total)
-	if err := pubsub.Subscribe(h.Client, topic, "g", func(_ context.Context, m *pubsub.Message[order]) error {
-		mu.Lock()
-		seen[m.Payload.ID]++
-		mu.Unlock()
-		return nil
-	}); err != nil {
+	seen := newTally()
+	if err := pubsub.Subscribe(h.Client, topic, "g", seen.handle); err != nil {
 		t.Fatal(err)
 	}
 
-	// Chaos: about one produce request in 20 fails with a retriable error, and the
+	// Chaos: about one produce request in 100 fails with a retriable error, and the
 	// partition leaders are shuffled every 50 ms, until the publishers are done.
 	var injected atomic.Int64
 	for _, e := range retriable {
-		fake.Fault(kfakeFault{Keys: []kmsg.Key{kmsg.Produce}, Err: e, Count: -1, When: func(kmsg.Request) bool {
+		fake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Err: e, Count: -1, When: func(kmsg.Request) bool {
 			if rand.IntN(100) >= 1 {
 				return false
 			}
@@ -90,56 +83,11 @@ func TestNoLossUnderProduceFaultsAndLeaderMoves(t *testing.T) {
 		}
 	})
 
-	var next atomic.Int64
-	var pubs sync.WaitGroup
-	errs := make(chan error, publishers)
-	for range publishers {
-		pubs.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > total {
-					return
-				}
-				if err := pubsub.Publish(context.Background(), h.Client, topic, order{ID: fmt.Sprint(i)}); err != nil {
-					errs <- fmt.Errorf("publish %d: %w", i, err)
-					return
-				}
-			}
-		})
-	}
-	pubs.Wait()
+	publishAll(t, h.Client, topic, 0, total, publishers, 0)
 	close(stop)
 	chaos.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-
-	deadline := time.Now().Add(h.Timeout)
-	for {
-		mu.Lock()
-		n := len(seen)
-		mu.Unlock()
-		if n == total || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	missing, dup := 0, 0
-	for i := 1; i <= total; i++ {
-		switch c := seen[fmt.Sprint(i)]; {
-		case c == 0:
-			missing++
-		case c > 1:
-			dup += c - 1
-		}
-	}
-	t.Logf("%d faults answered, %d leader shuffles; %d consumed, %d missing, %d redelivered", injected.Load(), shuffles.Load(), len(seen), missing, dup)
+	missing, dup := seen.waitAll(total, h.Timeout)
+	t.Logf("%d faults answered, %d leader shuffles; %d consumed, %d missing, %d redelivered", injected.Load(), shuffles.Load(), seen.distinct(), missing, dup)
 	if injected.Load() == 0 || shuffles.Load() == 0 {
 		t.Fatal("no fault was injected: the test proved nothing")
 	}
@@ -156,8 +104,6 @@ func TestNoLossUnderProduceFaultsAndLeaderMoves(t *testing.T) {
 		t.Fatalf("the topic holds %d records for %d published messages: retries wrote duplicates or lost some", written, total)
 	}
 }
-
-type kfakeFault = kfake.Fault
 
 func newSaramaClient(t *testing.T, cluster *kafkatest.Cluster, tr *kafka.Transport) sarama.Client {
 	t.Helper()
@@ -199,7 +145,7 @@ func TestNonRetriableProduceErrorFailsPublish(t *testing.T) {
 	if err := tr.Provision(context.Background(), topic); err != nil {
 		t.Fatal(err)
 	}
-	fake.Fault(kfakeFault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.InvalidRecord})
+	fake.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.InvalidRecord})
 	start := time.Now()
 	err := tr.Publish(topic, message.NewMessage("1", []byte("x")))
 	if err == nil {
