@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/IBM/sarama"
 	wkafka "github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pubsubkit/pubsub"
@@ -22,24 +24,33 @@ import (
 // consumeTimeout bounds one consume row.
 const consumeTimeout = 10 * time.Minute
 
+var errShort = errors.New("consumed fewer messages than the topic holds")
+
 // counter calls start at the first message and closes done at the n-th.
 type counter struct {
-	n, seen atomic.Int64
-	first   sync.Once
-	start   func()
-	done    chan struct{}
+	n     int64
+	seen  atomic.Int64
+	first sync.Once
+	start func()
+	done  chan struct{}
 }
 
 func newCounter(n int, start func()) *counter {
-	c := &counter{start: start, done: make(chan struct{})}
-	c.n.Store(int64(n))
-	return c
+	return &counter{n: int64(n), start: start, done: make(chan struct{})}
 }
 
 func (c *counter) add(k int) {
 	c.first.Do(c.start)
-	if v := c.seen.Add(int64(k)); v >= c.n.Load() && v-int64(k) < c.n.Load() {
+	if v := c.seen.Add(int64(k)); v >= c.n && v-int64(k) < c.n {
 		close(c.done)
+	}
+}
+
+// ackAll acks every message of msgs and counts it.
+func (c *counter) ackAll(msgs <-chan *message.Message) {
+	for m := range msgs {
+		m.Ack()
+		c.add(1)
 	}
 }
 
@@ -48,16 +59,12 @@ func (c *counter) wait() error {
 	case <-c.done:
 		return nil
 	case <-time.After(consumeTimeout):
-		return fmt.Errorf("%w: %d of %d in %s", errShort, c.seen.Load(), c.n.Load(), consumeTimeout)
+		return fmt.Errorf("%w: %d of %d in %s", errShort, c.seen.Load(), c.n, consumeTimeout)
 	}
 }
 
 func consumeSDK(s spec, start func()) ([]time.Duration, error) {
-	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: s.Brokers, Prefetch: s.Prefetch})
-	if err != nil {
-		return nil, err
-	}
-	c, err := pubsub.New(tr)
+	c, err := kafkaClient(s)
 	if err != nil {
 		return nil, err
 	}
@@ -92,12 +99,7 @@ func consumeWatermill(s spec, start func()) ([]time.Duration, error) {
 		return nil, err
 	}
 	count := newCounter(s.N, start)
-	go func() {
-		for m := range msgs {
-			m.Ack()
-			count.add(1)
-		}
-	}()
+	go count.ackAll(msgs)
 	return nil, count.wait()
 }
 
@@ -159,7 +161,7 @@ func consumeFranz(s spec, start func()) ([]time.Duration, error) {
 // consumeTransport reads through the SDK's Kafka transport alone, without the client,
 // its router and its middleware: what the transport's own layer costs.
 func consumeTransport(s spec, start func()) ([]time.Duration, error) {
-	tr, err := kafka.New(context.Background(), kafka.Config{Brokers: s.Brokers})
+	tr, err := kafka.New(context.Background(), kafkaConfig(s))
 	if err != nil {
 		return nil, err
 	}
@@ -171,11 +173,6 @@ func consumeTransport(s spec, start func()) ([]time.Duration, error) {
 		return nil, err
 	}
 	count := newCounter(s.N, start)
-	go func() {
-		for m := range msgs {
-			m.Ack()
-			count.add(1)
-		}
-	}()
+	go count.ackAll(msgs)
 	return nil, count.wait()
 }

@@ -21,6 +21,25 @@ import (
 // before the next, and the latency is that wait. One message is sent before the
 // measured part, so connecting and fetching metadata are not measured.
 
+// kafkaConfig is the SDK transport's configuration for a row: the defaults, with the
+// row's prefetch (0: the default).
+func kafkaConfig(s spec) kafka.Config {
+	return kafka.Config{Brokers: s.Brokers, Prefetch: s.Prefetch}
+}
+
+// kafkaClient is an SDK client on the Kafka transport for a row.
+func kafkaClient(s spec) (*pubsub.Client, error) {
+	tr, err := kafka.New(context.Background(), kafkaConfig(s))
+	if err != nil {
+		return nil, err
+	}
+	c, err := pubsub.New(tr)
+	if err != nil {
+		return nil, errors.Join(err, tr.Close())
+	}
+	return c, nil
+}
+
 // durableSarama is sarama's configuration for an idempotent, acks=all producer.
 func durableSarama() *sarama.Config {
 	c := sarama.NewConfig()
@@ -35,11 +54,7 @@ func durableSarama() *sarama.Config {
 
 func publishSDK(s spec, start func()) ([]time.Duration, error) {
 	ctx := context.Background()
-	tr, err := kafka.New(ctx, kafka.Config{Brokers: s.Brokers})
-	if err != nil {
-		return nil, err
-	}
-	c, err := pubsub.New(tr)
+	c, err := kafkaClient(s)
 	if err != nil {
 		return nil, err
 	}
@@ -131,5 +146,3 @@ func publishFranz(s spec, start func()) ([]time.Duration, error) {
 	start()
 	return callers(s.Callers, s.N, send)
 }
-
-var errShort = errors.New("consumed fewer messages than the topic holds")

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -122,10 +123,9 @@ func measure(s spec) (result, error) {
 	if err != nil {
 		return result{}, fmt.Errorf("%s/%s %dB: %w", s.Scenario, s.Client, s.Size, err)
 	}
-	lines := splitLines(string(out))
 	var r result
-	for _, l := range lines {
-		if j, ok := cutPrefix(l, "RESULT "); ok {
+	for _, l := range strings.Split(string(out), "\n") {
+		if j, ok := strings.CutPrefix(l, "RESULT "); ok {
 			if err := json.Unmarshal([]byte(j), &r); err != nil {
 				return result{}, err
 			}

@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-func splitLines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
-
-func cutPrefix(s, p string) (string, bool) { return strings.CutPrefix(s, p) }
-
 // payload returns n bytes.
 func payload(n int) []byte { return []byte(strings.Repeat("x", n)) }
 
