@@ -15,9 +15,9 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -65,11 +65,14 @@ func run(ctx context.Context, args []string) error {
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if *instance != "" {
-		sep := "?"
-		if strings.Contains(*url, "?") {
-			sep = "&"
+		u, err := neturl.Parse(*url)
+		if err != nil {
+			return fmt.Errorf("-url: %w", err)
 		}
-		*url += sep + "instance_id=" + *instance
+		q := u.Query()
+		q.Set("instance_id", *instance)
+		u.RawQuery = q.Encode()
+		*url = u.String()
 	}
 	c, err := pubsub.Open(openCtx, *url, pubsub.WithLogger(logger), pubsub.WithDrainTimeout(*drain))
 	if err != nil {
