@@ -5,8 +5,9 @@
 package reliability
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -99,21 +100,53 @@ type Entry struct {
 
 // ReadLedger parses the ledger at path, in the order its lines were written.
 func ReadLedger(path string) ([]Entry, error) {
-	f, err := os.Open(path)
+	return NewLedgerReader(path).Entries()
+}
+
+// LedgerReader reads a ledger that is still growing: each call of Entries parses
+// only what was written since the one before.
+type LedgerReader struct {
+	path    string
+	off     int64  // bytes read so far
+	partial []byte // the start of a line not yet complete
+	lines   int
+	entries []Entry
+}
+
+// NewLedgerReader returns a reader of the ledger at path.
+func NewLedgerReader(path string) *LedgerReader { return &LedgerReader{path: path} }
+
+// Entries returns every complete line written so far, parsed, in order. The slice
+// is the reader's own and grows with later calls.
+func (r *LedgerReader) Entries() ([]Entry, error) {
+	f, err := os.Open(r.path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var out []Entry
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		e, err := parseEntry(sc.Text())
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		out = append(out, e)
+	if _, err := f.Seek(r.off, io.SeekStart); err != nil {
+		return nil, err
 	}
-	return out, sc.Err()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, err
+	}
+	r.off += int64(len(data))
+	data = append(r.partial, data...)
+	end := bytes.LastIndexByte(data, '\n') + 1
+	r.partial = append([]byte(nil), data[end:]...)
+	for line := range strings.SplitSeq(string(data[:end]), "\n") {
+		if line == "" {
+			continue
+		}
+		r.lines++
+		e, err := parseEntry(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", r.path, r.lines, err)
+		}
+		r.entries = append(r.entries, e)
+	}
+	return r.entries, nil
 }
 
 func parseEntry(line string) (Entry, error) {

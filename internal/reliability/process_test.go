@@ -124,15 +124,18 @@ func startBroker(t *testing.T) string {
 // scenario is one run's topic, group and ledger.
 type scenario struct {
 	url, topic, group, ledger string
+	reader                    *reliability.LedgerReader // the ledger, read as it grows
 	keys, perKey              int
 }
 
 func newScenario(t *testing.T, keys, perKey int) scenario {
+	ledger := filepath.Join(t.TempDir(), "ledger.txt")
 	return scenario{
 		url:    startBroker(t),
 		topic:  "reliability.load",
 		group:  "reliability",
-		ledger: filepath.Join(t.TempDir(), "ledger.txt"),
+		ledger: ledger,
+		reader: reliability.NewLedgerReader(ledger),
 		keys:   keys, perKey: perKey,
 	}
 }
@@ -149,14 +152,14 @@ func (s scenario) consume(t *testing.T, args ...string) *process {
 // tally reads the ledger; a missing ledger is an empty one.
 func (s scenario) tally(t *testing.T) reliability.Tally {
 	t.Helper()
-	entries, err := reliability.ReadLedger(s.ledger)
+	entries, err := s.reader.Entries()
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	return reliability.Count(entries, s.keys, s.perKey, 100*time.Millisecond)
 }
 
-// handledBy waits until the ledger counts at least n handled records, or timeout.
+// waitHandled waits until the ledger counts at least n handled records, or timeout.
 func (s scenario) waitHandled(t *testing.T, n int, timeout time.Duration, p *process) reliability.Tally {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -199,8 +202,9 @@ func (s scenario) finish(t *testing.T, timeout time.Duration, args ...string) re
 
 // TestKill9: a consumer program is killed with SIGKILL at random moments (every
 // other one while it handles records) while a producer program publishes keyed
-// records to a broker in a third process, and restarted each time. Every record is handled at least once, and among first handlings each
-// key's records come in publish order.
+// records to a broker in a third process, and restarted each time. Every record is
+// handled at least once, and among first handlings each key's records come in
+// publish order.
 func TestKill9(t *testing.T) {
 	keys, perKey, kills := 100, 500, 6 // 50,000 records
 	if testing.Short() {
