@@ -21,15 +21,7 @@ type chainOrder struct {
 func BenchmarkChain(b *testing.B) {
 	for _, ordering := range []Ordering{Ordered, Unordered} {
 		b.Run(ordering.String(), func(b *testing.B) {
-			tr, err := memory.New(memory.Config{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			c, err := New(tr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c := benchClient(b, memory.Config{})
 			topic := NewTopic[chainOrder]("chain")
 			d := Delivery{Retry: 3, Ordering: ordering}
 			s := subscription{topic: topic.name, group: "g", delivery: &d, deadLetterTopic: DeadLetterTopicName(topic.name, "g")}
@@ -58,15 +50,7 @@ func BenchmarkChain(b *testing.B) {
 // subscriber: encoding, metadata, the published event and the hand-over, without any
 // consumer. go test -run '^$' -bench PublishPath -benchmem .
 func BenchmarkPublishPath(b *testing.B) {
-	tr, err := memory.New(memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40})
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := New(tr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := benchClient(b, memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40})
 	topic := NewTopic[chainOrder]("publish", WithKey(func(o chainOrder) string { return o.ID }))
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -75,4 +59,18 @@ func BenchmarkPublishPath(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchClient is a client on a memory transport made with cfg, closed when b ends.
+func benchClient(b *testing.B, cfg memory.Config) *Client {
+	tr, err := memory.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(tr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
 }
