@@ -169,8 +169,6 @@ func (t *telemetry) startPublish(ctx context.Context, topic string, msg *message
 	return ctx, span
 }
 
-// startProcess starts the CONSUMER span of one handler attempt, child of the span in
-// the message's traceparent header, and returns the context for the handler.
 // withParent returns msg's context with the producer's span context, extracted from
 // its metadata, as the parent of its attempts' spans. A message without one gets an
 // empty span context on top: the same root spans, but every later span lookup stops
@@ -186,7 +184,8 @@ func (t *telemetry) withParent(msg *message.Message) context.Context {
 	return ctx
 }
 
-// startProcess starts an attempt's span, a child of the producer's (see withParent).
+// startProcess starts the CONSUMER span of one handler attempt, a child of the
+// producer's span (see withParent), and returns the context for the handler.
 func (t *telemetry) startProcess(s subscription, msg *message.Message) (context.Context, trace.Span) {
 	ctx, span := t.tracer.Start(msg.Context(), "process "+s.topic, consumerKind)
 	if !span.IsRecording() {
