@@ -2,9 +2,8 @@ package pubsub
 
 import (
 	"context"
+	"strconv"
 	"time"
-
-	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -12,132 +11,135 @@ import (
 	"github.com/pubsubkit/pubsub/middleware"
 )
 
-// chain wraps a subscription's handler in the client's middleware. This is the one
-// place the order is decided; outermost first, as DESIGN.md section 2 gives it:
+// chain wraps a subscription's handler in the client's middleware for one of its
+// feeds. This is the one place the order is decided; outermost first (DESIGN.md
+// section 2 gives the same list):
 //
-//	detach → correlation → dead letter → [wait due] → retry → observe → timeout → recover → decode → handler
+//		trust → tracing → observe → correlation → dead letter → [wait due] → retry → drain → timeout → recover → handler
 //
-// detach lets a handler outlive its subscription during a drain. wait due holds a
-// message from a retry topic until its retry is due (due is true for those feeds).
-// retry is middleware.Retry for Ordered delivery (in place) and middleware.RetryTopic
-// for Unordered. observe, inside retry, reports every attempt. Tracing and the trace
-// log (outermost) come with the observability work.
-func (c *Client) chain(s subscription, h message.HandlerFunc, due bool) (message.HandlerFunc, error) {
+//	  - trust drops the bookkeeping keys (attempt, due time, origin) a record brings
+//	    from outside the subscription's own topics, and bounds them on those topics;
+//	  - tracing runs the delivery in its CONSUMER span;
+//	  - observe makes the span events, metrics, trace log and hooks hear every event;
+//	  - correlation puts the correlation id in the context;
+//	  - dead letter publishes the final failure to the dead-letter topic;
+//	  - wait due (retry topics only) holds a message until its retry is due;
+//	  - retry is middleware.Retry for Ordered delivery (in place) and
+//	    middleware.RetryTopic for Unordered;
+//	  - drain gives the handler a context that outlives its subscription, so that a
+//	    graceful drain or a rebalance lets it finish; the stages above still see the
+//	    transport's context, whose end interrupts retry waits;
+//	  - timeout, recover, and handler: the payload limit, decode and the typed handler.
+func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message.HandlerFunc, error) {
 	d := *s.delivery
-	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{
-		Publisher:   c.tr,
-		Topic:       s.deadLetterTopic,
-		SourceTopic: s.topic,
-		Group:       s.group,
-		OnDeadLetter: func(dead *message.Message, cause error) {
-			cid := dead.Metadata.Get(metadata.CorrelationID)
-			c.logger.Warn("pubsub: message dead-lettered", "cid", cid, "topic", s.topic, "group", s.group,
-				"message_id", dead.UUID, "dead_letter_topic", s.deadLetterTopic, "error", cause)
-			spans := attemptSpansFrom(dead.Context())
-			ctx := spans.context(dead.Context())
-			spans.end("dead_letter", attribute.String("pubsub.dead_letter_topic", s.deadLetterTopic),
-				attribute.Int("pubsub.attempts", attemptOf(dead)))
-			c.emit(ctx, Event{Kind: EventDeadLettered, Topic: s.topic, Group: s.group, MessageID: dead.UUID,
-				CorrelationID: cid, Attempt: attemptOf(dead), Err: cause, Message: dead})
-		},
-	})
+	tracing, err := middleware.Tracing(middleware.TracingConfig{Provider: c.opts.tracerProvider,
+		System: c.obs.system, Topic: s.topic, Group: s.group})
 	if err != nil {
 		return nil, err
 	}
-	onRetry := func(msg *message.Message, cause error, retry int, wait time.Duration) {
-		cid := CorrelationID(msg.Context())
-		c.logger.Debug("pubsub: message will be retried", "cid", cid, "topic", s.topic, "group", s.group,
-			"message_id", msg.UUID, "retry", retry, "wait", wait, "error", cause)
-		spans := attemptSpansFrom(msg.Context())
-		ctx := spans.context(msg.Context())
-		spans.end("retry", spanWait(retry, wait)...)
-		c.emit(ctx, Event{Kind: EventRetried, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
-			CorrelationID: cid, Attempt: retry, Duration: wait, Err: cause, Message: msg})
+	observe, err := middleware.Observe(middleware.ObserveConfig{Topic: s.topic, Group: s.group, Observers: c.obs.list})
+	if err != nil {
+		return nil, err
+	}
+	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{Publisher: c.tr, Topic: s.deadLetterTopic,
+		SourceTopic: s.topic, Group: s.group})
+	if err != nil {
+		return nil, err
 	}
 	var retry message.HandlerMiddleware
 	if d.Ordering == Unordered {
-		retry, err = middleware.RetryTopic(middleware.RetryTopicConfig{
-			Publisher:  c.tr,
-			Topic:      func(n int) string { return RetryTopicName(s.topic, s.group, n) },
-			MaxRetries: d.Retry,
-			Backoff:    d.backoff(),
-			OnRetry:    onRetry,
-		})
-		if err != nil {
-			return nil, err
-		}
+		retry, err = middleware.RetryTopic(middleware.RetryTopicConfig{Publisher: c.tr, MaxRetries: d.Retry, Backoff: d.backoff(),
+			Topic: func(n int) string { return RetryTopicName(s.topic, s.group, n) }})
 	} else {
-		retry = middleware.Retry(middleware.RetryConfig{
-			MaxRetries: d.Retry,
-			Backoff:    d.backoff(),
-			OnRetry:    onRetry,
-			Stop:       c.draining,
-		})
+		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.draining})
 	}
-	stages := []message.HandlerMiddleware{c.detach, c.traceDelivery, middleware.CorrelationID, deadLetter}
-	if due {
-		stages = append(stages, middleware.WaitDue(c.draining))
+	if err != nil {
+		return nil, err
+	}
+	timeout, err := middleware.Timeout(d.Timeout)
+	if err != nil {
+		return nil, err
 	}
 	recoverer := middleware.Recover
 	if s.permanentPanics {
 		recoverer = middleware.RecoverPermanent
 	}
-	stages = append(stages, retry, c.observe(s), middleware.Timeout(d.Timeout), recoverer)
+
+	stages := []message.HandlerMiddleware{trust(f, d), tracing, observe, middleware.CorrelationID, deadLetter}
+	if f.kind == retryFeed {
+		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.draining, MaxWait: d.Backoff(f.retry)})
+		if err != nil {
+			return nil, err
+		}
+		stages = append(stages, waitDue)
+	}
+	stages = append(stages, retry, c.detach, timeout, recoverer)
 	for i := len(stages) - 1; i >= 0; i-- {
 		h = stages[i](h)
 	}
 	return h, nil
 }
 
-// detach gives the handler a context that keeps the message's values but not its
-// cancellation: transports end a message's context when its subscription stops, and a
-// graceful drain must let the handler finish. The context ends when the drain timeout
-// runs out or the client closes.
-func (c *Client) detach(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		ctx, cancel := context.WithCancel(context.WithoutCancel(msg.Context()))
-		stop := context.AfterFunc(c.handlersCtx, cancel)
-		defer func() {
-			stop()
-			cancel()
-		}()
-		msg.SetContext(ctx)
-		return h(msg)
-	}
-}
-
-// observe runs one handler attempt in its CONSUMER span and reports its outcome. A
-// failed attempt's span stays open for the retry or dead-letter step to add its event
-// and end it (see attemptSpans).
-func (c *Client) observe(s subscription) message.HandlerMiddleware {
+// trust keeps a subscription's bookkeeping honest: a record on the topic itself comes
+// from any producer, so the keys only the subscription's own topics may carry
+// (attempt, first failure, due time, origin, replayed) are dropped and it starts at
+// attempt 1 with the full policy; a record on retry topic n is at attempt n+1
+// whatever it says; a replayed record starts at attempt 1.
+func trust(f *feed, d Delivery) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			spans := attemptSpansFrom(msg.Context())
-			outer := msg.Context()
-			ctx, span := c.tel.startProcess(s, msg)
-			msg.SetContext(ctx)
-			start := time.Now()
-			produced, err := h(msg)
-			elapsed := time.Since(start)
-			msg.SetContext(outer)
-			kind := EventProcessed
-			if err != nil {
-				kind = EventFailed
-				fail(span, err)
+			md := msg.Metadata
+			switch f.kind {
+			case mainFeed:
+				metadata.DropBookkeeping(md)
+			case replayFeed:
+				delete(md, metadata.Attempt)
+				delete(md, metadata.RetryDue)
+				delete(md, metadata.FirstFailure)
+			case retryFeed:
+				md[metadata.Attempt] = attemptNames[min(f.retry+1, len(attemptNames)-1)]
+				if due, ok := metadata.ParseTime(md[metadata.RetryDue]); ok && time.Until(due) > d.Backoff(f.retry) {
+					md[metadata.RetryDue] = metadata.FormatTime(time.Now().Add(d.Backoff(f.retry)))
+				}
 			}
-			c.emit(ctx, Event{Kind: kind, Topic: s.topic, Group: s.group, MessageID: msg.UUID,
-				CorrelationID: CorrelationID(ctx), Attempt: attemptOf(msg),
-				Duration: elapsed, Err: err, Message: msg})
-			if err != nil && spans != nil {
-				spans.open = span
-			} else {
-				span.End()
-			}
-			return produced, err
+			return h(msg)
 		}
 	}
 }
 
-func attemptOf(msg *message.Message) int {
-	return metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
+// attemptNames are the attempt numbers as metadata holds them, made once.
+var attemptNames = func() []string {
+	names := make([]string, MaxDeliveryRetry+2)
+	for i := range names {
+		names[i] = strconv.Itoa(i)
+	}
+	return names
+}()
+
+// detach gives the handler a context that keeps the message's values but not its
+// cancellation: transports end a message's context when its subscription stops or
+// its partition is revoked, and a graceful drain must let the handler finish. The
+// context ends when the drain timeout runs out or the client closes.
+func (c *Client) detach(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		parent := msg.Context()
+		msg.SetContext(detached{Context: parent, life: c.handlers})
+		produced, err := h(msg)
+		msg.SetContext(parent)
+		return produced, err
+	}
 }
+
+// detached has the values of its Context and the lifetime of life.
+type detached struct {
+	context.Context
+	life context.Context
+}
+
+func (d detached) Deadline() (time.Time, bool) { return d.life.Deadline() }
+func (d detached) Done() <-chan struct{}       { return d.life.Done() }
+func (d detached) Err() error                  { return d.life.Err() }
+
+// AfterFunc lets context.WithCancel and context.AfterFunc on a detached context
+// register with its lifetime instead of starting a goroutine to watch it.
+func (d detached) AfterFunc(f func()) func() bool { return context.AfterFunc(d.life, f) }

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
 
 	"github.com/pubsubkit/pubsub/transport/memory"
 )
@@ -24,11 +23,11 @@ func BenchmarkChain(b *testing.B) {
 			c := benchClient(b, memory.Config{})
 			topic := NewTopic[chainOrder]("chain")
 			d := Delivery{Retry: 3, Ordering: ordering}
-			s := subscription{topic: topic.name, group: "g", delivery: &d, deadLetterTopic: DeadLetterTopicName(topic.name, "g")}
-			h, err := c.chain(s, func(msg *message.Message) ([]*message.Message, error) {
+			s := &subscription{topic: topic.name, group: "g", delivery: &d, deadLetterTopic: DeadLetterTopicName(topic.name, "g")}
+			h, err := c.chain(s, &feed{kind: mainFeed, topic: topic.name, group: "g"}, func(msg *message.Message) ([]*message.Message, error) {
 				_, err := Decode(topic, msg)
 				return nil, err
-			}, false)
+			})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -36,7 +35,7 @@ func BenchmarkChain(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				msg := message.NewMessage(uuid.NewString(), payload)
+				msg := message.NewMessage(newID(), payload)
 				msg.SetContext(ctx)
 				if _, err := h(msg); err != nil {
 					b.Fatal(err)

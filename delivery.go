@@ -33,10 +33,19 @@ type Delivery struct {
 	// "<topic>.<group>.dlq" (DeadLetterTopicName).
 	DeadLetterTopic string
 	// Ordering chooses where retries happen: Ordered (the default) retries in place
-	// and holds back the messages behind the failed one in its partition; Unordered
-	// moves the failed message to the subscription's retry topics and lets the
-	// messages behind it go on.
+	// and holds back the messages behind the failed one in its partition (with
+	// Concurrency, only those of its key); Unordered moves the failed message to the
+	// subscription's retry topics and lets the messages behind it go on.
 	Ordering Ordering
+	// Concurrency is how many messages of one partition are handled at once; 0 or 1:
+	// one at a time, in order. Ordered: up to Concurrency messages of different keys
+	// at once, each key one at a time in offset order, and an in-place retry holds
+	// back only its own key (messages without a key have no order among themselves).
+	// Unordered: up to Concurrency messages of any keys. The committed position of a
+	// partition stays at its lowest unfinished message, so a crash redoes at most the
+	// messages in flight. Above 1 it needs a transport with Capabilities.Concurrency
+	// (memory and Kafka).
+	Concurrency int
 }
 
 // BackoffPolicy is how the wait grows from one retry to the next.
@@ -106,10 +115,11 @@ func (d Delivery) backoff() middleware.Backoff {
 // longer than a day is one, and a wait longer than the retry topic's retention
 // (Kafka's default is seven days) would lose the message it holds.
 const (
-	MaxDeliveryRetry   = 100
-	MaxDeliveryWait    = 7 * 24 * time.Hour // MaxBackoff, and the longest any retry waits
-	MaxDeliveryDelay   = 24 * time.Hour     // BackoffDelay
-	MaxDeliveryTimeout = 24 * time.Hour     // Timeout
+	MaxDeliveryRetry       = 100
+	MaxDeliveryConcurrency = 4096
+	MaxDeliveryWait        = 7 * 24 * time.Hour // MaxBackoff, and the longest any retry waits
+	MaxDeliveryDelay       = 24 * time.Hour     // BackoffDelay
+	MaxDeliveryTimeout     = 24 * time.Hour     // Timeout
 )
 
 func (d Delivery) validate() error {
@@ -119,6 +129,9 @@ func (d Delivery) validate() error {
 	}
 	if d.Retry > MaxDeliveryRetry {
 		bad = append(bad, fmt.Sprintf("Retry %d is over %d", d.Retry, MaxDeliveryRetry))
+	}
+	if d.Concurrency < 0 || d.Concurrency > MaxDeliveryConcurrency {
+		bad = append(bad, fmt.Sprintf("Concurrency %d is not between 0 and %d", d.Concurrency, MaxDeliveryConcurrency))
 	}
 	for _, v := range []struct {
 		name      string
@@ -146,16 +159,4 @@ func (d Delivery) validate() error {
 		return fmt.Errorf("pubsub: %w: Delivery: %v", ErrInvalidOption, bad)
 	}
 	return nil
-}
-
-// WithDelivery sets the subscription's delivery policy, replacing the client's
-// default (WithDefaultDelivery) as a whole.
-func WithDelivery(d Delivery) SubscribeOption {
-	return func(s *subscription) { s.delivery = &d }
-}
-
-// WithDefaultDelivery sets the delivery policy of the subscriptions that do not give
-// their own with WithDelivery. Without it they get the zero Delivery.
-func WithDefaultDelivery(d Delivery) Option {
-	return func(o *options) { o.delivery = d }
 }

@@ -25,6 +25,10 @@ var (
 	// ErrAlreadyRunning: Run was called while the client was already running, or again
 	// after it returned.
 	ErrAlreadyRunning = errors.New("pubsub: Run called more than once")
+	// ErrNotFlushed: Close could not store every message queued by PublishAsync or
+	// PublishBatch within the drain timeout; each of those messages' done callback got
+	// the error that failed it.
+	ErrNotFlushed = errors.New("pubsub: queued messages not stored")
 	// ErrPayloadTooLarge: a payload is larger than WithMaxPayload allows. Publish
 	// returns it; a consumer dead-letters such a message with it as the reason.
 	ErrPayloadTooLarge = errors.New("pubsub: payload too large")

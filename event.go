@@ -2,81 +2,66 @@ package pubsub
 
 import (
 	"context"
-	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-)
-
-// EventKind names a step in a message's life.
-type EventKind string
-
-// The events a client reports to its hooks.
-const (
-	// EventPublished: Publish stored the message on its topic.
-	EventPublished EventKind = "published"
-	// EventProcessed: a handler returned nil.
-	EventProcessed EventKind = "processed"
-	// EventFailed: a handler attempt returned an error, panicked, or the message could
-	// not be decoded.
-	EventFailed EventKind = "failed"
-	// EventRetried: a failed message will be handled again: after a wait in place
-	// (ordered) or from a retry topic (unordered). Attempt is the attempt that failed.
-	EventRetried EventKind = "retried"
-	// EventDeadLettered: the message was published to its dead-letter topic and acked.
-	EventDeadLettered EventKind = "dead_lettered"
-	// EventReplayed: a dead letter was sent back to the group that failed it.
-	EventReplayed EventKind = "replayed"
+	"github.com/pubsubkit/pubsub/middleware"
 )
 
 // Event describes one step in a message's life; hooks set with WithEventHook receive
-// it.
-type Event struct {
-	Kind          EventKind
-	Topic         string
-	Group         string // "" for EventPublished
-	MessageID     string
-	CorrelationID string
-	Attempt       int           // 1-based; 0 for EventPublished
-	Duration      time.Duration // handler time for EventProcessed and EventFailed; the wait for EventRetried
-	Err           error         // for EventFailed, EventRetried and EventDeadLettered
-	At            time.Time     // when it happened; for EventPublished, when the message was handed to the transport
-	TraceID       string        // the trace the event belongs to, when tracing is on
-	// Message is the message as published, delivered or dead-lettered. Hooks must not
-	// modify it or keep it after they return.
-	Message *message.Message
+// it, as do the trace log and the metrics. See middleware.Event for its fields.
+type Event = middleware.Event
+
+// EventKind names a step in a message's life.
+type EventKind = middleware.EventKind
+
+// The events a client reports.
+const (
+	EventPublished    = middleware.EventPublished
+	EventProcessed    = middleware.EventProcessed
+	EventFailed       = middleware.EventFailed
+	EventRetried      = middleware.EventRetried
+	EventDeadLettered = middleware.EventDeadLettered
+	EventReplayed     = middleware.EventReplayed
+	EventDiscarded    = middleware.EventDiscarded
+)
+
+// observers is what hears the events of the client's messages: span events, metrics,
+// the trace log and the hooks, in that order.
+type observers struct {
+	tracer   trace.Tracer // for the publish spans
+	system   string
+	list     []middleware.Observer
+	traceLog *middleware.TraceLog // nil without WithTraceLog
 }
 
-// emit reports e, which happened in ctx, to the metrics, the trace log and the hooks.
-func (c *Client) emit(ctx context.Context, e Event) {
-	e = dated(ctx, e)
-	c.logEvent(ctx, e)
-	c.notify(ctx, e)
+func newObservers(o options, system string) (observers, error) {
+	tp := o.tracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	metrics, err := middleware.NewMetrics(o.meterProvider)
+	if err != nil {
+		return observers{}, err
+	}
+	obs := observers{tracer: tp.Tracer(middleware.InstrumentationName), system: system,
+		list: []middleware.Observer{middleware.SpanEvents, metrics}}
+	if o.traceLog != nil {
+		obs.traceLog = middleware.NewTraceLog(o.traceLog, o.traceLogOptions)
+		obs.list = append(obs.list, obs.traceLog)
+	}
+	if len(o.hooks) > 0 {
+		hooks := o.hooks
+		obs.list = append(obs.list, middleware.ObserverFunc(func(_ context.Context, e Event) {
+			for _, h := range hooks {
+				h(e)
+			}
+		}))
+	}
+	return obs, nil
 }
 
-// notify reports a dated event to the metrics and the hooks.
-func (c *Client) notify(ctx context.Context, e Event) {
-	c.tel.record(ctx, e)
-	for _, h := range c.opts.hooks {
-		h(e)
-	}
-}
-
-// dated sets e's time, unless set, and trace id.
-func dated(ctx context.Context, e Event) Event {
-	if e.At.IsZero() {
-		e.At = time.Now()
-	}
-	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
-		e.TraceID = sc.TraceID().String()
-	}
-	return e
-}
-
-// logEvent writes e to the trace log, if there is one.
-func (c *Client) logEvent(ctx context.Context, e Event) {
-	if c.opts.traceLog != nil {
-		c.opts.traceLog.write(ctx, e)
-	}
-}
+// report tells every observer of e, which happened outside a handler (a publish, a
+// replay).
+func (ob observers) report(ctx context.Context, e Event) { middleware.Notify(ctx, e, ob.list...) }

@@ -14,12 +14,12 @@ import (
 // Message is a decoded message as a handler receives it. A handler owns its Message:
 // it may keep or change it.
 type Message[T any] struct {
-	ID            string            // unique id (a UUID), the same on every redelivery
+	ID            string            // unique id, the same on every redelivery: a UUID from pubsubkit; from another producer, its watermill id header or "topic-partition-offset"
 	CorrelationID string            // conversation id, shared by the messages of one flow
 	Topic         string            // topic it was consumed from
 	Key           string            // partition key, "" when none
 	Payload       T                 // the decoded value
-	Metadata      map[string]string // metadata set with WithMetadata (pubsubkit's own keys are in the fields)
+	Metadata      map[string]string // metadata set with WithMetadata, and on a dead-letter topic the dead-letter keys (package metadata); pubsubkit's other keys are in the fields
 	Attempt       int               // 1 for the first delivery
 	PublishedAt   time.Time         // when the publisher created it
 }
@@ -49,20 +49,18 @@ func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 		Metadata:      map[string]string{},
 	}
 	for k, v := range msg.Metadata {
-		if !metadata.Reserved(k) {
+		if metadata.ForHandler(k) {
 			m.Metadata[k] = v
 		}
 	}
-	if ts := msg.Metadata.Get(metadata.PublishedAt); ts != "" {
-		m.PublishedAt, _ = time.Parse(time.RFC3339Nano, ts)
-	}
+	m.PublishedAt, _ = metadata.ParseTime(msg.Metadata.Get(metadata.PublishedAt))
 	if ct := msg.Metadata.Get(metadata.ContentType); ct != "" && ct != t.codec.ContentType() {
 		return nil, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
 			msg.UUID, t.name, ct, t.codec.ContentType()))
 	}
 	if err := t.codec.Unmarshal(msg.Payload, &m.Payload); err != nil {
 		return nil, middleware.Permanent(fmt.Errorf("pubsub: cannot decode message %s on %q as %s: %w",
-			msg.UUID, t.name, typeName[T](), err))
+			msg.UUID, t.name, t.typeName, err))
 	}
 	return m, nil
 }

@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -8,10 +9,12 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 )
 
-// Option configures a Client in Open or New.
+// Option configures a Client in Open or New. Every option is checked when the client
+// is made: an error wraps ErrInvalidOption and names each bad option.
 type Option func(*options)
 
 type options struct {
@@ -20,24 +23,36 @@ type options struct {
 	hooks        []func(Event)
 	registry     *transport.Registry
 	delivery     Delivery
-	// Observability: nil means the OpenTelemetry globals, and no trace log.
-	tracerProvider trace.TracerProvider
-	meterProvider  metric.MeterProvider
-	traceLog       *traceLog
-	maxPayload     int // 0: no limit of the client's own
-	errs           []error
+	maxPayload   int // 0: no limit of the client's own
+	// The queue of PublishAsync for transports without one of their own.
+	publishQueue      int
+	publishQueueBytes int
+	// Observability: nil providers mean the OpenTelemetry globals; no trace log
+	// without traceLog.
+	tracerProvider  trace.TracerProvider
+	meterProvider   metric.MeterProvider
+	traceLog        slog.Handler
+	traceLogOptions TraceLogOptions
+	errs            []error
 }
 
-// DefaultDrainTimeout is how long Close and the end of Run wait for in-flight handlers
-// unless WithDrainTimeout says otherwise.
-const DefaultDrainTimeout = 30 * time.Second
+// Defaults of the client's options.
+const (
+	// DefaultDrainTimeout is how long Close and the end of Run wait for in-flight
+	// handlers unless WithDrainTimeout says otherwise.
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultPublishQueue and DefaultPublishQueueBytes bound the messages PublishAsync
+	// queues on a transport without a queue of its own (WithPublishQueue).
+	DefaultPublishQueue      = 10_000
+	DefaultPublishQueueBytes = 64 << 20
+)
 
 // drainGrace is how long the client waits, after the drain timeout cancelled the
 // handlers' contexts, for them to return before it closes the transport anyway.
 const drainGrace = time.Second
 
 func newOptions(opts []Option) (options, error) {
-	o := options{drainTimeout: DefaultDrainTimeout}
+	o := options{drainTimeout: DefaultDrainTimeout, publishQueue: DefaultPublishQueue, publishQueueBytes: DefaultPublishQueueBytes}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -46,22 +61,32 @@ func newOptions(opts []Option) (options, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
+	if o.registry == nil {
+		o.registry = Transports()
+	}
 	if err := o.delivery.validate(); err != nil {
 		o.errs = append(o.errs, fmt.Errorf("WithDefaultDelivery: %w", err))
 	}
+	if o.traceLogOptions.BodyLimit < 0 {
+		o.bad("TraceLogOptions.BodyLimit %d is negative", o.traceLogOptions.BodyLimit)
+	}
 	if len(o.errs) > 0 {
-		return o, fmt.Errorf("pubsub: %w: %v", ErrInvalidOption, o.errs)
+		return o, fmt.Errorf("pubsub: %w: %w", ErrInvalidOption, errors.Join(o.errs...))
 	}
 	return o, nil
 }
 
+func (o *options) bad(format string, args ...any) {
+	o.errs = append(o.errs, fmt.Errorf(format, args...))
+}
+
 // WithLogger sets the logger for the client's own records (subscriptions starting and
-// stopping, drain, dead letters). Records about one message carry its correlation id
-// as "cid". The default discards everything.
+// stopping, drain, dead letters) and its transport's. Records about one message carry
+// its correlation id as "cid". The default discards everything.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) {
 		if l == nil {
-			o.errs = append(o.errs, fmt.Errorf("WithLogger(nil)"))
+			o.bad("WithLogger(nil)")
 			return
 		}
 		o.logger = l
@@ -69,13 +94,13 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithDrainTimeout sets how long a shutdown (Close, or the end of Run) waits for
-// in-flight handlers to finish before it cancels their contexts. Messages whose
-// handlers did not finish are not acked and will be redelivered. The default is
-// DefaultDrainTimeout.
+// in-flight handlers to finish before it cancels their contexts, and how long Close
+// then waits for queued messages to be stored. Messages whose handlers did not finish
+// are not acked and will be redelivered. The default is DefaultDrainTimeout.
 func WithDrainTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d <= 0 {
-			o.errs = append(o.errs, fmt.Errorf("WithDrainTimeout(%s): must be positive", d))
+			o.bad("WithDrainTimeout(%s): must be positive", d)
 			return
 		}
 		o.drainTimeout = d
@@ -91,10 +116,26 @@ func WithDrainTimeout(d time.Duration) Option {
 func WithMaxPayload(n int) Option {
 	return func(o *options) {
 		if n <= 0 {
-			o.errs = append(o.errs, fmt.Errorf("WithMaxPayload(%d): must be positive", n))
+			o.bad("WithMaxPayload(%d): must be positive", n)
 			return
 		}
 		o.maxPayload = n
+	}
+}
+
+// WithPublishQueue bounds the messages PublishAsync and PublishBatch may have queued
+// and not yet stored, in number and in payload bytes, on a transport that has no queue
+// of its own (Watermill pub/subs plugged in with transport.FromWatermill); PublishAsync
+// waits while the queue is full. Kafka's queue is set by its publish_queue and
+// publish_queue_bytes parameters, and the memory transport stores at once. The
+// defaults are DefaultPublishQueue and DefaultPublishQueueBytes.
+func WithPublishQueue(messages, bytes int) Option {
+	return func(o *options) {
+		if messages < 1 || bytes < 1 {
+			o.bad("WithPublishQueue(%d, %d): both must be positive", messages, bytes)
+			return
+		}
+		o.publishQueue, o.publishQueueBytes = messages, bytes
 	}
 }
 
@@ -105,16 +146,82 @@ func WithMaxPayload(n int) Option {
 func WithEventHook(fn func(Event)) Option {
 	return func(o *options) {
 		if fn == nil {
-			o.errs = append(o.errs, fmt.Errorf("WithEventHook(nil)"))
+			o.bad("WithEventHook(nil)")
 			return
 		}
 		o.hooks = append(o.hooks, fn)
 	}
 }
 
-// WithRegistry makes Open consult r before the built-in transports, so that a program
-// can open its own transports (any Watermill pub/sub, see transport.FromWatermill) by
-// URL scheme.
+// WithRegistry makes Open use r to open the URL's scheme instead of Transports().
+// Start from Transports() to keep the built-in schemes:
+//
+//	r := pubsub.Transports()
+//	r.Register("nats", openNATS) // any Watermill pub/sub, through transport.FromWatermill
+//	c, err := pubsub.Open(ctx, "nats://...", pubsub.WithRegistry(r))
 func WithRegistry(r *transport.Registry) Option {
-	return func(o *options) { o.registry = r }
+	return func(o *options) {
+		if r == nil {
+			o.bad("WithRegistry(nil)")
+			return
+		}
+		o.registry = r
+	}
+}
+
+// WithDefaultDelivery sets the delivery policy of the subscriptions that do not give
+// their own with WithDelivery. Without it they get the zero Delivery.
+func WithDefaultDelivery(d Delivery) Option {
+	return func(o *options) { o.delivery = d }
+}
+
+// WithTracerProvider sets where the client's spans go: a "send <topic>" PRODUCER span
+// per publish and a "process <topic>" CONSUMER span per delivery, child of the
+// producer's span carried in the W3C traceparent header. The default is
+// otel.GetTracerProvider(), which does nothing until the application installs an SDK.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) {
+		if tp == nil {
+			o.bad("WithTracerProvider(nil)")
+			return
+		}
+		o.tracerProvider = tp
+	}
+}
+
+// WithMeterProvider sets where the client's metrics go (see middleware.Metrics for
+// their names). The default is otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) {
+		if mp == nil {
+			o.bad("WithMeterProvider(nil)")
+			return
+		}
+		o.meterProvider = mp
+	}
+}
+
+// WithTraceLog writes one line to h for every event in a message's life: published,
+// processed, failed, retried, dead_lettered, replayed, discarded. With
+// slog.NewJSONHandler each line is a JSON object with the fields cid, topic, event,
+// body, processing, occurred_at, processed_at and host, and message_id, group,
+// attempt, error and trace_id where they apply (middleware.TraceLog says what each
+// holds). WithTraceLogOptions cuts, redacts or omits the body.
+func WithTraceLog(h slog.Handler) Option {
+	return func(o *options) {
+		if h == nil {
+			o.bad("WithTraceLog(nil)")
+			return
+		}
+		o.traceLog = h
+	}
+}
+
+// TraceLogOptions configures the trace log: body size, redaction, host name. Its zero
+// value is the default.
+type TraceLogOptions = middleware.TraceLogOptions
+
+// WithTraceLogOptions sets how the trace log of WithTraceLog writes bodies.
+func WithTraceLogOptions(t TraceLogOptions) Option {
+	return func(o *options) { o.traceLogOptions = t }
 }

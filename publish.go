@@ -3,15 +3,17 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/middleware"
 )
 
-// PublishOption configures one Publish call.
+// PublishOption configures one Publish, PublishBatch or PublishAsync call.
 type PublishOption func(*publishOptions)
 
 type publishOptions struct {
@@ -52,8 +54,72 @@ func WithCorrelationID(id string) PublishOption {
 // handler, the id of the message being handled), or a new one. Publish is safe for
 // concurrent use.
 func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...PublishOption) error {
-	if err := t.validate(); err != nil {
+	msg, err := newMessage(ctx, c, t, v, opts)
+	if err != nil {
 		return err
+	}
+	return c.publish(ctx, t.name, msg)
+}
+
+// PublishAsync encodes v and queues it for publishing, as Publish would publish it,
+// and returns once it is queued: at once, unless the queue is full, when it waits for
+// room until ctx is done (backpressure). done is called exactly once: with nil once
+// the message is stored, or with the error that prevented it. A value that cannot be
+// encoded, a payload over the limit, a closed client or a done ctx fail at once,
+// before PublishAsync returns. Messages of one key published from one goroutine are
+// stored in the order published.
+//
+// Once queued, the message no longer depends on ctx: cancelling it does not withdraw
+// the message (ctx still gives the correlation id and the trace). done may run on a
+// goroutine of the transport that serves other messages' callbacks: it must be quick
+// and must not publish synchronously. A nil done is allowed; failures are then logged.
+// Flush waits for every queued message; Close flushes too. PublishAsync is safe for
+// concurrent use.
+func PublishAsync[T any](ctx context.Context, c *Client, t Topic[T], v T, done func(error), opts ...PublishOption) {
+	if done == nil {
+		done = c.logUnsent(t.name)
+	}
+	msg, err := newMessage(ctx, c, t, v, opts)
+	if err != nil {
+		done(err)
+		return
+	}
+	c.publishAsync(ctx, t.name, msg, done)
+}
+
+// PublishBatch publishes every value of vs, as PublishAsync does, and returns once
+// each is stored or has failed. When some failed, the error is a *BatchError naming
+// their indexes (errors.As); all the others are stored. Messages of one key keep the
+// order of vs. PublishBatch is safe for concurrent use.
+func PublishBatch[T any](ctx context.Context, c *Client, t Topic[T], vs []T, opts ...PublishOption) error {
+	errs := make([]error, len(vs))
+	var wg sync.WaitGroup
+	wg.Add(len(vs))
+	for i, v := range vs {
+		PublishAsync(ctx, c, t, v, func(err error) {
+			errs[i] = err
+			wg.Done()
+		}, opts...)
+	}
+	wg.Wait()
+	return batchError(t.name, errs)
+}
+
+// Flush waits until every message queued by PublishAsync and PublishBatch so far is
+// stored or has failed, or ctx is done.
+func (c *Client) Flush(ctx context.Context) error {
+	if err := c.flush(ctx); err != nil {
+		return fmt.Errorf("pubsub: Flush: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) flush(ctx context.Context) error { return c.async().Flush(ctx) }
+
+// newMessage encodes v and makes the message that Publish hands to the transport.
+func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []PublishOption) (*message.Message, error) {
+	if err := t.validate(); err != nil {
+		return nil, err
 	}
 	var o publishOptions
 	for _, opt := range opts {
@@ -63,71 +129,114 @@ func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...Pub
 	}
 	for k := range o.metadata {
 		if metadata.Reserved(k) || k == "" {
-			return fmt.Errorf("pubsub: %w: metadata key %q is reserved or empty", ErrInvalidOption, k)
+			return nil, fmt.Errorf("pubsub: %w: metadata key %q is reserved or empty", ErrInvalidOption, k)
 		}
 	}
 	payload, err := t.codec.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("pubsub: cannot encode %s for topic %q: %w", typeName[T](), t.name, err)
+		return nil, fmt.Errorf("pubsub: cannot encode %s for topic %q: %w", t.typeName, t.name, err)
 	}
 	if limit := c.opts.maxPayload; limit > 0 && len(payload) > limit {
-		return fmt.Errorf("%w: %s for topic %q encodes to %d bytes, the limit is %d",
-			ErrPayloadTooLarge, typeName[T](), t.name, len(payload), limit)
+		return nil, fmt.Errorf("%w: %s for topic %q encodes to %d bytes, the limit is %d",
+			ErrPayloadTooLarge, t.typeName, t.name, len(payload), limit)
 	}
-
-	msg := message.NewMessage(uuid.NewString(), payload)
+	msg := message.NewMessage(newID(), payload)
 	for k, val := range o.metadata {
-		msg.Metadata.Set(k, val)
+		msg.Metadata[k] = val
 	}
-	msg.Metadata.Set(metadata.ContentType, t.codec.ContentType())
-	msg.Metadata.Set(metadata.MessageType, typeName[T]())
-	msg.Metadata.Set(metadata.PublishedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	msg.Metadata[metadata.ContentType] = t.codec.ContentType()
+	msg.Metadata[metadata.MessageType] = t.typeName
+	msg.Metadata[metadata.PublishedAt] = metadata.FormatTime(time.Now())
 	cid := o.correlationID
 	if cid == "" {
 		cid = CorrelationID(ctx)
 	}
 	if cid == "" {
-		cid = uuid.NewString()
+		cid = newID()
 	}
-	msg.Metadata.Set(metadata.CorrelationID, cid)
+	msg.Metadata[metadata.CorrelationID] = cid
 	switch {
 	case o.key != nil:
-		msg.Metadata.Set(metadata.Key, *o.key)
+		msg.Metadata[metadata.Key] = *o.key
 	case t.key != nil:
-		msg.Metadata.Set(metadata.Key, t.key(v))
+		msg.Metadata[metadata.Key] = t.key(v)
 	}
-	return c.publish(ctx, t.name, msg)
+	return msg, nil
 }
 
-// publish sends one prepared message; the typed and the replay paths share it.
+// publish sends one prepared message and waits; Publish and the replays share it.
 func (c *Client) publish(ctx context.Context, topic string, msg *message.Message) error {
-	if c.isReleased() {
+	if !c.publishing() {
 		return fmt.Errorf("pubsub: publish to %q: %w", topic, ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx, span := c.tel.startPublish(ctx, topic, msg)
-	defer span.End()
-	msg.SetContext(ctx)
-	// The trace log line is written when the message is handed over, not when the
-	// transport acknowledges it: a consumer may handle the message, and log that,
-	// before the acknowledgement returns here, and the log must read in causal order.
-	// A failed publish is then logged as failed. Hooks and metrics hear of the publish
-	// once it succeeded.
-	published := dated(ctx, Event{Kind: EventPublished, Topic: topic, MessageID: msg.UUID,
-		CorrelationID: msg.Metadata.Get(metadata.CorrelationID), Message: msg})
-	c.logEvent(ctx, published)
-	if err := c.tr.Publish(topic, msg); err != nil {
-		fail(span, err)
-		c.logEvent(ctx, dated(ctx, Event{Kind: EventFailed, Topic: topic, MessageID: msg.UUID,
-			CorrelationID: published.CorrelationID, Err: fmt.Errorf("publish: %w", err), Message: msg}))
-		c.tel.record(ctx, Event{Kind: EventPublished, Topic: topic, Err: err})
+	ctx, span, start := c.handOver(ctx, topic, msg)
+	err := c.tr.Publish(topic, msg)
+	c.settled(ctx, topic, msg, span, start, err)
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return fmt.Errorf("pubsub: publish to %q: %w", topic, err)
 	}
-	c.notify(ctx, published)
 	return nil
+}
+
+// publishAsync queues one prepared message; done hears how it went.
+func (c *Client) publishAsync(ctx context.Context, topic string, msg *message.Message, done func(error)) {
+	if !c.publishing() {
+		done(fmt.Errorf("pubsub: publish to %q: %w", topic, ErrClosed))
+		return
+	}
+	if err := ctx.Err(); err != nil {
+		done(err)
+		return
+	}
+	ctx, span, start := c.handOver(ctx, topic, msg)
+	c.pending.Add(1)
+	c.async().PublishAsync(ctx, topic, msg, func(err error) {
+		c.settled(ctx, topic, msg, span, start, err)
+		c.pending.Add(-1)
+		if err != nil {
+			err = fmt.Errorf("pubsub: publish to %q: %w", topic, err)
+		}
+		done(err)
+	})
+}
+
+// handOver starts the message's PRODUCER span and writes its trace log line, just
+// before the transport gets it. The line is written then, not when the transport
+// acknowledges the message: a consumer may handle the message, and log that, before
+// the acknowledgement returns here, and the log must read in causal order.
+func (c *Client) handOver(ctx context.Context, topic string, msg *message.Message) (context.Context, trace.Span, time.Time) {
+	ctx, span := middleware.StartSend(ctx, c.obs.tracer, c.obs.system, topic, msg)
+	msg.SetContext(ctx)
+	if c.obs.traceLog != nil {
+		c.obs.traceLog.Log(ctx, Event{Kind: EventPublished, Topic: topic, MessageID: msg.UUID,
+			CorrelationID: msg.Metadata.Get(metadata.CorrelationID), Message: msg})
+	}
+	return ctx, span, time.Now()
+}
+
+// settled ends the publish's span and tells the observers how it went: published, or
+// failed (an EventFailed without a group).
+func (c *Client) settled(ctx context.Context, topic string, msg *message.Message, span trace.Span, start time.Time, err error) {
+	middleware.EndSend(span, err)
+	e := Event{Kind: EventPublished, Topic: topic, Message: msg, Duration: time.Since(start)}
+	if err != nil {
+		e.Kind, e.Err = EventFailed, fmt.Errorf("publish: %w", err)
+	}
+	c.obs.report(ctx, e)
+}
+
+// logUnsent is the done of a PublishAsync without one: it logs failures.
+func (c *Client) logUnsent(topic string) func(error) {
+	return func(err error) {
+		if err != nil {
+			c.opts.logger.Error("pubsub: a message published with PublishAsync and no done callback was not stored",
+				"topic", topic, "error", err)
+		}
+	}
 }

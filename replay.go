@@ -114,7 +114,7 @@ func (c *Client) readDeadLetters(ctx context.Context, topic, group string) ([]*m
 
 // failedAt is when a dead letter was dead-lettered.
 func failedAt(m *message.Message) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, m.Metadata.Get(metadata.DeadLetterLastFailure))
+	t, _ := metadata.ParseTime(m.Metadata.Get(metadata.DeadLetterLastFailure))
 	return t
 }
 
@@ -175,8 +175,7 @@ func (c *Client) Replay(ctx context.Context, topic, group string, sel ReplaySele
 		if err := c.tr.Publish(dlq, marker); err != nil {
 			return i + 1, fmt.Errorf("pubsub: marking %s replayed: %w", dead.UUID, err)
 		}
-		c.emit(ctx, Event{Kind: EventReplayed, Topic: topic, Group: group, MessageID: dead.UUID,
-			CorrelationID: dead.Metadata.Get(metadata.CorrelationID), Attempt: 1, Message: dead})
+		c.obs.report(ctx, Event{Kind: EventReplayed, Topic: topic, Group: group, Attempt: 1, Message: dead})
 	}
 	return len(chosen), nil
 }
@@ -222,8 +221,8 @@ func deadLetterOf(m *message.Message) DeadLetter {
 	if n, err := strconv.Atoi(md.Get(metadata.DeadLetterAttempts)); err == nil && n > 0 {
 		d.Attempts = n
 	}
-	d.FirstFailure, _ = time.Parse(time.RFC3339Nano, md.Get(metadata.DeadLetterFirstFailure))
-	d.LastFailure, _ = time.Parse(time.RFC3339Nano, md.Get(metadata.DeadLetterLastFailure))
+	d.FirstFailure, _ = metadata.ParseTime(md.Get(metadata.DeadLetterFirstFailure))
+	d.LastFailure, _ = metadata.ParseTime(md.Get(metadata.DeadLetterLastFailure))
 	if o := md.Get(metadata.DeadLetterOffset); o != "" {
 		p, perr := strconv.ParseInt(md.Get(metadata.DeadLetterPartition), 10, 32)
 		off, oerr := strconv.ParseInt(o, 10, 64)

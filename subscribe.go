@@ -11,7 +11,7 @@ import (
 	"github.com/pubsubkit/pubsub/transport"
 )
 
-// SubscribeOption configures one subscription.
+// SubscribeOption configures one subscription in Subscribe.
 type SubscribeOption func(*subscription)
 
 // subscription is one (topic, group) pair and what its chain needs to know.
@@ -21,6 +21,14 @@ type subscription struct {
 	delivery        *Delivery // WithDelivery's, or nil for the client's default
 	permanentPanics bool      // WithPermanentPanics
 	deadLetterTopic string
+	feeds           []feed
+	errs            []error
+}
+
+// WithDelivery sets the subscription's delivery policy, replacing the client's
+// default (WithDefaultDelivery) as a whole.
+func WithDelivery(d Delivery) SubscribeOption {
+	return func(s *subscription) { s.delivery = &d }
 }
 
 // WithPermanentPanics makes a panic in the handler a permanent failure: it is
@@ -47,8 +55,27 @@ func RetryTopicName(topic, group string, retry int) string {
 // to: "<topic>.<group>.replay", consumed by that subscription's handler only.
 func ReplayTopicName(topic, group string) string { return topic + "." + group + ".replay" }
 
+// feedKind is what a topic a subscription consumes is for.
+type feedKind int
+
+const (
+	mainFeed   feedKind = iota // the topic itself, shared by every group
+	replayFeed                 // the subscription's replayed dead letters
+	retryFeed                  // one of the subscription's retry topics
+)
+
+// feed is one topic a subscription's handler consumes. The subscription's own topics
+// are consumed under a consumer group of their own name, so that on Kafka they do not
+// share (and rebalance) the group of the subscription's main topic.
+type feed struct {
+	kind         feedKind
+	topic, group string
+	retry        int // the retry a retry topic holds
+	sub          *transport.Subscriber
+}
+
 // topics returns every topic a subscription consumes or publishes to.
-func (s subscription) topics() []string {
+func (s *subscription) topics() []string {
 	ts := []string{s.topic, s.deadLetterTopic, ReplayTopicName(s.topic, s.group)}
 	if s.delivery.Ordering == Unordered {
 		for n := 1; n <= s.delivery.Retry; n++ {
@@ -64,11 +91,13 @@ func (s subscription) topics() []string {
 //
 // A message whose payload cannot be decoded never reaches h: it is dead-lettered as a
 // permanent failure. One client may hold one handler per (topic, group). Subscribe is
-// safe for concurrent use.
+// safe for concurrent use. It refuses, with an error wrapping ErrInvalidOption, a
+// Delivery the transport cannot honour (Concurrency above 1 on a transport without
+// Capabilities.Concurrency).
 //
-// On a transport that manages topics (Kafka), Subscribe first makes sure the topic and
-// the subscription's dead-letter topic exist and are as durable as the transport
-// requires, and returns that error if not.
+// On a transport that manages topics (Kafka), Subscribe first makes sure the topic,
+// the subscription's retry and replay topics and its dead-letter topic exist and are
+// as durable as the transport requires, and returns that error if not.
 func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ...SubscribeOption) error {
 	if err := t.validate(); err != nil {
 		return err
@@ -79,27 +108,10 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 	if h == nil {
 		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
 	}
-	s := subscription{topic: t.name, group: group}
+	s := &subscription{topic: t.name, group: group}
 	for _, opt := range opts {
 		if opt != nil {
-			opt(&s)
-		}
-	}
-	if s.delivery == nil {
-		d := c.opts.delivery
-		s.delivery = &d
-	}
-	if err := s.delivery.validate(); err != nil {
-		return err
-	}
-	s.deadLetterTopic = s.delivery.DeadLetterTopic
-	if s.deadLetterTopic == "" {
-		s.deadLetterTopic = DeadLetterTopicName(t.name, group)
-	}
-	for _, name := range s.topics() {
-		if len(name) > maxTopicName {
-			return fmt.Errorf("pubsub: %w: Subscribe(%q, %q): the subscription's topic %q is longer than Kafka's %d characters; use a shorter topic or group name",
-				ErrInvalidOption, t.name, group, name, maxTopicName)
+			opt(s)
 		}
 	}
 	limit := c.opts.maxPayload
@@ -112,8 +124,9 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 		if err != nil {
 			return nil, err
 		}
-		m.CorrelationID = CorrelationID(msg.Context())
-		return nil, h(msg.Context(), m)
+		ctx := msg.Context()
+		m.CorrelationID = CorrelationID(ctx)
+		return nil, h(ctx, m)
 	}
 	return c.subscribe(s, handle)
 }
@@ -126,63 +139,76 @@ const maxTopicName = 249
 // them.
 const provisionTimeout = 30 * time.Second
 
-// provision makes the topics of s exist, with the durability the transport requires,
-// when the transport manages topics (Kafka): the topic and its dead-letter topic.
-func (c *Client) provision(s subscription) error {
-	p, ok := c.tr.(transport.Provisioner)
-	if !ok {
-		return nil
+// check completes s with the client's defaults and refuses what the client or its
+// transport cannot do.
+func (c *Client) check(s *subscription) error {
+	if s.delivery == nil {
+		d := c.opts.delivery
+		s.delivery = &d
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), provisionTimeout)
-	defer cancel()
-	if err := p.Provision(ctx, s.topics()...); err != nil {
-		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+	if err := s.delivery.validate(); err != nil {
+		return err
+	}
+	if s.delivery.Concurrency > 1 && !c.tr.Capabilities().Concurrency {
+		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q): Delivery.Concurrency %d, but this transport hands out one message at a time per subscription (its Capabilities lack Concurrency)",
+			ErrInvalidOption, s.topic, s.group, s.delivery.Concurrency)
+	}
+	s.deadLetterTopic = s.delivery.DeadLetterTopic
+	if s.deadLetterTopic == "" {
+		s.deadLetterTopic = DeadLetterTopicName(s.topic, s.group)
+	}
+	for _, name := range s.topics() {
+		if len(name) > maxTopicName {
+			return fmt.Errorf("pubsub: %w: Subscribe(%q, %q): the subscription's topic %q is longer than Kafka's %d characters; use a shorter topic or group name",
+				ErrInvalidOption, s.topic, s.group, name, maxTopicName)
+		}
 	}
 	return nil
 }
 
-// feed is one topic a subscription's handler consumes: the topic itself, its replay
-// topic, and with Unordered delivery its retry topics. The subscription's own topics
-// are consumed under a consumer group of their own name, so that on Kafka they do not
-// share (and rebalance) the group of the subscription's main topic.
-type feed struct {
-	topic, group string
-	handle       message.HandlerFunc
-}
-
-func (c *Client) feeds(s subscription, handle message.HandlerFunc) ([]feed, error) {
-	main, err := c.chain(s, handle, false)
-	if err != nil {
-		return nil, err
+// subscribe adds the feeds of s to the router, each wrapped in the client's chain.
+func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
+	if err := c.check(s); err != nil {
+		return err
+	}
+	if p, ok := c.tr.(transport.Provisioner); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), provisionTimeout)
+		err := p.Provision(ctx, s.topics()...)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+		}
 	}
 	replay := ReplayTopicName(s.topic, s.group)
-	fs := []feed{{s.topic, s.group, main}, {replay, replay, main}}
-	if s.delivery.Ordering == Unordered && s.delivery.Retry > 0 {
-		due, err := c.chain(s, handle, true)
-		if err != nil {
-			return nil, err
-		}
+	s.feeds = []feed{{kind: mainFeed, topic: s.topic, group: s.group}, {kind: replayFeed, topic: replay, group: replay}}
+	if s.delivery.Ordering == Unordered {
 		for n := 1; n <= s.delivery.Retry; n++ {
 			t := RetryTopicName(s.topic, s.group, n)
-			fs = append(fs, feed{t, t, due})
+			s.feeds = append(s.feeds, feed{kind: retryFeed, topic: t, group: t, retry: n})
 		}
 	}
-	return fs, nil
-}
-
-// subscribe adds the handlers of s to the router, wrapped in the client's chain.
-func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
-	feeds, err := c.feeds(s, handle)
-	if err != nil {
-		return err
-	}
-	if err := c.provision(s); err != nil {
-		return err
+	handlers := make([]message.NoPublishHandlerFunc, len(s.feeds))
+	for i := range s.feeds {
+		f := &s.feeds[i]
+		chained, err := c.chain(s, f, handle)
+		if err != nil {
+			return err
+		}
+		handlers[i] = func(msg *message.Message) error {
+			_, err := chained(msg)
+			return err
+		}
+		f.sub = transport.NewSubscriber(c.tr, transport.SubscribeOptions{
+			Group:       f.group,
+			Concurrency: s.delivery.Concurrency,
+			Unordered:   s.delivery.Ordering == Unordered,
+			Drain:       c.opts.drainTimeout,
+		})
 	}
 	name := s.topic + "/" + s.group
 
 	c.mu.Lock()
-	if c.closed.Load() || c.stopping {
+	if c.state != stateNew && c.state != stateRunning {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): client is shutting down: %w", s.topic, s.group, ErrClosed)
 	}
@@ -191,27 +217,24 @@ func (c *Client) subscribe(s subscription, handle message.HandlerFunc) error {
 		return fmt.Errorf("pubsub: %w: topic %q already has a handler in group %q on this client", ErrInvalidOption, s.topic, s.group)
 	}
 	c.subs[name] = s
-	for _, f := range feeds {
-		c.router.AddConsumerHandler(f.topic+"/"+f.group, f.topic, transport.GroupSubscriber(c.tr, f.group), func(msg *message.Message) error {
-			_, err := f.handle(msg)
-			return err
-		})
+	for i, f := range s.feeds {
+		c.router.AddConsumerHandler(f.topic+"/"+f.group, f.topic, f.sub, handlers[i])
 	}
-	started := c.started
+	running := c.state == stateRunning
 	c.mu.Unlock()
 
-	c.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
-		"retry", s.delivery.Retry, "ordering", s.delivery.Ordering.String())
-	if !started {
+	c.opts.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
+		"retry", s.delivery.Retry, "ordering", s.delivery.Ordering.String(), "concurrency", s.delivery.Concurrency)
+	if !running {
 		return nil
 	}
 	// Run has begun; the router accepts RunHandlers only once it is running.
 	select {
 	case <-c.router.Running():
-	case <-c.runDone:
+	case <-c.stopped:
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, ErrClosed)
 	}
-	if err := c.router.RunHandlers(c.runCtx); err != nil {
+	if err := c.router.RunHandlers(context.Background()); err != nil {
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
 	}
 	return nil

@@ -11,10 +11,11 @@ import (
 // that derives a partition key from a value. A Topic is an immutable value, safe to copy
 // and to share between goroutines; declare it once, next to T.
 type Topic[T any] struct {
-	name  string
-	codec codec.Codec
-	key   func(T) string
-	err   error // a bad option, reported by Publish and Subscribe
+	name     string
+	codec    codec.Codec
+	key      func(T) string
+	typeName string // T's name, for metadata.MessageType and errors
+	err      error  // a bad option, reported by Publish and Subscribe
 }
 
 // TopicOption configures a Topic in NewTopic.
@@ -47,12 +48,12 @@ func NewTopic[T any](name string, opts ...TopicOption) Topic[T] {
 			opt(&o)
 		}
 	}
-	t := Topic[T]{name: name, codec: o.codec}
+	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T]()}
 	if o.key != nil {
 		key, ok := o.key.(func(T) string)
 		if !ok {
 			t.err = fmt.Errorf("pubsub: %w: topic %q: WithKey takes a func(%s) string, got %T",
-				ErrInvalidOption, name, typeName[T](), o.key)
+				ErrInvalidOption, name, t.typeName, o.key)
 		}
 		t.key = key
 	}

@@ -13,6 +13,8 @@ package metadata
 import (
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 )
 
 const (
@@ -74,13 +76,63 @@ const (
 	DeadLetterMessageID = Prefix + "dlq_message_id"
 )
 
-// MaxReasonBytes is the longest error text stored in DeadLetterReason; a longer text is
-// cut at a UTF-8 boundary and ends with "…".
+// bookkeeping are the keys a subscription writes on its own retry and replay topics
+// to keep count.
+var bookkeeping = []string{Attempt, FirstFailure, RetryDue, OriginPartition, OriginOffset, Replayed}
+
+// DropBookkeeping deletes from md the keys a subscription writes on its own retry and
+// replay topics (Attempt, FirstFailure, RetryDue, OriginPartition, OriginOffset,
+// Replayed): a record on a topic any producer writes must not bring them, or a forged
+// attempt would skip the retries and a forged due time would stall a retry topic.
+func DropBookkeeping(md map[string]string) {
+	for _, k := range bookkeeping {
+		delete(md, k)
+	}
+}
+
+// DeadLetterOriginPrefix names the keys that keep a message's first dead letter when
+// it is dead-lettered again (a consumer of a dead-letter topic failed it): its
+// dead-letter keys with this prefix instead of Prefix+"dlq_", such as
+// "pubsub_dlq_origin_reason" and "pubsub_dlq_origin_topic".
+const DeadLetterOriginPrefix = Prefix + "dlq_origin_"
+
+// deadLetterKeys are the keys a dead letter gets, which KeepOrigin keeps.
+var deadLetterKeys = []string{DeadLetterTopic, DeadLetterGroup, DeadLetterPartition, DeadLetterOffset,
+	DeadLetterAttempts, DeadLetterReason, DeadLetterPermanent, DeadLetterFirstFailure, DeadLetterLastFailure,
+	DeadLetterMessageID}
+
+// KeepOrigin copies md's dead-letter keys to their DeadLetterOriginPrefix names when
+// md is a dead letter and holds no origin yet, so that a dead letter dead-lettered
+// again keeps its first reason and origin.
+func KeepOrigin(md map[string]string) {
+	if md[DeadLetterReason] == "" && md[DeadLetterTopic] == "" {
+		return
+	}
+	if _, kept := md[DeadLetterOriginPrefix+"reason"]; kept {
+		return
+	}
+	for _, k := range deadLetterKeys {
+		if v, ok := md[k]; ok {
+			md[DeadLetterOriginPrefix+strings.TrimPrefix(k, Prefix+"dlq_")] = v
+		}
+	}
+}
+
+// MaxReasonBytes is the longest error text stored in DeadLetterReason, "…" included; a
+// longer text is cut at a UTF-8 boundary and ends with "…".
 const MaxReasonBytes = 4096
 
 // Reserved reports whether key is owned by pubsubkit, so a user may not set it.
 func Reserved(key string) bool {
 	return strings.HasPrefix(key, Prefix) || key == CorrelationID || key == TraceParent || key == TraceState
+}
+
+// ForHandler reports whether a handler sees key in its Message.Metadata: user keys
+// and the dead-letter keys (a subscription to a dead-letter topic reads why each
+// letter failed there). pubsubkit's other keys have fields of their own in the
+// message (ID, CorrelationID, Key, Attempt, PublishedAt) or are bookkeeping.
+func ForHandler(key string) bool {
+	return !Reserved(key) || strings.HasPrefix(key, Prefix+"dlq_")
 }
 
 // AttemptOf reads the Attempt value v: 1 when absent or malformed.
@@ -90,4 +142,31 @@ func AttemptOf(v string) int {
 		return 1
 	}
 	return n
+}
+
+// FormatTime writes a time for a metadata value: RFC 3339 in UTC with nanoseconds,
+// the form of every time key above.
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// ParseTime reads a time written by FormatTime (or any RFC 3339 time); ok is false
+// for an empty or malformed value.
+func ParseTime(v string) (t time.Time, ok bool) {
+	if v == "" {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	return t, err == nil
+}
+
+// Cut returns s, or when it is longer than n bytes its first n bytes at most, cut at a
+// UTF-8 boundary, followed by "…".
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n, 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

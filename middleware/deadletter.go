@@ -3,9 +3,9 @@ package middleware
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -24,10 +24,10 @@ type DeadLetterConfig struct {
 	// SourceTopic defaults to the handler's subscribe topic.
 	SourceTopic string
 	Group       string
-	// OnDeadLetter, when set, is called after a dead letter was published, with the
-	// dead letter and the error that caused it. It must not modify them.
-	OnDeadLetter func(dead *message.Message, cause error)
-	// Now returns the current time; nil means time.Now. Tests set it.
+	// ReasonLimit bounds the reason, "…" included, in bytes; 0 means
+	// metadata.MaxReasonBytes.
+	ReasonLimit int
+	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -38,21 +38,26 @@ type DeadLetterConfig struct {
 //
 // The dead letter has the original payload byte for byte, the original metadata and
 // id, and the metadata.DeadLetter* keys: source topic, group, partition and offset
-// where the transport has them, attempts, the error text cut at
-// metadata.MaxReasonBytes, first and last failure times.
+// where the transport has them, attempts, the error text cut at ReasonLimit, first and
+// last failure times. A message that was dead-lettered before (a dead letter whose own
+// consumer failed it) keeps the first letter's keys (metadata.KeepOrigin),
+// so its first reason and origin are not lost. Each dead letter is reported
+// (EventDeadLettered) to the observers of an Observe stage around it.
 //
 // An error is not dead-lettered, but returned so that the message is nacked and
-// redelivered, when the message's context ended or the error wraps ErrRedeliver (a
-// shutdown cut a retry wait short, a retry could not be published),
-// or when publishing the dead letter fails: a message is never acked without being
-// handled or dead-lettered.
+// redelivered, when the message's context ended (its partition was revoked, its
+// subscription ended) or the error wraps ErrRedeliver (a shutdown cut a retry wait
+// short, a retry could not be published), or when publishing the dead letter fails: a
+// message is never acked without being handled or dead-lettered.
 func DeadLetter(cfg DeadLetterConfig) (message.HandlerMiddleware, error) {
-	if cfg.Publisher == nil || cfg.Topic == "" {
-		return nil, fmt.Errorf("middleware: %w: DeadLetter needs a Publisher and a Topic", transport.ErrInvalidOption)
+	if cfg.Publisher == nil || cfg.Topic == "" || cfg.ReasonLimit < 0 || cfg.ReasonLimit > 0 && cfg.ReasonLimit < 16 {
+		return nil, fmt.Errorf("middleware: %w: DeadLetter needs a Publisher, a Topic and a ReasonLimit of 0 (the default) or at least 16", transport.ErrInvalidOption)
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	if cfg.ReasonLimit == 0 {
+		cfg.ReasonLimit = metadata.MaxReasonBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
@@ -61,67 +66,47 @@ func DeadLetter(cfg DeadLetterConfig) (message.HandlerMiddleware, error) {
 				return produced, nil
 			}
 			if msg.Context().Err() != nil || errors.Is(err, ErrRedeliver) {
-				return nil, err // cut short by a shutdown: redeliver, do not dead-letter
+				return nil, err // cut short by a shutdown or a revoke: redeliver, do not dead-letter
 			}
-			dead := deadLetterOf(msg, err, cfg, now())
+			dead := deadLetterOf(msg, err, cfg)
 			if perr := cfg.Publisher.Publish(cfg.Topic, dead); perr != nil {
 				return nil, fmt.Errorf("cannot publish dead letter to %q (message stays unacked): %w; handler error: %w", cfg.Topic, perr, err)
 			}
-			if cfg.OnDeadLetter != nil {
-				cfg.OnDeadLetter(dead, err)
-			}
+			Report(msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
+				Err: err, Message: dead, Destination: cfg.Topic})
 			return nil, nil
 		}
 	}, nil
 }
 
-func deadLetterOf(msg *message.Message, cause error, cfg DeadLetterConfig, now time.Time) *message.Message {
+func deadLetterOf(msg *message.Message, cause error, cfg DeadLetterConfig) *message.Message {
 	dead := message.NewMessage(msg.UUID, msg.Payload)
-	for k, v := range msg.Metadata {
-		dead.Metadata.Set(k, v)
-	}
+	dead.Metadata = maps.Clone(msg.Metadata)
 	dead.SetContext(msg.Context())
-
+	metadata.KeepOrigin(dead.Metadata)
 	source := cfg.SourceTopic
 	if source == "" {
 		source = message.SubscribeTopicFromCtx(msg.Context())
 	}
-	stamp := now.UTC().Format(time.RFC3339Nano)
+	stamp := metadata.FormatTime(cfg.Now())
 	first := msg.Metadata.Get(metadata.FirstFailure)
 	if first == "" {
 		first = stamp
 	}
-	attempts := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
 	set := dead.Metadata.Set
 	set(metadata.DeadLetterTopic, source)
 	set(metadata.DeadLetterGroup, cfg.Group)
 	set(metadata.DeadLetterMessageID, msg.UUID)
-	set(metadata.DeadLetterAttempts, strconv.Itoa(attempts))
-	set(metadata.DeadLetterReason, TruncateReason(cause.Error()))
+	set(metadata.DeadLetterAttempts, strconv.Itoa(metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))))
+	set(metadata.DeadLetterReason, metadata.Cut(cause.Error(), cfg.ReasonLimit-len("…")))
 	set(metadata.DeadLetterPermanent, strconv.FormatBool(IsPermanent(cause)))
 	set(metadata.DeadLetterFirstFailure, first)
 	set(metadata.DeadLetterLastFailure, stamp)
-	if p, o := msg.Metadata.Get(metadata.OriginPartition), msg.Metadata.Get(metadata.OriginOffset); o != "" {
-		// Moved to a retry topic or replayed: point at the original record.
+	delete(dead.Metadata, metadata.DeadLetterPartition)
+	delete(dead.Metadata, metadata.DeadLetterOffset)
+	if p, o, ok := origin(msg); ok {
 		set(metadata.DeadLetterPartition, p)
 		set(metadata.DeadLetterOffset, o)
-	} else if pos, ok := transport.PositionFrom(msg.Context()); ok {
-		set(metadata.DeadLetterPartition, strconv.Itoa(int(pos.Partition)))
-		set(metadata.DeadLetterOffset, strconv.FormatInt(pos.Offset, 10))
 	}
 	return dead
-}
-
-// TruncateReason cuts an error text to metadata.MaxReasonBytes at a UTF-8 boundary,
-// ending it with "…" when it was cut.
-func TruncateReason(s string) string {
-	const ellipsis = "…"
-	if len(s) <= metadata.MaxReasonBytes {
-		return s
-	}
-	cut := metadata.MaxReasonBytes - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }

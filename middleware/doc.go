@@ -1,13 +1,20 @@
-// Package middleware holds pubsubkit's consumer middleware. Each one has Watermill's
-// shape, message.HandlerMiddleware (func(message.HandlerFunc) message.HandlerFunc), so
-// it also works on a plain Watermill router:
+// Package middleware holds pubsubkit's consumer middleware. Every stage has
+// Watermill's shape, message.HandlerMiddleware (func(message.HandlerFunc)
+// message.HandlerFunc), so it also works on a plain Watermill router. A stage without
+// settings is a HandlerMiddleware value (CorrelationID, Recover, RecoverPermanent); a
+// stage with settings is made by a function of its Config that checks it and returns
+// (message.HandlerMiddleware, error):
 //
-//	router.AddMiddleware(middleware.CorrelationID, deadLetter,
-//		middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(time.Second, 0)}),
-//		middleware.Timeout(30*time.Second), middleware.Recover)
+//	retry, err := middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(time.Second, 0)})
+//	router.AddMiddleware(observe, middleware.CorrelationID, deadLetter, retry, timeout, middleware.Recover)
 //
 // What each does:
 //
+//   - Tracing runs each delivery in a CONSUMER span, child of the producer's span;
+//     StartSend and EndSend make the PRODUCER span of a publish.
+//   - Observe makes Observers hear every event of a message's life as it happens: the
+//     TraceLog (one JSON line per event), Metrics (OpenTelemetry counters and
+//     histograms), SpanEvents (events on the delivery's span), and your own.
 //   - CorrelationID gives every message a correlation id and puts it in the context.
 //   - DeadLetter publishes a message whose handler failed for good to a dead-letter
 //     topic, with why, and acks it.
@@ -17,10 +24,11 @@
 //   - Timeout gives each attempt its own deadline.
 //   - Recover turns a panic into a *PanicError; RecoverPermanent marks it Permanent.
 //
-// Order matters, outermost first: CorrelationID, DeadLetter, (WaitDue,) Retry or
-// RetryTopic, Timeout, Recover. DeadLetter outside the retries sees only final errors
-// (Watermill #580, #645: the other way round dead-letters after one attempt); Timeout
-// inside Retry gives every retry a fresh deadline (#467). The pubsub client composes
-// them in that order in one place; this package does not choose an order. No
-// middleware here imports a transport.
+// Order matters, outermost first: Tracing, Observe, CorrelationID, DeadLetter,
+// (WaitDue,) Retry or RetryTopic, Timeout, Recover. DeadLetter outside the retries sees
+// only final errors (Watermill #580, #645: the other way round dead-letters after one
+// attempt); Timeout inside Retry gives every retry a fresh deadline (#467); Observe
+// outside the stages that report hears them. The pubsub client composes them in that
+// order in one place (its chain.go); this package does not choose an order. No
+// middleware here imports a transport implementation.
 package middleware

@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/transport"
 )
 
 // ErrInterrupted is returned, wrapping the handler's last error, when a retry wait was
@@ -25,9 +26,6 @@ type RetryConfig struct {
 	// ShouldRetry decides whether an error is worth another attempt; nil retries
 	// every error except those marked Permanent.
 	ShouldRetry func(error) bool
-	// OnRetry, when set, is called before each wait with the error of the attempt that
-	// failed, the number of the retry to come (1-based) and the wait.
-	OnRetry func(msg *message.Message, err error, retry int, wait time.Duration)
 	// Stop, when closed, ends a wait in progress: the handler returns the last error
 	// wrapped in ErrInterrupted, so the message is redelivered rather than lost.
 	// Consumers close it when they shut down.
@@ -45,20 +43,27 @@ type RetryConfig struct {
 // time of the first failure in metadata.FirstFailure; an incoming message that already
 // carries an attempt number (from a retry topic) continues the count, so the retries
 // of all its deliveries add up to MaxRetries. A wait ends early when the message's
-// context ends or Stop closes; the last error is then returned, the first wrapped in
-// ErrInterrupted.
+// context ends (its partition was revoked, its subscription ended) or Stop closes;
+// the last error is then returned, wrapped in ErrInterrupted.
+//
+// Every attempt is reported (EventProcessed or EventFailed, with the handler's time)
+// and every retry (EventRetried, with the wait) to the observers of an Observe stage
+// around it.
 //
 // Unlike Watermill's middleware.Retry, the delays follow Backoff exactly (retry n
-// waits Backoff(n), whatever ShouldRetry or OnRetry do), and a Permanent error is
-// returned at once.
-func Retry(cfg RetryConfig) message.HandlerMiddleware {
+// waits Backoff(n), whatever ShouldRetry does), and a Permanent error is returned at
+// once.
+func Retry(cfg RetryConfig) (message.HandlerMiddleware, error) {
+	if cfg.MaxRetries < 0 {
+		return nil, fmt.Errorf("middleware: %w: Retry with MaxRetries %d", transport.ErrInvalidOption, cfg.MaxRetries)
+	}
 	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempt := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
 			for {
 				msg.Metadata.Set(metadata.Attempt, strconv.Itoa(attempt))
-				produced, err := h(msg)
+				produced, err := pol.attempt(h, msg, attempt)
 				if err == nil {
 					return produced, nil
 				}
@@ -66,17 +71,14 @@ func Retry(cfg RetryConfig) message.HandlerMiddleware {
 				if !again {
 					return nil, err
 				}
-				retry := attempt // the retry to come, 1-based
-				if cfg.OnRetry != nil {
-					cfg.OnRetry(msg, err, retry, wait)
-				}
+				Report(msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg})
 				if werr := sleep(msg, wait, cfg.Stop); werr != nil {
-					return nil, fmt.Errorf("%w before retry %d: %w", werr, retry, err)
+					return nil, fmt.Errorf("%w before retry %d: %w", werr, attempt, err)
 				}
 				attempt++
 			}
 		}
-	}
+	}, nil
 }
 
 // policy is what Retry and RetryTopic share: which errors are retried, how often,
@@ -98,12 +100,24 @@ func newPolicy(maxRetries int, backoff Backoff, shouldRetry func(error) bool, no
 	return policy{maxRetries, backoff, shouldRetry, now}
 }
 
+// attempt runs the handler once and reports how it went.
+func (p policy) attempt(h message.HandlerFunc, msg *message.Message, attempt int) ([]*message.Message, error) {
+	start := p.now()
+	produced, err := h(msg)
+	kind := EventProcessed
+	if err != nil {
+		kind = EventFailed
+	}
+	Report(msg.Context(), Event{Kind: kind, Attempt: attempt, Duration: p.now().Sub(start), Err: err, Message: msg})
+	return produced, err
+}
+
 // failed records that attempt of msg failed (metadata.FirstFailure, once) and says
 // whether it is retried, after how long, and when it failed.
 func (p policy) failed(msg *message.Message, attempt int, err error) (again bool, wait time.Duration, at time.Time) {
 	at = p.now()
 	if msg.Metadata.Get(metadata.FirstFailure) == "" {
-		msg.Metadata.Set(metadata.FirstFailure, at.UTC().Format(time.RFC3339Nano))
+		msg.Metadata.Set(metadata.FirstFailure, metadata.FormatTime(at))
 	}
 	if attempt > p.maxRetries || !p.shouldRetry(err) {
 		return false, 0, at

@@ -54,7 +54,7 @@ func runRouter(t *testing.T, tr transport.Transport, topic string, h message.NoP
 		t.Fatal(err)
 	}
 	router.AddMiddleware(mw...)
-	router.AddConsumerHandler(topic, topic, transport.GroupSubscriber(tr, "workers"), h)
+	router.AddConsumerHandler(topic, topic, transport.NewSubscriber(tr, transport.SubscribeOptions{Group: "workers"}), h)
 	go router.Run(context.Background())
 	t.Cleanup(func() { router.Close() })
 	<-router.Running()
@@ -94,8 +94,9 @@ func TestRetryInPlaceOnPlainRouter(t *testing.T) {
 			return middleware.Permanent(errors.New("never"))
 		}
 		return nil
-	}, deadLetter, middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(20*time.Millisecond, 0)}))
-	dead, _ := tr.SubscribeGroup(context.Background(), "jobs.dlq", "ops")
+	}, deadLetter, must(middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(20*time.Millisecond, 0)})))
+	deadSub, _ := tr.Subscribe(context.Background(), "jobs.dlq", transport.SubscribeOptions{Group: "ops"})
+	dead := deadSub.Messages()
 	_ = tr.Publish("jobs", message.NewMessage("1", []byte("flaky")), message.NewMessage("2", []byte("doomed")), message.NewMessage("3", []byte("fine")))
 
 	select {
@@ -133,7 +134,7 @@ func TestRetryInPlaceOnPlainRouter(t *testing.T) {
 // DeadLetter does not dead-letter.
 func TestRetryStopEndsTheWait(t *testing.T) {
 	stop := make(chan struct{})
-	h := middleware.Retry(middleware.RetryConfig{MaxRetries: 1, Backoff: middleware.LinearBackoff(time.Hour, 0), Stop: stop})(
+	h := must(middleware.Retry(middleware.RetryConfig{MaxRetries: 1, Backoff: middleware.LinearBackoff(time.Hour, 0), Stop: stop}))(
 		func(*message.Message) ([]*message.Message, error) { return nil, errors.New("down") })
 	time.AfterFunc(50*time.Millisecond, func() { close(stop) })
 	start := time.Now()
@@ -147,7 +148,7 @@ func TestRetryStopEndsTheWait(t *testing.T) {
 // timeout is not cut off at once (Watermill #467).
 func TestTimeoutFreshPerAttempt(t *testing.T) {
 	var budgets []time.Duration
-	h := middleware.Retry(middleware.RetryConfig{MaxRetries: 2})(middleware.Timeout(100 * time.Millisecond)(
+	h := must(middleware.Retry(middleware.RetryConfig{MaxRetries: 2}))(must(middleware.Timeout(100 * time.Millisecond))(
 		func(msg *message.Message) ([]*message.Message, error) {
 			dl, _ := msg.Context().Deadline()
 			budgets = append(budgets, time.Until(dl))
@@ -169,7 +170,7 @@ func TestTimeoutFreshPerAttempt(t *testing.T) {
 	if _, has := msg.Context().Deadline(); has {
 		t.Error("the message kept the attempt's deadline after the handler returned")
 	}
-	single := middleware.Timeout(10 * time.Millisecond)(func(msg *message.Message) ([]*message.Message, error) {
+	single := must(middleware.Timeout(10 * time.Millisecond))(func(msg *message.Message) ([]*message.Message, error) {
 		<-msg.Context().Done()
 		return nil, msg.Context().Err()
 	})
@@ -204,7 +205,7 @@ func TestRetryTopicOnPlainRouter(t *testing.T) {
 	}
 	runRouter(t, tr, "jobs", handler, requeue)
 	for n := 1; n <= 2; n++ {
-		runRouter(t, tr, retryTopic(n), handler, middleware.WaitDue(nil), requeue)
+		runRouter(t, tr, retryTopic(n), handler, must(middleware.WaitDue(middleware.WaitDueConfig{})), requeue)
 	}
 	_ = tr.Publish("jobs", message.NewMessage("1", []byte("slow")), message.NewMessage("2", []byte("quick")))
 	var order []seen
@@ -255,3 +256,11 @@ type recordingPublisher struct{ n int }
 
 func (r *recordingPublisher) Publish(string, ...*message.Message) error { r.n++; return nil }
 func (r *recordingPublisher) Close() error                              { return nil }
+
+// must is the middleware of a constructor that a test knows succeeds.
+func must(mw message.HandlerMiddleware, err error) message.HandlerMiddleware {
+	if err != nil {
+		panic(err)
+	}
+	return mw
+}

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -27,30 +28,32 @@ type RetryTopicConfig struct {
 	MaxRetries  int
 	Backoff     Backoff
 	ShouldRetry func(error) bool
-	// OnRetry, when set, is called once the retry is published.
-	OnRetry func(msg *message.Message, err error, retry int, wait time.Duration)
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
 
 // RetryTopic retries without holding back the messages behind a failed one
 // (unordered retries): it publishes a copy of the failed message to the retry topic of
-// its next attempt, with metadata.Attempt, metadata.RetryDue (now plus the backoff)
-// and metadata.FirstFailure set, and acks the original only once that publish
-// succeeded. A consumer of the retry topic wraps its handler in WaitDue, then in
-// RetryTopic again for the retries after that. When no retry is left, or the error is
-// Permanent, the error is returned for DeadLetter. When the publish fails, the error
-// wraps ErrRetryPublish and the message is redelivered.
+// its next attempt, with metadata.Attempt, metadata.RetryDue (now plus the backoff),
+// metadata.FirstFailure and the original record's position set, and acks the original
+// only once that publish succeeded. A consumer of the retry topic wraps its handler in
+// WaitDue, then in RetryTopic again for the retries after that. When no retry is left,
+// or the error is Permanent, the error is returned for DeadLetter. When the publish
+// fails, the error wraps ErrRetryPublish and the message is redelivered.
+//
+// The attempt is reported (EventProcessed or EventFailed), and a retry (EventRetried,
+// with the retry topic as Destination), to the observers of an Observe stage around
+// it.
 func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
-	if cfg.Publisher == nil || cfg.Topic == nil {
-		return nil, fmt.Errorf("middleware: %w: RetryTopic needs a Publisher and a Topic", transport.ErrInvalidOption)
+	if cfg.Publisher == nil || cfg.Topic == nil || cfg.MaxRetries < 0 {
+		return nil, fmt.Errorf("middleware: %w: RetryTopic needs a Publisher, a Topic and MaxRetries of at least 0", transport.ErrInvalidOption)
 	}
 	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempt := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
 			msg.Metadata.Set(metadata.Attempt, strconv.Itoa(attempt))
-			produced, err := h(msg)
+			produced, err := pol.attempt(h, msg, attempt)
 			if err == nil {
 				return produced, nil
 			}
@@ -58,44 +61,67 @@ func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
 			if !again {
 				return nil, err
 			}
-			retry := attempt
 			next := message.NewMessage(msg.UUID, msg.Payload)
-			for k, v := range msg.Metadata {
-				next.Metadata.Set(k, v)
-			}
+			next.Metadata = maps.Clone(msg.Metadata)
 			next.Metadata.Set(metadata.Attempt, strconv.Itoa(attempt+1))
-			next.Metadata.Set(metadata.RetryDue, at.Add(wait).UTC().Format(time.RFC3339Nano))
-			if pos, ok := transport.PositionFrom(msg.Context()); ok && next.Metadata.Get(metadata.OriginOffset) == "" {
-				next.Metadata.Set(metadata.OriginPartition, strconv.Itoa(int(pos.Partition)))
-				next.Metadata.Set(metadata.OriginOffset, strconv.FormatInt(pos.Offset, 10))
+			next.Metadata.Set(metadata.RetryDue, metadata.FormatTime(at.Add(wait)))
+			if p, o, ok := origin(msg); ok {
+				next.Metadata.Set(metadata.OriginPartition, p)
+				next.Metadata.Set(metadata.OriginOffset, o)
 			}
 			next.SetContext(msg.Context())
-			topic := cfg.Topic(retry)
+			topic := cfg.Topic(attempt)
 			if perr := cfg.Publisher.Publish(topic, next); perr != nil {
 				return nil, fmt.Errorf("%w %q (message stays unacked): %w; handler error: %w", ErrRetryPublish, topic, perr, err)
 			}
-			if cfg.OnRetry != nil {
-				cfg.OnRetry(msg, err, retry, wait)
-			}
+			Report(msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg, Destination: topic})
 			return nil, nil
 		}
 	}, nil
 }
 
-// WaitDue holds a message from a retry topic until its metadata.RetryDue time. A wait
-// cut short by stop or by the message's context returns ErrInterrupted, so the message
-// is redelivered and waits again. A message without a due time passes at once.
-func WaitDue(stop <-chan struct{}) message.HandlerMiddleware {
+// origin returns where msg's original record is: the origin it carries when it was
+// moved to a retry topic or replayed, or else its own position.
+func origin(msg *message.Message) (partition, offset string, ok bool) {
+	if o := msg.Metadata.Get(metadata.OriginOffset); o != "" {
+		return msg.Metadata.Get(metadata.OriginPartition), o, true
+	}
+	if pos, ok := transport.PositionFrom(msg.Context()); ok {
+		return strconv.Itoa(int(pos.Partition)), strconv.FormatInt(pos.Offset, 10), true
+	}
+	return "", "", false
+}
+
+// WaitDueConfig configures WaitDue.
+type WaitDueConfig struct {
+	// Stop, when closed, ends a wait in progress, as in RetryConfig.
+	Stop <-chan struct{}
+	// MaxWait bounds every wait, whatever due time a message says (it may come from
+	// outside); 0 means no bound.
+	MaxWait time.Duration
+}
+
+// WaitDue holds a message from a retry topic until its metadata.RetryDue time, at most
+// MaxWait from now. A wait cut short by Stop or by the message's context returns
+// ErrInterrupted, so the message is redelivered and waits again. A message without a
+// due time, or with one that does not parse, passes at once.
+func WaitDue(cfg WaitDueConfig) (message.HandlerMiddleware, error) {
+	if cfg.MaxWait < 0 {
+		return nil, fmt.Errorf("middleware: %w: WaitDue with MaxWait %v", transport.ErrInvalidOption, cfg.MaxWait)
+	}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
-			if v := msg.Metadata.Get(metadata.RetryDue); v != "" {
-				if due, err := time.Parse(time.RFC3339Nano, v); err == nil {
-					if err := sleep(msg, time.Until(due), stop); err != nil {
-						return nil, fmt.Errorf("waiting for the retry due at %s: %w", v, err)
-					}
+			v := msg.Metadata.Get(metadata.RetryDue)
+			if due, ok := metadata.ParseTime(v); ok {
+				wait := time.Until(due)
+				if cfg.MaxWait > 0 {
+					wait = min(wait, cfg.MaxWait)
+				}
+				if err := sleep(msg, wait, cfg.Stop); err != nil {
+					return nil, fmt.Errorf("waiting for the retry due at %s: %w", v, err)
 				}
 			}
 			return h(msg)
 		}
-	}
+	}, nil
 }

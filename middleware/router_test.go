@@ -31,7 +31,7 @@ func TestOnPlainWatermillRouter(t *testing.T) {
 	router, _ := message.NewRouter(message.RouterConfig{}, nil)
 	router.AddMiddleware(middleware.CorrelationID, deadLetter, middleware.Recover)
 	handled := make(chan string, 2)
-	router.AddConsumerHandler("jobs", "jobs", transport.GroupSubscriber(tr, "workers"), func(msg *message.Message) error {
+	router.AddConsumerHandler("jobs", "jobs", transport.NewSubscriber(tr, transport.SubscribeOptions{Group: "workers"}), func(msg *message.Message) error {
 		if string(msg.Payload) == "bad" {
 			panic("boom")
 		}
@@ -41,7 +41,8 @@ func TestOnPlainWatermillRouter(t *testing.T) {
 	go router.Run(context.Background())
 	defer router.Close()
 	<-router.Running()
-	dead, _ := tr.SubscribeGroup(context.Background(), "jobs.dlq", "ops")
+	deadSub, _ := tr.Subscribe(context.Background(), "jobs.dlq", transport.SubscribeOptions{Group: "ops"})
+	dead := deadSub.Messages()
 
 	_ = tr.Publish("jobs", message.NewMessage("1", []byte("bad")), message.NewMessage("2", []byte("good")))
 	select {
@@ -73,17 +74,17 @@ func TestDeadLetterConfigRequired(t *testing.T) {
 	}
 }
 
-func TestTruncateReason(t *testing.T) {
+func TestCut(t *testing.T) {
 	long := strings.Repeat("é", metadata.MaxReasonBytes) // 2 bytes each
-	got := middleware.TruncateReason(long)
+	got := metadata.Cut(long, metadata.MaxReasonBytes-len("…"))
 	if len(got) > metadata.MaxReasonBytes || !strings.HasSuffix(got, "…") || !strings.HasPrefix(got, "éé") {
-		t.Fatalf("truncated to %d bytes, suffix %q", len(got), got[len(got)-4:])
+		t.Fatalf("cut to %d bytes, suffix %q", len(got), got[len(got)-4:])
 	}
 	if strings.ContainsRune(got, '\uFFFD') {
 		t.Fatal("cut inside a UTF-8 sequence")
 	}
-	if middleware.TruncateReason("short") != "short" {
-		t.Fatal("short reason changed")
+	if metadata.Cut("short", 10) != "short" {
+		t.Fatal("short text changed")
 	}
 }
 

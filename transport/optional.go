@@ -9,6 +9,25 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
+// AsyncPublisher is implemented by transports that can take a message without waiting
+// for it to be stored (Kafka's producer batches them; the memory transport stores them
+// at once). The client falls back to its own bounded queue over Publish for transports
+// without it.
+type AsyncPublisher interface {
+	// PublishAsync queues msg for topic and returns once it is queued, blocking while
+	// the transport's queue is full until ctx is done (then done gets ctx's error).
+	// Messages of one key queued by one goroutine are stored in the order queued. done
+	// is called exactly once, with nil once the message is stored or with the error
+	// that prevented it; it may be called before PublishAsync returns, and may run on a
+	// goroutine of the transport that serves other callbacks, so it must be quick and
+	// must not publish synchronously. Once queued, the message is no longer tied to
+	// ctx's cancellation. The rules of Transport.Publish about the message apply.
+	PublishAsync(ctx context.Context, topic string, msg *message.Message, done func(error))
+	// Flush waits until every message queued so far is stored or failed, or ctx is
+	// done.
+	Flush(ctx context.Context) error
+}
+
 // Provisioner is implemented by transports whose topics must exist before use (Kafka).
 // The client calls Provision when a subscription is added, for the subscription's
 // topic and for the retry and dead-letter topics it may publish to, so that a missing
@@ -27,20 +46,4 @@ type Reader interface {
 	// partition, each with its Position in its context. It does not wait for more
 	// messages and moves no group's position. A topic that does not exist holds none.
 	ReadAll(ctx context.Context, topic string) ([]*message.Message, error)
-}
-
-// MessagingSystem is implemented by transports that name themselves in telemetry (the
-// messaging.system attribute), such as "kafka".
-type MessagingSystem interface {
-	MessagingSystem() string
-}
-
-// Forwarder is implemented by transports that can deliver a subscription into a
-// channel the caller made. GroupSubscriber (and so the client) uses it to hand
-// messages straight to the Watermill router, without a goroutine of its own between
-// the transport and the router: one hand-off less per message.
-type Forwarder interface {
-	// SubscribeGroupInto is SubscribeGroup delivering into out, which it closes when
-	// the subscription ends; the channel it returns is closed after out is.
-	SubscribeGroupInto(ctx context.Context, topic, group string, out chan<- *message.Message) (done <-chan struct{}, err error)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -11,8 +12,15 @@ import (
 )
 
 // OpenFunc opens a transport from a parsed URL. It must validate the whole URL before
-// doing any I/O and return errors wrapping ErrInvalidOption for bad parameters.
-type OpenFunc func(ctx context.Context, u *url.URL) (Transport, error)
+// doing any I/O, return errors wrapping ErrInvalidOption for bad parameters, and never
+// put a password, or any part of the URL's user information, in an error.
+type OpenFunc func(ctx context.Context, u *url.URL, o OpenOptions) (Transport, error)
+
+// OpenOptions is what an OpenFunc gets besides the URL.
+type OpenOptions struct {
+	// Logger receives the transport's own records (reconnects, warnings). Never nil.
+	Logger *slog.Logger
+}
 
 // Registry maps URL schemes ("memory", "kafka") to the functions that open them. The
 // zero value is an empty registry ready to use. A Registry is safe for concurrent use;
@@ -45,49 +53,77 @@ func (r *Registry) Schemes() []string {
 	return schemes
 }
 
-// Lookup returns the opener registered for scheme.
-func (r *Registry) Lookup(scheme string) (OpenFunc, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	open, ok := r.openers[strings.ToLower(scheme)]
-	return open, ok
-}
-
-// Open parses rawURL and opens the transport registered for its scheme. Errors never
-// show the URL's password.
-func (r *Registry) Open(ctx context.Context, rawURL string) (Transport, error) {
-	u, err := ParseURL(rawURL)
+// Open parses rawURL and opens the transport registered for its scheme. A nil
+// o.Logger discards. The error for an unknown scheme wraps ErrUnknownScheme and lists
+// the known ones; errors never show the URL's password.
+func (r *Registry) Open(ctx context.Context, rawURL string, o OpenOptions) (Transport, error) {
+	u, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	open, ok := r.Lookup(u.Scheme)
+	r.mu.RLock()
+	open, ok := r.openers[strings.ToLower(u.Scheme)]
+	r.mu.RUnlock()
 	if !ok {
-		return nil, UnknownSchemeError(u.Scheme, r.Schemes())
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownScheme, u.Scheme, strings.Join(r.Schemes(), ", "))
 	}
-	return open(ctx, u)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	t, err := open(ctx, u, o)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", RedactURL(rawURL), err)
+	}
+	return t, nil
 }
 
-// ParseURL parses a transport URL. The error wraps ErrInvalidOption and does not repeat
-// the URL, which may hold a password.
-func ParseURL(rawURL string) (*url.URL, error) {
+// parseURL parses a transport URL. Its error wraps ErrInvalidOption and repeats no part
+// of the URL that could be a password.
+func parseURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		// url.Error repeats the URL; keep only the reason.
+		if strings.Contains(rawURL, "@") {
+			// url.Error, and the reasons it wraps ("invalid port ..."), quote parts of the
+			// URL, which here may be parts of a password.
+			return nil, fmt.Errorf("%w: cannot parse transport URL %s: characters such as / ? # in its user part must be percent-encoded, and a password belongs in the environment, not the URL",
+				ErrInvalidOption, RedactURL(rawURL))
+		}
 		var ue *url.Error
 		reason := err
 		if errors.As(err, &ue) {
 			reason = ue.Err
 		}
-		return nil, fmt.Errorf("%w: cannot parse transport URL: %v", ErrInvalidOption, reason)
+		return nil, fmt.Errorf("%w: cannot parse transport URL %s: %v", ErrInvalidOption, RedactURL(rawURL), reason)
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w: transport URL %q has no scheme (want for example memory:// or kafka://host:9092)", ErrInvalidOption, u.Redacted())
+		return nil, fmt.Errorf("%w: transport URL %s has no scheme (want for example memory:// or kafka://host:9092)", ErrInvalidOption, RedactURL(rawURL))
 	}
 	return u, nil
 }
 
-// UnknownSchemeError is the error for a scheme nobody registered; it lists the known
-// schemes.
-func UnknownSchemeError(scheme string, known []string) error {
-	return fmt.Errorf("%w %q (known: %s)", ErrUnknownScheme, scheme, strings.Join(known, ", "))
+// RedactURL returns rawURL with its password, if it may hold one, replaced by "xxxxx":
+// everything after the first ':' of the user part and before the last '@' of the URL
+// (without "//", the whole user part). It works on text that url.Parse refuses or
+// misreads (an opaque "kafka:alice:pw@host", a password holding '/', '?', '#' or '@'),
+// so that an error may quote a URL safely. It may redact more than the password,
+// never less.
+func RedactURL(rawURL string) string {
+	at := strings.LastIndexByte(rawURL, '@')
+	if at < 0 {
+		return rawURL
+	}
+	if i := strings.Index(rawURL, "//"); i >= 0 && i < at {
+		start := i + 2
+		user := rawURL[start:at]
+		colon := strings.IndexByte(user, ':')
+		if colon < 0 {
+			return rawURL // a user without a password
+		}
+		return rawURL[:start] + user[:colon] + ":xxxxx" + rawURL[at:]
+	}
+	start := 0
+	if i := strings.IndexByte(rawURL, ':'); i >= 0 && i < at {
+		start = i + 1
+	}
+	return rawURL[:start] + "xxxxx" + rawURL[at:]
 }

@@ -2,12 +2,20 @@
 // transports by URL.
 //
 // A transport moves bytes: it knows nothing of codecs, retries or dead letters. Those
-// live once, in the pubsub package and its middleware, above every transport.
+// live once, in the pubsub package and its middleware, above every transport. A
+// transport is a Watermill message.Publisher, and through [NewSubscriber] a Watermill
+// message.Subscriber, so it also runs under a plain Watermill router.
+//
+// The package holds the contract only: [Transport] and [Subscription], the optional
+// interfaces a transport may add ([AsyncPublisher], [Provisioner], [Reader]),
+// [Capabilities], [Position], the errors, the [Registry] that opens transports by URL
+// scheme, and [FromWatermill], which turns any Watermill pub/sub into a Transport.
 package transport
 
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -15,58 +23,137 @@ import (
 // Transport is a Watermill publisher with group-aware subscriptions and declared
 // capabilities. Implementations must be safe for concurrent use by many goroutines.
 type Transport interface {
-	// Publish stores messages on topic and returns once the transport has accepted all
-	// of them durably, to the degree its capabilities promise (Kafka: acknowledged by
-	// all in-sync replicas). An error means some messages may not have been stored; the
-	// caller decides whether to publish again.
+	// Publish stores messages on topic, in order, and returns once the transport has
+	// stored all of them durably, to the degree its capabilities promise (Kafka:
+	// acknowledged by all in-sync replicas). An error means some messages may not have
+	// been stored; the caller decides whether to publish again.
 	//
 	// Publish does not retry beyond what its own client does internally (for Kafka, the
 	// producer's bounded retries); retries of failed handlers are the caller's concern.
 	// It may block for backpressure, and then gives up when the context of the first
-	// message (message.Message.Context) is done. It must not keep or modify the
-	// messages after it returns, and must not call Ack or Nack on them.
+	// message (message.Message.Context) is done. It takes the messages' payloads as they
+	// are and must not modify them; it must not keep the messages themselves after it
+	// returns, nor call Ack or Nack on them.
 	Publish(topic string, messages ...*message.Message) error
 
-	// SubscribeGroup consumes topic as a member of the consumer group group and returns
-	// the channel of delivered messages. Every group receives every message of the
-	// topic; within a group each message goes to one member. An empty group subscribes
-	// alone, without a group: that subscription receives every retained message from
-	// the oldest on, and its position is forgotten when it ends.
+	// Subscribe consumes topic as a member of the consumer group opts.Group. Every group
+	// receives every message of the topic; within a group each message goes to one
+	// member. An empty group subscribes alone: that subscription receives every retained
+	// message from the oldest on, and its position is forgotten when it ends.
 	//
-	// Each delivered message must be acked or nacked exactly once. Ack commits it for
-	// the group. Nack asks for redelivery: the transport delivers it again after a pause
-	// (never in a busy loop) and, when the transport keeps order, before the messages
-	// behind it. The transport retries nothing on its own beyond that.
+	// Each delivered message must be acked or nacked exactly once. Ack finishes it for
+	// the group; the group's committed position (on Kafka, the committed offset of its
+	// partition) is the lowest offset not yet finished, so a restart redoes at most the
+	// messages in flight. Nack asks for redelivery: the transport delivers the message
+	// again after a pause (never in a busy loop), ahead of the messages it must precede
+	// (see SubscribeOptions). The transport retries nothing on its own beyond that.
 	//
-	// The channel is closed when ctx is done or the transport is closed; messages in
-	// flight at that moment may still be acked or nacked. A delivered message's context
-	// carries ctx's values and ends when the message is acked or nacked, when ctx is done
-	// or when the transport closes, as in Watermill; a consumer that must finish its work
-	// during a graceful drain detaches from it (the pubsub client does). SubscribeGroup
-	// returns once the subscription is registered: messages published after it returns
-	// reach it.
-	SubscribeGroup(ctx context.Context, topic, group string) (<-chan *message.Message, error)
+	// A delivered message's context carries its Position and ends when the message is
+	// acked or nacked, when its partition is revoked from this member, when ctx is done
+	// or when the transport closes; waits that belong to the message (a retry backoff)
+	// should end with it. A message delivered before its context ended may still be
+	// acked or nacked for opts.Drain afterwards, and the transport commits what was
+	// acked in that time.
+	//
+	// Subscribe returns once the subscription is registered: messages published after it
+	// returns reach it. The subscription ends when ctx is done or the transport closes:
+	// nothing new is delivered, and once the messages in flight have settled (or
+	// opts.Drain ran out) its Messages channel is closed and Done with it.
+	Subscribe(ctx context.Context, topic string, opts SubscribeOptions) (Subscription, error)
 
 	// Capabilities reports what this transport guarantees. It must not change over the
 	// transport's life.
 	Capabilities() Capabilities
 
-	// Close stops every subscription (closing their channels), releases resources and
-	// waits for the transport's goroutines. It is idempotent. Publish and SubscribeGroup
-	// return an error wrapping ErrClosed afterwards.
+	// Close stops every subscription (closing their channels, committing what was
+	// acked), settles or fails every message still queued for publishing, releases
+	// resources and waits for the transport's goroutines. It is idempotent. Publish and
+	// Subscribe return an error wrapping ErrClosed afterwards. An offset commit that
+	// failed while subscriptions ended is part of the error.
 	Close() error
 }
 
+// SubscribeOptions says how a subscription consumes its topic. The zero value consumes
+// alone, one message at a time per partition, in order.
+type SubscribeOptions struct {
+	// Group is the consumer group; "" consumes alone.
+	Group string
+	// Concurrency is how many messages of one partition are delivered at once, awaiting
+	// their ack; 0 or 1 means one at a time. A transport whose Capabilities lack
+	// Concurrency refuses more than 1.
+	Concurrency int
+	// Unordered lets messages of one key be in flight together. By default (false),
+	// messages of one key (metadata.Key) are delivered one at a time in offset order,
+	// and a nacked message holds back the later messages of its key; messages without a
+	// key are ordered only when Concurrency is 1 (then the whole partition is).
+	Unordered bool
+	// Drain is how long messages delivered before their context ended may still be
+	// acked or nacked, and committed, when the subscription ends or their partition is
+	// revoked. 0 means the transport's default.
+	Drain time.Duration
+}
+
+// Subscription is one running subscription. Its methods are safe for concurrent use.
+type Subscription interface {
+	// Messages returns the channel of delivered messages. It is closed once the
+	// subscription has ended and its messages in flight have settled, or
+	// SubscribeOptions.Drain ran out.
+	Messages() <-chan *message.Message
+	// Done is closed once Messages is closed and the subscription's last position is
+	// committed.
+	Done() <-chan struct{}
+	// Pause stops delivering new messages, as a deliberate act: the member stays in its
+	// group and keeps its partitions, messages in flight finish normally. Resume undoes
+	// it. Both are idempotent.
+	Pause()
+	Resume()
+	// Stats reports the state of each partition this member consumes now.
+	Stats() []PartitionStats
+}
+
+// PartitionStats is the state of one partition of a subscription.
+type PartitionStats struct {
+	Partition int32
+	// Committed is the group's position: the lowest offset not yet finished, where a
+	// restarted member begins.
+	Committed int64
+	// End is the partition's end offset (the offset the next published message will
+	// get) as last seen; -1 when unknown. End - Committed is the lag.
+	End int64
+	// InFlight counts messages delivered and not yet acked or nacked; Buffered counts
+	// messages fetched and waiting.
+	InFlight, Buffered int
+	// Paused is true while the subscription is paused.
+	Paused bool
+	// LastProgress is when the committed position last moved, or the partition was
+	// taken on.
+	LastProgress time.Time
+}
+
+// Lag is how many messages of the partition the group has not finished; -1 when the
+// end is unknown.
+func (p PartitionStats) Lag() int64 {
+	if p.End < 0 {
+		return -1
+	}
+	return max(p.End-p.Committed, 0)
+}
+
 // Capabilities declares what a transport guarantees, so that the client can refuse a
-// combination it cannot honour when it is built rather than misbehave later.
+// subscription it cannot honour when it is made rather than misbehave later.
 type Capabilities struct {
+	// MessagingSystem names the transport in telemetry (the messaging.system
+	// attribute), such as "kafka".
+	MessagingSystem string
 	// ConsumerGroups: every group gets every message once; members of one group share
 	// the messages.
 	ConsumerGroups bool
 	// Ordered: within a group, messages of one key (one partition) are delivered in
-	// publish order with one in flight, and a nacked message is redelivered before the
-	// messages behind it.
+	// publish order, and a nacked message is redelivered before the messages behind it.
 	Ordered bool
+	// Concurrency: SubscribeOptions.Concurrency above 1 is honoured, with the ordering
+	// rules it documents.
+	Concurrency bool
 	// Retains: messages published before a group first subscribes are kept and
 	// delivered to it when it does.
 	Retains bool
@@ -104,7 +191,7 @@ func PositionFrom(ctx context.Context) (Position, bool) {
 var (
 	// ErrClosed: the transport was closed.
 	ErrClosed = errors.New("transport closed")
-	// ErrInvalidOption: a URL parameter or Config field is not valid.
+	// ErrInvalidOption: a URL parameter, Config field or argument is not valid.
 	ErrInvalidOption = errors.New("invalid option")
 	// ErrUnknownScheme: no transport is registered for the URL's scheme.
 	ErrUnknownScheme = errors.New("unknown URL scheme")

@@ -4,113 +4,114 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// GroupSubscriber returns a Watermill message.Subscriber that subscribes to t as a
-// member of group, so a transport can feed a plain Watermill router or Watermill's own
-// test suite. Its Close ends the subscriptions it started, waits until their channels
-// are closed, and leaves t open; a message it had received but not yet handed on is
-// nacked, so it is redelivered. It is safe for concurrent use.
-func GroupSubscriber(t Transport, group string) message.Subscriber {
-	base, stopAll := context.WithCancel(context.Background())
-	return &groupSubscriber{t: t, group: group, base: base, stopAll: stopAll}
-}
-
-type groupSubscriber struct {
-	t       Transport
-	group   string
-	base    context.Context // ends when Close is called
-	stopAll context.CancelFunc
+// Subscriber is a Watermill message.Subscriber over a Transport: each Subscribe joins
+// the topic with the options it was made with, so a transport can feed a plain
+// Watermill router or Watermill's own test suite. It is safe for concurrent use.
+type Subscriber struct {
+	t    Transport
+	opts SubscribeOptions
 
 	mu     sync.Mutex
 	closed bool
-	wg     sync.WaitGroup
+	base   context.Context // ends when Close is called
+	stop   context.CancelFunc
+	subs   []Subscription // running
+	all    []Subscription // every one started, for Close to wait for
 }
 
-func (s *groupSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+// NewSubscriber returns a Subscriber that subscribes to t with opts.
+func NewSubscriber(t Transport, opts SubscribeOptions) *Subscriber {
+	base, stop := context.WithCancel(context.Background())
+	return &Subscriber{t: t, opts: opts, base: base, stop: stop}
+}
+
+// Subscribe subscribes to topic; the channel closes when ctx is done or Close is
+// called.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("subscriber of group %q: %w", s.group, ErrClosed)
+		return nil, fmt.Errorf("subscriber of group %q: %w", s.opts.Group, ErrClosed)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.base, cancel)
-	if f, ok := s.t.(Forwarder); ok {
-		out := make(chan *message.Message)
-		done, err := f.SubscribeGroupInto(ctx, topic, s.group, out)
-		if err != nil {
-			stop()
-			cancel()
-			return nil, err
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			<-done
-			stop()
-			cancel()
-		}()
-		return out, nil
-	}
-	in, err := s.t.SubscribeGroup(ctx, topic, s.group)
+	context.AfterFunc(s.base, cancel)
+	sub, err := s.t.Subscribe(ctx, topic, s.opts)
 	if err != nil {
-		stop()
 		cancel()
 		return nil, err
 	}
-	// The transport closes in asynchronously once ctx ends; forwarding through out lets
-	// Close return only when out is closed, as Watermill's subscribers do.
-	out := make(chan *message.Message)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(out)
-		defer stop()
-		defer cancel()
-		for msg := range in {
-			select {
-			case out <- msg:
-			case <-ctx.Done():
-				msg.Nack()
-			}
-		}
-	}()
-	return out, nil
+	s.subs = append(s.subs, sub)
+	s.all = append(s.all, sub)
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.subs = slices.DeleteFunc(s.subs, func(x Subscription) bool { return x == sub })
+		s.mu.Unlock()
+	})
+	return sub.Messages(), nil
 }
 
-// Close ends every subscription this subscriber started and waits for their channels
-// to close. It is idempotent.
-func (s *groupSubscriber) Close() error {
+// Subscriptions returns the subscriptions running now, to pause, resume or inspect.
+func (s *Subscriber) Subscriptions() []Subscription {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.subs)
+}
+
+// Close ends every subscription this Subscriber started and waits until their
+// channels are closed (their messages in flight settled, or their drain ran out). It
+// leaves the transport open and is idempotent.
+func (s *Subscriber) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	subs := slices.Clone(s.all)
 	s.mu.Unlock()
-	s.stopAll()
-	s.wg.Wait()
+	s.stop()
+	for _, sub := range subs {
+		<-sub.Done()
+	}
 	return nil
 }
 
-// FromWatermill adapts any Watermill publisher and subscriber to a Transport, so that
-// a Watermill pub/sub that pubsubkit does not ship (SQL, AMQP, NATS, ...) can carry
+// FromWatermill adapts a Watermill publisher and subscriber to a Transport, so that a
+// Watermill pub/sub that pubsubkit does not ship (SQL, AMQP, NATS, gochannel) can carry
 // typed topics. newSubscriber returns a subscriber bound to the consumer group it is
 // given ("" for none); it is called once per group and the subscriber is reused. caps
-// must state honestly what the pair guarantees: the client refuses what they lack.
+// must state honestly what the pair guarantees (Concurrency is always false here): the
+// client refuses what they lack.
 //
+// The adapter delays every redelivery after a nack by nackDelay (0: 100ms), because
+// many Watermill subscribers redeliver a nacked message at once, in a busy loop.
 // Closing the returned transport closes the publisher and every subscriber it made.
-func FromWatermill(pub message.Publisher, newSubscriber func(group string) (message.Subscriber, error), caps Capabilities) Transport {
-	return &watermillTransport{pub: pub, newSubscriber: newSubscriber, caps: caps, subs: map[string]message.Subscriber{}}
+func FromWatermill(pub message.Publisher, newSubscriber func(group string) (message.Subscriber, error), caps Capabilities, nackDelay time.Duration) Transport {
+	if nackDelay <= 0 {
+		nackDelay = 100 * time.Millisecond
+	}
+	caps.Concurrency = false
+	ctx, cancel := context.WithCancel(context.Background())
+	return &watermillTransport{pub: pub, newSubscriber: newSubscriber, caps: caps, nackDelay: nackDelay,
+		subs: map[string]message.Subscriber{}, ctx: ctx, cancel: cancel}
 }
 
 type watermillTransport struct {
 	pub           message.Publisher
 	newSubscriber func(group string) (message.Subscriber, error)
 	caps          Capabilities
+	nackDelay     time.Duration
+	ctx           context.Context // ends when Close begins
+	cancel        context.CancelFunc
 
 	mu     sync.Mutex
 	closed bool
 	subs   map[string]message.Subscriber
+	wg     sync.WaitGroup
 }
 
 func (w *watermillTransport) Publish(topic string, messages ...*message.Message) error {
@@ -123,35 +124,159 @@ func (w *watermillTransport) Publish(topic string, messages ...*message.Message)
 	return w.pub.Publish(topic, messages...)
 }
 
-func (w *watermillTransport) SubscribeGroup(ctx context.Context, topic, group string) (<-chan *message.Message, error) {
+func (w *watermillTransport) Subscribe(ctx context.Context, topic string, opts SubscribeOptions) (Subscription, error) {
+	if opts.Concurrency > 1 {
+		return nil, fmt.Errorf("%w: this transport delivers one message at a time per subscription; Concurrency %d needs Capabilities.Concurrency",
+			ErrInvalidOption, opts.Concurrency)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return nil, ErrClosed
 	}
-	sub, ok := w.subs[group]
+	sub, ok := w.subs[opts.Group]
 	if !ok {
 		var err error
-		if sub, err = w.newSubscriber(group); err != nil {
+		if sub, err = w.newSubscriber(opts.Group); err != nil {
 			return nil, err
 		}
-		w.subs[group] = sub
+		w.subs[opts.Group] = sub
 	}
-	return sub.Subscribe(ctx, topic)
+	ctx, cancel := context.WithCancel(ctx)
+	context.AfterFunc(w.ctx, cancel)
+	in, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &watermillSubscription{out: make(chan *message.Message), done: make(chan struct{}), resumed: make(chan struct{})}
+	close(s.resumed)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer cancel()
+		s.forward(ctx, in, w.nackDelay)
+	}()
+	return s, nil
 }
 
 func (w *watermillTransport) Capabilities() Capabilities { return w.caps }
 
 func (w *watermillTransport) Close() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return nil
 	}
 	w.closed = true
+	w.cancel()
+	subs := w.subs
+	w.mu.Unlock()
+	w.wg.Wait()
 	errs := []error{w.pub.Close()}
-	for _, sub := range w.subs {
+	for _, sub := range subs {
 		errs = append(errs, sub.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// watermillSubscription hands on a Watermill subscriber's messages, each as a message
+// of its own so that a nack can be delayed before it reaches the subscriber.
+type watermillSubscription struct {
+	out      chan *message.Message
+	done     chan struct{}
+	inFlight atomic.Int64
+
+	mu      sync.Mutex
+	resumed chan struct{} // closed while not paused
+}
+
+func (s *watermillSubscription) Messages() <-chan *message.Message { return s.out }
+func (s *watermillSubscription) Done() <-chan struct{}             { return s.done }
+
+func (s *watermillSubscription) Pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.resumed:
+		s.resumed = make(chan struct{})
+	default:
+	}
+}
+
+func (s *watermillSubscription) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.resumed:
+	default:
+		close(s.resumed)
+	}
+}
+
+func (s *watermillSubscription) paused() (<-chan struct{}, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.resumed:
+		return s.resumed, false
+	default:
+		return s.resumed, true
+	}
+}
+
+func (s *watermillSubscription) Stats() []PartitionStats {
+	_, paused := s.paused()
+	return []PartitionStats{{Committed: -1, End: -1, InFlight: int(s.inFlight.Load()), Paused: paused}}
+}
+
+func (s *watermillSubscription) forward(ctx context.Context, in <-chan *message.Message, nackDelay time.Duration) {
+	var handing sync.WaitGroup
+	defer func() {
+		handing.Wait()
+		close(s.out)
+		close(s.done)
+	}()
+	for msg := range in {
+		if resumed, paused := s.paused(); paused {
+			select {
+			case <-resumed:
+			case <-ctx.Done():
+				msg.Nack()
+				continue
+			}
+		}
+		handing.Add(1)
+		go func() {
+			defer handing.Done()
+			s.hand(ctx, msg, nackDelay)
+		}()
+	}
+}
+
+// hand delivers one message and passes its outcome on, a nack after nackDelay.
+func (s *watermillSubscription) hand(ctx context.Context, msg *message.Message, nackDelay time.Duration) {
+	m := message.NewMessage(msg.UUID, msg.Payload)
+	m.Metadata = msg.Metadata
+	m.SetContext(msg.Context())
+	select {
+	case s.out <- m:
+	case <-ctx.Done():
+		msg.Nack()
+		return
+	}
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	select {
+	case <-m.Acked():
+		msg.Ack()
+	case <-m.Nacked():
+		timer := time.NewTimer(nackDelay)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		msg.Nack()
+	}
 }

@@ -53,12 +53,11 @@ func check(t *testing.T, url string) {
 	if len(traceIDs) != 1 {
 		t.Errorf("the trace log names %d traces, want 1", len(traceIDs))
 	}
-	wantTree := `  publish tracing.orders [producer]
+	wantTree := `  send tracing.orders [producer]
     process tracing.orders [consumer]
-      publish tracing.invoices [producer]
-        process tracing.invoices [consumer] error: template service unavailable event: retry
-        process tracing.invoices [consumer]
-          publish tracing.emails [producer]
+      send tracing.invoices [producer]
+        process tracing.invoices [consumer] event: failed event: retry
+          send tracing.emails [producer]
             process tracing.emails [consumer]
 `
 	if strings.Count(tree, "trace ") != 1 || !strings.HasSuffix(tree, wantTree) {

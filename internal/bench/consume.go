@@ -15,6 +15,7 @@ import (
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/codec"
+	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/kafka"
 )
 
@@ -168,11 +169,11 @@ func consumeTransport(s spec, start func()) ([]time.Duration, error) {
 	defer tr.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	msgs, err := tr.SubscribeGroup(ctx, s.Topic, s.Group)
+	sub, err := tr.Subscribe(ctx, s.Topic, transport.SubscribeOptions{Group: s.Group})
 	if err != nil {
 		return nil, err
 	}
 	count := newCounter(s.N, start)
-	go count.ackAll(msgs)
+	go count.ackAll(sub.Messages())
 	return nil, count.wait()
 }

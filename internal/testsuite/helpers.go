@@ -93,11 +93,17 @@ func subscribe(t *testing.T, tr transport.Transport, topic, group string) <-chan
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ch, err := tr.SubscribeGroup(ctx, topic, group)
+	return subscribeWith(t, tr, ctx, topic, transport.SubscribeOptions{Group: group})
+}
+
+// subscribeWith subscribes to topic with opts until ctx ends.
+func subscribeWith(t *testing.T, tr transport.Transport, ctx context.Context, topic string, opts transport.SubscribeOptions) <-chan *message.Message {
+	t.Helper()
+	sub, err := tr.Subscribe(ctx, topic, opts)
 	if err != nil {
-		t.Fatalf("SubscribeGroup(%q, %q): %v", topic, group, err)
+		t.Fatalf("Subscribe(%q, %+v): %v", topic, opts, err)
 	}
-	return ch
+	return sub.Messages()
 }
 
 func publishRaw(t *testing.T, tr transport.Transport, topic string, msgs ...*message.Message) {

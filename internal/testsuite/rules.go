@@ -21,6 +21,7 @@ import (
 	"github.com/pubsubkit/pubsub/codec"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/pubsubtest"
+	"github.com/pubsubkit/pubsub/transport"
 )
 
 type order struct {
@@ -394,10 +395,7 @@ func testContextCancellation(t *testing.T, h Harness) {
 	// Ending a subscription's context closes its channel.
 	tr := newTransport(t, h)
 	subCtx, stop := context.WithCancel(context.Background())
-	ch, err := tr.SubscribeGroup(subCtx, uniqueName(t, "sub"), "g1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := subscribeWith(t, tr, subCtx, uniqueName(t, "sub"), transport.SubscribeOptions{Group: "g1"})
 	stop()
 	select {
 	case _, open := <-ch:

@@ -25,6 +25,9 @@ type Harness struct {
 	New func(t *testing.T) transport.Transport
 	// Timeout bounds every wait for a message; 0 means 15 seconds.
 	Timeout time.Duration
+	// Partitions is how many partitions the transport gives a topic; 0 means 1. The
+	// concurrency rules bound the handlers at once by it.
+	Partitions int
 	// IgnoreGoroutines lists goroutines the leak check must not count: process-wide
 	// singletons a client library starts once and never stops (sarama's metrics
 	// ticker), which are not leaks of the transport.
@@ -62,11 +65,19 @@ var rules = []rule{
 	{name: "ClosedRefuses", parallel: true, run: testClosedRefuses},
 	{name: "ReplayToFailingGroup", parallel: true, run: testReplayToFailingGroup},
 	{name: "ShutdownDuringBackoff", parallel: true, run: testShutdownDuringBackoff},
+	{name: "ConcurrencyKeepsKeyOrder", parallel: true, needs: concurrentOrdered, run: testConcurrencyKeepsKeyOrder},
+	{name: "ConcurrencyUnordered", parallel: true, needs: concurrent, run: testConcurrencyUnordered},
+	{name: "ConcurrencyRetryHoldsOnlyItsKey", parallel: true, needs: concurrentOrdered, run: testConcurrencyRetryHoldsOnlyItsKey},
+	{name: "CommitsLowestUnfinished", parallel: true, needs: concurrentOrdered, run: testCommitsLowestUnfinished},
+	{name: "ConcurrencyRefusedWithoutCapability", parallel: true, needs: notConcurrent, run: testConcurrencyRefused},
 }
 
-func ordered(c transport.Capabilities) bool { return c.Ordered }
-func groups(c transport.Capabilities) bool  { return c.ConsumerGroups }
-func retains(c transport.Capabilities) bool { return c.Retains }
+func (h Harness) partitions() int { return max(h.Partitions, 1) }
+
+func ordered(c transport.Capabilities) bool       { return c.Ordered }
+func notConcurrent(c transport.Capabilities) bool { return !c.Concurrency }
+func groups(c transport.Capabilities) bool        { return c.ConsumerGroups }
+func retains(c transport.Capabilities) bool       { return c.Retains }
 
 // Run runs every rule against the transport h makes.
 func Run(t *testing.T, h Harness) {

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/pubsubkit/pubsub/transport"
 )
@@ -19,7 +21,6 @@ import (
 // needs to survive the loss of one broker without losing an acknowledged message.
 const (
 	DefaultClientID          = "pubsubkit"
-	DefaultVersion           = "2.8.0"
 	DefaultPartitions        = 3
 	DefaultReplicationFactor = 3
 	DefaultMinInsyncReplicas = 2
@@ -27,14 +28,18 @@ const (
 	DefaultDialTimeout       = 10 * time.Second
 	DefaultProducerRetries   = 10
 	DefaultRetryBackoff      = 250 * time.Millisecond
+	DefaultDeliveryTimeout   = 2 * time.Minute
 	DefaultSessionTimeout    = 10 * time.Second
 	DefaultCommitInterval    = time.Second
 	DefaultNackDelay         = 500 * time.Millisecond
-	DefaultAckGrace          = 30 * time.Second
+	DefaultDrain             = 30 * time.Second
 	DefaultMaxMessageBytes   = 1 << 20
 	DefaultPrefetch          = 256
 	DefaultFetchBytes        = 1 << 20
 	DefaultPublishQueue      = 1 << 16
+	DefaultPublishQueueBytes = 64 << 20
+	DefaultPartitioner       = PartitionerMurmur2
+	DefaultBalancer          = BalancerCooperativeSticky
 )
 
 // SASL mechanisms.
@@ -42,6 +47,45 @@ const (
 	SASLPlain       = "PLAIN"
 	SASLScramSHA256 = "SCRAM-SHA-256"
 	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// Partitioners: how a record key chooses its partition. Producers that must put one
+// key on one partition (so that it keeps its order) need the same one:
+//
+//	partitioner  hash of the key                        clients that use it by default
+//	murmur2      murmur2, as the Java client            Java, Kafka Streams, Spring, franz-go; librdkafka with murmur2_random
+//	crc32        CRC-32 (IEEE)                           librdkafka (consistent_random: confluent-kafka Python, Go, .NET, kcat, Karafka)
+//	fnv1a        FNV-1a 32-bit, as sarama's hash         IBM/sarama (NewHashPartitioner), watermill-kafka
+//
+// Records without a key are spread over the partitions whatever the partitioner.
+const (
+	PartitionerMurmur2 = "murmur2"
+	PartitionerCRC32   = "crc32"
+	PartitionerFNV1a   = "fnv1a"
+)
+
+// Balancers: how a consumer group shares partitions among its members. Every member
+// of a group must support the balancer the group uses; a librdkafka member with
+// partition.assignment.strategy=cooperative-sticky joins the default one.
+const (
+	// BalancerCooperativeSticky moves only the partitions that must move in a
+	// rebalance; the others keep being consumed. The default.
+	BalancerCooperativeSticky = "cooperative-sticky"
+	// BalancerRange and BalancerRoundRobin are the eager, classic ones: every member
+	// gives up every partition in a rebalance.
+	BalancerRange      = "range"
+	BalancerRoundRobin = "roundrobin"
+	// BalancerKIP848 is the server-side assignment of Kafka 4.0+ (KIP-848).
+	BalancerKIP848 = "kip848"
+)
+
+// Isolation levels of consumers.
+const (
+	// ReadCommitted: records of an aborted transaction, and of a transaction still
+	// open, are not delivered. The default.
+	ReadCommitted = "read_committed"
+	// ReadUncommitted delivers every record as soon as it is written.
+	ReadUncommitted = "read_uncommitted"
 )
 
 // Config configures the Kafka transport. The zero value of every field but Brokers
@@ -52,8 +96,8 @@ type Config struct {
 	Brokers []string
 	// ClientID names this client in broker logs and quotas. Default DefaultClientID.
 	ClientID string
-	// Version is the Kafka protocol version to speak, such as "3.6.0". It must not be
-	// newer than the oldest broker. Default DefaultVersion (Kafka 2.8).
+	// Version caps the Kafka protocol version spoken, such as "2.8.0"; "" (the
+	// default) speaks the newest version each broker supports.
 	Version string
 
 	TLS  TLSConfig
@@ -72,30 +116,49 @@ type Config struct {
 	// (Subscribe and Publish fail) instead of a logged warning.
 	StrictDurability bool
 
-	// DialTimeout bounds connecting to a broker, and with it how long Open takes to
-	// report a cluster it cannot reach. Default DefaultDialTimeout.
+	// DialTimeout bounds connecting to a broker, and with it how long New (and Open)
+	// takes to report a cluster it cannot reach or that does not answer. Default
+	// DefaultDialTimeout.
 	DialTimeout time.Duration
-	// ProducerRetries is how many times the producer resends a message after a
-	// retriable broker error before Publish fails, waiting RetryBackoff between tries.
-	// With the idempotent producer a resend never duplicates. Defaults
-	// DefaultProducerRetries and DefaultRetryBackoff.
+	// ProducerRetries is how many times the producer sends a record again after a
+	// retriable broker error, waiting RetryBackoff (growing to 4 times it) between
+	// tries, and DeliveryTimeout bounds how long a record may wait to be stored in
+	// all. The idempotent producer never writes a record twice by resending it, and
+	// gives up on a record only when that is safe: a request that may have been
+	// written is resent until its answer arrives. Defaults DefaultProducerRetries,
+	// DefaultRetryBackoff and DefaultDeliveryTimeout.
 	ProducerRetries int
 	RetryBackoff    time.Duration
-	// MaxMessageBytes is the largest message Publish accepts. It must not exceed the
-	// brokers' message.max.bytes. Default DefaultMaxMessageBytes.
+	DeliveryTimeout time.Duration
+	// Linger is how long the producer waits for more records before it sends a
+	// partition's batch. Records published while a request is in flight are batched
+	// anyway, so the default, 0, costs no throughput and adds no latency.
+	Linger time.Duration
+	// MaxMessageBytes is the largest message Publish accepts (value, key and headers);
+	// keep it at most the brokers' message.max.bytes. Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
-	// SessionTimeout is how long the group coordinator waits for a silent member
-	// before it gives its partitions to others. Default DefaultSessionTimeout.
+	// Partitioner chooses a keyed record's partition: PartitionerMurmur2 (the
+	// default, as Java), PartitionerCRC32 (librdkafka's default) or PartitionerFNV1a
+	// (sarama's).
+	Partitioner string
+	// Compression is the producer's codec: "snappy" (the default), "lz4", "zstd",
+	// "gzip" or "none".
+	Compression string
+
+	// Balancer is how a group shares partitions: BalancerCooperativeSticky (the
+	// default), BalancerRange, BalancerRoundRobin or BalancerKIP848.
+	Balancer string
+	// Isolation is ReadCommitted (the default) or ReadUncommitted.
+	Isolation string
+	// SessionTimeout is how long the coordinator waits for a silent group member.
+	// Default DefaultSessionTimeout.
 	SessionTimeout time.Duration
-	// RebalanceTimeout is how long the coordinator waits for every member to rejoin
-	// the group during a rebalance; a member still busy with its in-flight messages
-	// after that is dropped from the group, and those messages are delivered again.
-	// Default: the session timeout, and at least 10 seconds.
-	//
-	// franz-go's kfake (kafkatest, examples/devbroker) drops a member whose rejoin
-	// it holds longer than the member's session timeout, and that member then waits
-	// for the network read timeout (30 s) before it joins again. Against kfake, keep
-	// RebalanceTimeout under two thirds of SessionTimeout; Apache Kafka does not need it.
+	// RebalanceTimeout is how long the coordinator waits for members to rejoin in a
+	// rebalance, and so how long a member may take to hand over revoked partitions
+	// (finishing their messages in flight). Default: the session timeout, at least
+	// 10s. kfake (devbroker, the tests) drops a member whose session ends while it
+	// waits in a rebalance; against it keep RebalanceTimeout under two thirds of
+	// SessionTimeout. Apache Kafka does not need it.
 	RebalanceTimeout time.Duration
 	// InstanceID makes this client a static member of its consumer groups (Kafka's
 	// group.instance.id, KIP-345): a consumer restarted with the same InstanceID
@@ -105,45 +168,45 @@ type Config struct {
 	// static member leaves its groups only when its session times out. Default: none
 	// (dynamic membership).
 	InstanceID string
-	// CommitInterval is how often acknowledged offsets are committed. A crash loses
-	// at most this much progress, never a message: what was not committed is
-	// delivered again. Default DefaultCommitInterval.
+	// CommitInterval is how often the groups' positions are committed: for each
+	// partition, the lowest offset not yet finished. A crash loses at most this much
+	// progress, never a message: what was not committed is delivered again. Default
+	// DefaultCommitInterval.
 	CommitInterval time.Duration
 	// NackDelay is the pause before a nacked message is delivered again. Default
 	// DefaultNackDelay.
 	NackDelay time.Duration
-	// AckGrace is how long a group subscription that has ended still takes in the
-	// acks of messages it handed on, so that handlers finishing during a graceful
-	// drain have their offsets committed rather than handled again after a restart.
-	// It should be at least the client's drain timeout. Default DefaultAckGrace (the
-	// default drain timeout); Close bounds it to 5 seconds.
-	AckGrace time.Duration
+	// Drain is the default of SubscribeOptions.Drain: how long messages in flight may
+	// still finish, and be committed, when a subscription ends or its partitions are
+	// revoked. It is cut to the rebalance timeout in a rebalance. Default
+	// DefaultDrain.
+	Drain time.Duration
 
-	// Memory limits. A consumer holds at most about Prefetch messages, and
-	// FetchBytes of fetched data, per partition it consumes, ahead of the one message
-	// per partition its handler has in flight; a producer holds at most PublishQueue
-	// records not yet written, and Publish waits while the queue is full. Measured
-	// with the defaults (see BENCHMARKS.md), a consumer of 1 KiB messages stays at
-	// about 40 MiB of RSS however many messages it reads.
+	// Memory limits. A consumer holds, per partition it consumes, at most about
+	// Prefetch messages (in flight, waiting, or finished ahead of the committed
+	// offset) plus one fetch of FetchBytes, and at most 4·FetchBytes of fetched data
+	// per broker; a producer holds at most PublishQueue records and PublishQueueBytes
+	// bytes not yet stored, and Publish and PublishAsync wait while it is full.
 	//
-	// Prefetch is the number of messages buffered per partition (sarama's
-	// ChannelBufferSize). Default DefaultPrefetch.
+	// Prefetch is the number of messages held per partition. Default
+	// DefaultPrefetch; at least the subscription's Concurrency.
 	Prefetch int
-	// FetchBytes is how many bytes a fetch asks for per partition (sarama's
-	// Consumer.Fetch.Default); a larger message is still fetched. Default
-	// DefaultFetchBytes.
+	// FetchBytes is how many bytes a fetch asks for per partition; a larger message
+	// is still fetched. Default DefaultFetchBytes.
 	FetchBytes int
-	// PublishQueue is the number of records a producer queues before Publish waits.
-	// Default DefaultPublishQueue.
-	PublishQueue int
+	// PublishQueue and PublishQueueBytes bound the producer's queue. Defaults
+	// DefaultPublishQueue and DefaultPublishQueueBytes.
+	PublishQueue      int
+	PublishQueueBytes int
 
-	// Logger receives warnings (a topic less durable than configured) and the
-	// consumers' reconnects. Default: discard.
+	// Logger receives warnings (a topic less durable than configured, a failed offset
+	// commit) and the client's reconnects at debug level. Default: discard.
 	Logger *slog.Logger
-	// Tune, when set, is called with the sarama configuration the transport built,
-	// just before use. It can change anything, including the durability settings the
-	// transport relies on; the transport validates the result again.
-	Tune func(*sarama.Config)
+	// ClientOptions are franz-go options added after the transport's own to every
+	// client it makes (producer, consumers, readers), for what this Config does not
+	// reach. They can change anything, including the durability settings the
+	// transport relies on.
+	ClientOptions []kgo.Opt
 }
 
 // TLSConfig turns on TLS to the brokers.
@@ -180,24 +243,29 @@ type SASLConfig struct {
 // transport.ErrInvalidOption and names the field.
 func (c Config) withDefaults() (Config, error) {
 	c.Brokers = slices.Clone(c.Brokers)
-	transport.SetDefault(&c.ClientID, DefaultClientID)
-	transport.SetDefault(&c.Version, DefaultVersion)
-	transport.SetDefault(&c.Partitions, DefaultPartitions)
-	transport.SetDefault(&c.ReplicationFactor, DefaultReplicationFactor)
-	transport.SetDefault(&c.MinInsyncReplicas, DefaultMinInsyncReplicas)
-	transport.SetDefault(&c.SASL.PasswordEnv, DefaultPasswordEnv)
-	transport.SetDefault(&c.DialTimeout, DefaultDialTimeout)
-	transport.SetDefault(&c.ProducerRetries, DefaultProducerRetries)
-	transport.SetDefault(&c.RetryBackoff, DefaultRetryBackoff)
-	transport.SetDefault(&c.MaxMessageBytes, DefaultMaxMessageBytes)
-	transport.SetDefault(&c.SessionTimeout, DefaultSessionTimeout)
-	transport.SetDefault(&c.RebalanceTimeout, max(c.SessionTimeout, 10*time.Second))
-	transport.SetDefault(&c.CommitInterval, DefaultCommitInterval)
-	transport.SetDefault(&c.NackDelay, DefaultNackDelay)
-	transport.SetDefault(&c.AckGrace, DefaultAckGrace)
-	transport.SetDefault(&c.Prefetch, DefaultPrefetch)
-	transport.SetDefault(&c.FetchBytes, DefaultFetchBytes)
-	transport.SetDefault(&c.PublishQueue, DefaultPublishQueue)
+	c.ClientID = cmp.Or(c.ClientID, DefaultClientID)
+	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
+	c.ReplicationFactor = cmp.Or(c.ReplicationFactor, DefaultReplicationFactor)
+	c.MinInsyncReplicas = cmp.Or(c.MinInsyncReplicas, DefaultMinInsyncReplicas)
+	c.SASL.PasswordEnv = cmp.Or(c.SASL.PasswordEnv, DefaultPasswordEnv)
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.ProducerRetries = cmp.Or(c.ProducerRetries, DefaultProducerRetries)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, DefaultRetryBackoff)
+	c.DeliveryTimeout = cmp.Or(c.DeliveryTimeout, DefaultDeliveryTimeout)
+	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, DefaultMaxMessageBytes)
+	c.Partitioner = cmp.Or(strings.ToLower(c.Partitioner), DefaultPartitioner)
+	c.Compression = cmp.Or(strings.ToLower(c.Compression), "snappy")
+	c.Balancer = cmp.Or(strings.ToLower(c.Balancer), DefaultBalancer)
+	c.Isolation = cmp.Or(strings.ToLower(c.Isolation), ReadCommitted)
+	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
+	c.RebalanceTimeout = cmp.Or(c.RebalanceTimeout, max(c.SessionTimeout, 10*time.Second))
+	c.CommitInterval = cmp.Or(c.CommitInterval, DefaultCommitInterval)
+	c.NackDelay = cmp.Or(c.NackDelay, DefaultNackDelay)
+	c.Drain = cmp.Or(c.Drain, DefaultDrain)
+	c.Prefetch = cmp.Or(c.Prefetch, DefaultPrefetch)
+	c.FetchBytes = cmp.Or(c.FetchBytes, DefaultFetchBytes)
+	c.PublishQueue = cmp.Or(c.PublishQueue, DefaultPublishQueue)
+	c.PublishQueueBytes = cmp.Or(c.PublishQueueBytes, DefaultPublishQueueBytes)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -212,10 +280,8 @@ func (c Config) withDefaults() (Config, error) {
 			bad("broker %q is not host:port", b)
 		}
 	}
-	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
+	if c.Version != "" && kversion.FromString(c.Version) == nil {
 		bad("version %q is not a Kafka version such as 3.6.0", c.Version)
-	} else if v, _ := sarama.ParseKafkaVersion(c.Version); !v.IsAtLeast(sarama.V0_11_0_0) {
-		bad("version %s is older than 0.11, which the idempotent producer needs", c.Version)
 	}
 	if c.Partitions < 1 {
 		bad("partitions %d is below 1", c.Partitions)
@@ -247,7 +313,8 @@ func (c Config) withDefaults() (Config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"dial timeout", c.DialTimeout}, {"retry backoff", c.RetryBackoff}, {"commit interval", c.CommitInterval}, {"nack delay", c.NackDelay}, {"ack grace", c.AckGrace}} {
+	}{{"dial timeout", c.DialTimeout}, {"retry backoff", c.RetryBackoff}, {"delivery timeout", c.DeliveryTimeout},
+		{"linger", c.Linger}, {"commit interval", c.CommitInterval}, {"nack delay", c.NackDelay}, {"drain", c.Drain}} {
 		if d.v < 0 {
 			bad("%s %v is negative", d.name, d.v)
 		}
@@ -259,16 +326,30 @@ func (c Config) withDefaults() (Config, error) {
 		bad("rebalance timeout %v is below 1s", c.RebalanceTimeout)
 	}
 	if c.ProducerRetries < 1 {
-		bad("producer retries %d is below 1 (the idempotent producer needs at least one)", c.ProducerRetries)
+		bad("producer retries %d is below 1", c.ProducerRetries)
 	}
-	if c.MaxMessageBytes < 1 {
-		bad("max message bytes %d is below 1", c.MaxMessageBytes)
+	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > math.MaxInt32 {
+		bad("max message bytes %d is not between 1 and %d", c.MaxMessageBytes, math.MaxInt32)
 	}
-	if c.FetchBytes > math.MaxInt32 {
-		bad("fetch bytes %d is over %d", c.FetchBytes, math.MaxInt32)
+	if c.FetchBytes < 1 || c.FetchBytes > math.MaxInt32/4 {
+		bad("fetch bytes %d is not between 1 and %d", c.FetchBytes, math.MaxInt32/4)
 	}
-	if c.Prefetch < 1 || c.FetchBytes < 1 || c.PublishQueue < 1 {
-		bad("prefetch %d, fetch bytes %d and publish queue %d must be at least 1", c.Prefetch, c.FetchBytes, c.PublishQueue)
+	if c.Prefetch < 1 || c.PublishQueue < 1 || c.PublishQueueBytes < 1 {
+		bad("prefetch %d, publish queue %d and publish queue bytes %d must be at least 1", c.Prefetch, c.PublishQueue, c.PublishQueueBytes)
+	}
+	if _, ok := partitioners[c.Partitioner]; !ok {
+		bad("partitioner %q is not murmur2, crc32 or fnv1a", c.Partitioner)
+	}
+	if _, ok := compressions[c.Compression]; !ok {
+		bad("compression %q is not snappy, lz4, zstd, gzip or none", c.Compression)
+	}
+	switch c.Balancer {
+	case BalancerCooperativeSticky, BalancerRange, BalancerRoundRobin, BalancerKIP848:
+	default:
+		bad("balancer %q is not cooperative-sticky, range, roundrobin or kip848", c.Balancer)
+	}
+	if c.Isolation != ReadCommitted && c.Isolation != ReadUncommitted {
+		bad("isolation %q is not read_committed or read_uncommitted", c.Isolation)
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("kafka: %w: %w", transport.ErrInvalidOption, errors.Join(errs...))
@@ -288,78 +369,107 @@ func (c Config) password() (string, error) {
 		transport.ErrInvalidOption, c.SASL.Mechanism, c.SASL.User, c.SASL.PasswordEnv)
 }
 
-// sarama builds the client configuration. The caller has applied withDefaults.
-func (c Config) sarama() (*sarama.Config, error) {
-	s := sarama.NewConfig()
-	s.ClientID = c.ClientID
-	s.Version, _ = sarama.ParseKafkaVersion(c.Version)
+var compressions = map[string]kgo.CompressionCodec{
+	"snappy": kgo.SnappyCompression(),
+	"lz4":    kgo.Lz4Compression(),
+	"zstd":   kgo.ZstdCompression(),
+	"gzip":   kgo.GzipCompression(),
+	"none":   kgo.NoCompression(),
+}
 
-	s.Net.DialTimeout = c.DialTimeout
-	s.Metadata.Retry.Max = 3
-	s.Metadata.Retry.Backoff = c.RetryBackoff
-	s.Metadata.AllowAutoTopicCreation = false // topics are provisioned, never created by a typo
+// metadataMinAge bounds how long franz-go reuses a metadata answer.
+const metadataMinAge = 500 * time.Millisecond
 
-	// Durability: every in-sync replica has the message before Publish returns, and a
-	// resend after a lost response never writes it twice.
-	s.Producer.RequiredAcks = sarama.WaitForAll
-	s.Producer.Idempotent = true
-	s.Net.MaxOpenRequests = 1
-	s.Producer.Retry.Max = c.ProducerRetries
-	s.Producer.Retry.Backoff = c.RetryBackoff
-	s.Producer.Return.Successes = true
-	s.Producer.Return.Errors = true
-	s.Producer.MaxMessageBytes = c.MaxMessageBytes
-	s.Producer.Partitioner = sarama.NewHashPartitioner
-
-	// Consumers: a new group starts at the oldest message, and offsets are marked
-	// only for acknowledged messages (the subscriber marks on ack), then committed.
-	s.Consumer.Offsets.Initial = sarama.OffsetOldest
-	s.Consumer.Offsets.AutoCommit.Enable = true
-	s.Consumer.Offsets.AutoCommit.Interval = c.CommitInterval
-	s.Consumer.Return.Errors = true
-	s.ChannelBufferSize = c.Prefetch
-	s.Consumer.Fetch.Default = int32(c.FetchBytes)
-	s.Consumer.Group.Session.Timeout = c.SessionTimeout
-	s.Consumer.Group.Heartbeat.Interval = c.SessionTimeout / 3
-	s.Consumer.Group.Rebalance.Timeout = c.RebalanceTimeout
-	s.Consumer.Group.InstanceId = c.InstanceID
-
-	s.Admin.Timeout = max(c.DialTimeout, 10*time.Second)
-
+// clientOptions are the options every client of the transport shares: brokers,
+// security, timeouts, logging. The caller has applied withDefaults.
+func (c Config) clientOptions() ([]kgo.Opt, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.DialTimeout(c.DialTimeout),
+		// A metadata answer is reused for at most this long: a topic just created is
+		// seen at once, and after a leader change or an outage the client finds the
+		// new leaders within a second (franz-go's default waits 5s).
+		kgo.MetadataMinAge(metadataMinAge),
+		kgo.RetryBackoffFn(func(tries int) time.Duration {
+			return min(c.RetryBackoff*time.Duration(max(tries, 1)), 4*c.RetryBackoff)
+		}),
+		kgo.WithLogger(kgoLogger{c.Logger}),
+	}
+	if c.Version != "" {
+		opts = append(opts, kgo.MaxVersions(kversion.FromString(c.Version)))
+	}
 	if c.TLS.Enable {
 		tc, err := c.TLS.load()
 		if err != nil {
 			return nil, err
 		}
-		s.Net.TLS.Enable = true
-		s.Net.TLS.Config = tc
+		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	if c.SASL.Mechanism != "" {
-		pw, err := c.password()
+		mech, err := c.saslMechanism()
 		if err != nil {
 			return nil, err
 		}
-		s.Net.SASL.Enable = true
-		s.Net.SASL.Handshake = true
-		s.Net.SASL.User = c.SASL.User
-		s.Net.SASL.Password = pw
-		switch c.SASL.Mechanism {
-		case SASLPlain:
-			s.Net.SASL.Mechanism = sarama.SASLTypePlaintext
-		case SASLScramSHA256:
-			s.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA256
-			s.Net.SASL.SCRAMClientGeneratorFunc = scramClient(sha256Hash)
-		case SASLScramSHA512:
-			s.Net.SASL.Mechanism = sarama.SASLTypeSCRAMSHA512
-			s.Net.SASL.SCRAMClientGeneratorFunc = scramClient(sha512Hash)
-		}
+		opts = append(opts, kgo.SASL(mech))
 	}
+	return opts, nil
+}
 
-	if c.Tune != nil {
-		c.Tune(s)
+// producerOptions: acks from every in-sync replica, the idempotent producer (kgo's
+// default, kept), bounded retries, Java's key hashing, a bounded queue.
+func (c Config) producerOptions() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordRetries(c.ProducerRetries),
+		kgo.RecordDeliveryTimeout(c.DeliveryTimeout),
+		kgo.ProducerLinger(c.Linger),
+		kgo.ProducerBatchMaxBytes(int32(c.MaxMessageBytes)),
+		kgo.MaxBufferedRecords(c.PublishQueue),
+		kgo.MaxBufferedBytes(c.PublishQueueBytes),
+		kgo.RecordPartitioner(partitioners[c.Partitioner]()),
+		kgo.ProducerBatchCompression(compressions[c.Compression]),
+		kgo.UnknownTopicRetries(3),
 	}
-	if err := s.Validate(); err != nil {
-		return nil, fmt.Errorf("kafka: %w: sarama configuration: %v", transport.ErrInvalidOption, err)
+}
+
+// consumerOptions: a new group starts at the oldest offset, records of aborted
+// transactions are skipped, commits are the transport's (the watermarks), fetches are
+// bounded.
+func (c Config) consumerOptions() []kgo.Opt {
+	isolation := kgo.ReadCommitted()
+	if c.Isolation == ReadUncommitted {
+		isolation = kgo.ReadUncommitted()
 	}
-	return s, nil
+	return []kgo.Opt{
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(isolation),
+		kgo.FetchMaxPartitionBytes(int32(c.FetchBytes)),
+		kgo.FetchMaxBytes(int32(4 * c.FetchBytes)),
+	}
+}
+
+// groupOptions: the balancer, the timeouts, static membership.
+func (c Config) groupOptions() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.RebalanceTimeout(c.RebalanceTimeout),
+		kgo.HeartbeatInterval(max(c.SessionTimeout/10, 100*time.Millisecond)),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+	}
+	switch c.Balancer {
+	case BalancerCooperativeSticky:
+		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	case BalancerRange:
+		opts = append(opts, kgo.Balancers(kgo.RangeBalancer()))
+	case BalancerRoundRobin:
+		opts = append(opts, kgo.Balancers(kgo.RoundRobinBalancer()))
+	case BalancerKIP848:
+		opts = append(opts, kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer())
+	}
+	if c.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.InstanceID))
+	}
+	return opts
 }

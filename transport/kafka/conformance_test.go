@@ -7,7 +7,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/pubsub/tests"
-	"go.uber.org/goleak"
 
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
 	"github.com/pubsubkit/pubsub/internal/testsuite"
@@ -45,9 +44,8 @@ func TestConformance(t *testing.T) {
 			}
 			return tr
 		},
-		Timeout: 30 * time.Second,
-		// sarama's metrics start one ticker per process, on first use, forever.
-		IgnoreGoroutines: []goleak.Option{goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick")},
+		Timeout:    30 * time.Second,
+		Partitions: kafka.DefaultPartitions,
 	})
 }
 
@@ -79,10 +77,10 @@ func TestWatermillPubSubNoGroup(t *testing.T) {
 func runWatermillSuite(t *testing.T, group string, features tests.Features) {
 	cluster := kafkatest.New(t)
 	open := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
-		// The suite ends subscriptions with messages it never acks; a short AckGrace
+		// The suite ends subscriptions with messages it never acks; a short drain
 		// keeps it from waiting for them.
-		tr := newTransport(t, cluster, kafka.Config{Partitions: 1, NackDelay: 5 * time.Millisecond, AckGrace: 200 * time.Millisecond})
-		return testsuite.KeepOpen(tr), transport.GroupSubscriber(tr, group)
+		tr := newTransport(t, cluster, kafka.Config{Partitions: 1, NackDelay: 5 * time.Millisecond, Drain: 200 * time.Millisecond})
+		return testsuite.KeepOpen(tr), transport.NewSubscriber(tr, transport.SubscribeOptions{Group: group})
 	}
 	var groups tests.ConsumerGroupPubSubConstructor
 	if features.ConsumerGroups {

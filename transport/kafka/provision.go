@@ -9,7 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // ErrLessDurable is returned, with StrictDurability, for a topic whose replication
@@ -51,72 +52,103 @@ func (tc *topicCache) ensure(ctx context.Context, topic string) error {
 	return nil
 }
 
+// forget makes the next ensure of topic provision it again: it was deleted.
+func (tc *topicCache) forget(topic string) { tc.topics.Delete(topic) }
+
 // provision creates topic when it is missing and provisioning is on, waits until
 // every partition has a leader, and checks its durability.
 func (t *Transport) provision(ctx context.Context, topic string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("kafka: provisioning %q: %w", topic, ctx.Err())
 	}
-	meta, err := t.describe(topic)
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout(t.cfg))
+	defer cancel()
+	detail, err := t.describe(ctx, topic)
 	if err != nil {
 		return err
 	}
-	if meta == nil {
+	if detail == nil {
 		if t.cfg.DisableProvisioning {
 			// The cluster may create it on first use (auto.create.topics.enable); if
 			// not, the producer's error names the topic.
-			t.log.Debug("topic does not exist and provisioning is off", "topic", topic)
+			t.cfg.Logger.Debug("kafka: topic does not exist and provisioning is off", "topic", topic)
 			return nil
 		}
-		detail := &sarama.TopicDetail{
-			NumPartitions:     t.cfg.Partitions,
-			ReplicationFactor: t.cfg.ReplicationFactor,
-			ConfigEntries:     map[string]*string{"min.insync.replicas": new(strconv.Itoa(t.cfg.MinInsyncReplicas))},
+		minISR := strconv.Itoa(t.cfg.MinInsyncReplicas)
+		resp, err := t.admin.CreateTopic(ctx, t.cfg.Partitions, t.cfg.ReplicationFactor,
+			map[string]*string{"min.insync.replicas": &minISR}, topic)
+		if err == nil {
+			err = resp.Err
 		}
-		err := t.admin.CreateTopic(topic, detail, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		switch {
+		case err == nil:
+			t.cfg.Logger.Info("kafka: created topic", "topic", topic, "partitions", t.cfg.Partitions,
+				"replication_factor", t.cfg.ReplicationFactor, "min_insync_replicas", t.cfg.MinInsyncReplicas)
+		case errors.Is(err, kerr.TopicAlreadyExists):
+		default:
 			return fmt.Errorf("kafka: creating topic %q with %d partitions, replication factor %d, min.insync.replicas %d: %w",
 				topic, t.cfg.Partitions, t.cfg.ReplicationFactor, t.cfg.MinInsyncReplicas, err)
 		}
-		if err == nil {
-			t.log.Info("created topic", "topic", topic, "partitions", t.cfg.Partitions,
-				"replication_factor", t.cfg.ReplicationFactor, "min_insync_replicas", t.cfg.MinInsyncReplicas)
-		}
-		if meta, err = t.waitLeaders(ctx, topic); err != nil {
+		if detail, err = t.waitLeaders(ctx, topic); err != nil {
 			return err
 		}
 	}
-	return t.checkDurability(topic, meta)
+	return t.checkDurability(ctx, topic, detail)
 }
 
-// describe returns topic's metadata, or nil when the topic does not exist.
-func (t *Transport) describe(topic string) (*sarama.TopicMetadata, error) {
-	metas, err := t.admin.DescribeTopics([]string{topic})
+// adminTimeout bounds one provisioning.
+func adminTimeout(c Config) time.Duration { return max(c.DialTimeout, 10*time.Second) }
+
+// topicInfo is what provisioning needs to know of a topic: its partitions' leaders
+// and replica counts.
+type topicInfo struct {
+	partitions []partitionInfo
+}
+
+type partitionInfo struct {
+	leader   int32
+	replicas int
+	err      error
+}
+
+// describe returns topic's metadata, or nil when the topic does not exist. It asks a
+// broker each time (franz-go's admin helpers answer from a cache, which would not see
+// a topic just created).
+func (t *Transport) describe(ctx context.Context, topic string) (*topicInfo, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, t.producer)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: describing topic %q: %w", topic, err)
 	}
-	if len(metas) == 0 {
-		return nil, nil
+	for _, mt := range resp.Topics {
+		if mt.Topic == nil || *mt.Topic != topic {
+			continue
+		}
+		if err := kerr.ErrorForCode(mt.ErrorCode); err != nil {
+			if errors.Is(err, kerr.UnknownTopicOrPartition) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("kafka: describing topic %q: %w", topic, err)
+		}
+		info := &topicInfo{}
+		for _, p := range mt.Partitions {
+			info.partitions = append(info.partitions, partitionInfo{leader: p.Leader, replicas: len(p.Replicas), err: kerr.ErrorForCode(p.ErrorCode)})
+		}
+		return info, nil
 	}
-	switch m := metas[0]; {
-	case errors.Is(m.Err, sarama.ErrUnknownTopicOrPartition):
-		return nil, nil
-	case m.Err != sarama.ErrNoError:
-		return nil, fmt.Errorf("kafka: describing topic %q: %w", topic, m.Err)
-	default:
-		return m, nil
-	}
+	return nil, nil
 }
 
 // waitLeaders polls until the new topic has every partition led; a real cluster takes
 // a moment to elect them after CreateTopics returns.
-func (t *Transport) waitLeaders(ctx context.Context, topic string) (*sarama.TopicMetadata, error) {
-	ctx, cancel := context.WithTimeout(ctx, t.sarama.Admin.Timeout)
-	defer cancel()
+func (t *Transport) waitLeaders(ctx context.Context, topic string) (*topicInfo, error) {
 	for {
-		meta, err := t.describe(topic)
-		if err == nil && meta != nil && len(meta.Partitions) >= int(t.cfg.Partitions) && allLed(meta) {
-			return meta, nil
+		d, err := t.describe(ctx, topic)
+		if err == nil && d != nil && len(d.partitions) >= int(t.cfg.Partitions) && d.allLed() {
+			return d, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -126,9 +158,9 @@ func (t *Transport) waitLeaders(ctx context.Context, topic string) (*sarama.Topi
 	}
 }
 
-func allLed(m *sarama.TopicMetadata) bool {
-	for _, p := range m.Partitions {
-		if p.Err != sarama.ErrNoError || p.Leader < 0 {
+func (d *topicInfo) allLed() bool {
+	for _, p := range d.partitions {
+		if p.err != nil || p.leader < 0 {
 			return false
 		}
 	}
@@ -138,14 +170,14 @@ func allLed(m *sarama.TopicMetadata) bool {
 // checkDurability compares an existing topic's replication factor and
 // min.insync.replicas with the configured ones: a warning, or with StrictDurability an
 // error wrapping ErrLessDurable.
-func (t *Transport) checkDurability(topic string, meta *sarama.TopicMetadata) error {
+func (t *Transport) checkDurability(ctx context.Context, topic string, d *topicInfo) error {
 	rf := -1
-	for _, p := range meta.Partitions {
-		if rf < 0 || len(p.Replicas) < rf {
-			rf = len(p.Replicas)
+	for _, p := range d.partitions {
+		if rf < 0 || p.replicas < rf {
+			rf = p.replicas
 		}
 	}
-	minISR, err := t.minInsyncReplicas(topic)
+	minISR, err := t.minInsyncReplicas(ctx, topic)
 	if err != nil {
 		return err
 	}
@@ -156,7 +188,7 @@ func (t *Transport) checkDurability(topic string, meta *sarama.TopicMetadata) er
 		return fmt.Errorf("%w: %q has replication factor %d (want %d) and min.insync.replicas %d (want %d)",
 			ErrLessDurable, topic, rf, t.cfg.ReplicationFactor, minISR, t.cfg.MinInsyncReplicas)
 	}
-	t.log.Warn("kafka topic is less durable than configured: an acknowledged message can be lost with fewer broker failures",
+	t.cfg.Logger.Warn("kafka topic is less durable than configured: an acknowledged message can be lost with fewer broker failures",
 		"topic", topic, "replication_factor", rf, "want_replication_factor", t.cfg.ReplicationFactor,
 		"min_insync_replicas", minISR, "want_min_insync_replicas", t.cfg.MinInsyncReplicas)
 	return nil
@@ -164,20 +196,23 @@ func (t *Transport) checkDurability(topic string, meta *sarama.TopicMetadata) er
 
 // minInsyncReplicas reads the topic's effective min.insync.replicas (its own setting
 // or the broker default it inherits).
-func (t *Transport) minInsyncReplicas(topic string) (int, error) {
-	entries, err := t.admin.DescribeConfig(sarama.ConfigResource{
-		Type: sarama.TopicResource, Name: topic, ConfigNames: []string{"min.insync.replicas"},
-	})
+func (t *Transport) minInsyncReplicas(ctx context.Context, topic string) (int, error) {
+	rcs, err := t.admin.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
 		return 0, fmt.Errorf("kafka: reading min.insync.replicas of %q: %w", topic, err)
 	}
-	for _, e := range entries {
-		if e.Name == "min.insync.replicas" {
-			n, err := strconv.Atoi(e.Value)
-			if err != nil {
-				return 0, fmt.Errorf("kafka: min.insync.replicas of %q is %q", topic, e.Value)
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return 0, fmt.Errorf("kafka: reading min.insync.replicas of %q: %w", topic, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "min.insync.replicas" && c.Value != nil {
+				n, err := strconv.Atoi(*c.Value)
+				if err != nil {
+					return 0, fmt.Errorf("kafka: min.insync.replicas of %q is %q", topic, *c.Value)
+				}
+				return n, nil
 			}
-			return n, nil
 		}
 	}
 	return 1, nil // Kafka's default when nothing sets it

@@ -1,15 +1,14 @@
 package kafka
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"os"
 
-	"github.com/IBM/sarama"
-	"github.com/xdg-go/scram"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/pubsubkit/pubsub/transport"
 )
@@ -42,30 +41,18 @@ func (t TLSConfig) load() (*tls.Config, error) {
 	return tc, nil
 }
 
-var (
-	sha256Hash scram.HashGeneratorFcn = sha256.New
-	sha512Hash scram.HashGeneratorFcn = sha512.New
-)
-
-// scramClient adapts xdg-go/scram to sarama's SCRAMClient; sarama ships none.
-func scramClient(h scram.HashGeneratorFcn) func() sarama.SCRAMClient {
-	return func() sarama.SCRAMClient { return &scramConversation{hash: h} }
-}
-
-type scramConversation struct {
-	hash scram.HashGeneratorFcn
-	conv *scram.ClientConversation
-}
-
-func (s *scramConversation) Begin(user, password, authzID string) error {
-	c, err := s.hash.NewClient(user, password, authzID)
+// saslMechanism is the franz-go SASL mechanism of c, with the password read now.
+func (c Config) saslMechanism() (sasl.Mechanism, error) {
+	pw, err := c.password()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.conv = c.NewConversation()
-	return nil
+	switch c.SASL.Mechanism {
+	case SASLPlain:
+		return plain.Auth{User: c.SASL.User, Pass: pw}.AsMechanism(), nil
+	case SASLScramSHA256:
+		return scram.Auth{User: c.SASL.User, Pass: pw}.AsSha256Mechanism(), nil
+	default:
+		return scram.Auth{User: c.SASL.User, Pass: pw}.AsSha512Mechanism(), nil
+	}
 }
-
-func (s *scramConversation) Step(challenge string) (string, error) { return s.conv.Step(challenge) }
-
-func (s *scramConversation) Done() bool { return s.conv.Done() }

@@ -3,21 +3,30 @@
 //
 // # Semantics
 //
-//   - Consumer groups: every group receives every message of a topic once; members of
-//     one group share its messages.
-//   - Order: within a group, messages arrive in publish order with one in flight. A
-//     nacked message is redelivered after Config.NackDelay, before the messages behind
-//     it.
+//   - Consumer groups: every group receives every message of a topic once. A topic has
+//     one partition, so one member of a group consumes it at a time, as on Kafka; the
+//     other members stand by and take over, from the group's position, when it leaves.
+//   - Order and concurrency: as transport.SubscribeOptions says. With Concurrency 1 a
+//     group gets the messages in publish order, one in flight; with more, up to that
+//     many at once, never two of one key unless Unordered. A nacked message is
+//     delivered again after Config.NackDelay, before the later messages of its key.
+//   - Position: a group's position is the lowest offset it has not finished, kept for
+//     the life of the transport, as a Kafka group keeps its committed offset; a
+//     consumer that restarts redoes only the messages that were in flight.
 //   - Retention: a topic keeps its messages in a log, so a group that subscribes late
 //     starts from the oldest retained message, as a new Kafka group does with
-//     auto.offset.reset=earliest. The log holds at most Config.MaxRetained messages and
-//     Config.MaxRetainedBytes bytes. When it is full, the oldest message is dropped only
-//     if every group has consumed it; otherwise Publish waits up to Config.FullTimeout
-//     for room and then fails with ErrTopicFull. A message is never dropped silently.
-//   - A group keeps its position for the life of the transport, as a Kafka group keeps
-//     its committed offset, so restarting a consumer loses nothing. A group that stops
-//     consuming for good holds messages back until the topic fills; remove it with
-//     DeleteGroup.
+//     auto.offset.reset=earliest. A topic holds at most Config.MaxRetained messages
+//     and Config.MaxRetainedBytes bytes, and all topics together at most
+//     Config.MaxBytes. To make room, the oldest messages that every group of their
+//     topic has finished are dropped, and on a topic that no group consumes (a
+//     dead-letter topic nobody reads) the oldest messages are dropped as Kafka's
+//     retention would. A message that some group still has to consume is never
+//     dropped: Publish waits up to Config.FullTimeout for room and then fails with
+//     ErrTopicFull.
+//   - A group that stops consuming for good holds its topic's messages back until the
+//     topic fills; remove it with DeleteGroup.
+//   - Payloads are shared, not copied: a publisher must not change a payload after
+//     publishing it, and a handler must not change the payload it receives.
 //   - Nothing survives Close or the end of the process.
 //
 // # Why not Watermill's gochannel as it is
@@ -29,20 +38,24 @@
 // the publisher until the handler acks, so a handler that publishes to its own topic
 // deadlocks. Those are the core of what this transport must do, so it keeps Watermill's
 // message, ack and subscriber-channel model and replaces gochannel's delivery with a
-// per-topic log and one cursor per group.
+// per-topic log, one position per group and the lanes of transport/internal/lane.
+// gochannel itself is available as gochannel:// in the pubsub package.
 package memory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/internal/urlquery"
 )
 
 // Scheme is the URL scheme of this transport: memory://
@@ -52,13 +65,16 @@ const Scheme = "memory"
 const (
 	DefaultMaxRetained      = 100_000
 	DefaultMaxRetainedBytes = 64 << 20
+	DefaultMaxBytes         = 256 << 20
 	DefaultFullTimeout      = 5 * time.Second
 	DefaultNackDelay        = 100 * time.Millisecond
+	DefaultBuffer           = 256
+	DefaultDrain            = 30 * time.Second
 )
 
-// ErrTopicFull is returned by Publish when a topic's log is full of messages that some
-// group has not consumed yet (or that no group has subscribed to yet) and no room was
-// made within Config.FullTimeout.
+// ErrTopicFull is returned by Publish when a topic (or the transport as a whole) is
+// full of messages that some group has not consumed yet and no room was made within
+// Config.FullTimeout.
 var ErrTopicFull = errors.New("memory: topic full")
 
 // Config tunes the transport. The zero value uses the defaults.
@@ -68,32 +84,45 @@ type Config struct {
 	// MaxRetainedBytes bounds the payload and metadata bytes a topic keeps. 0 means
 	// DefaultMaxRetainedBytes. A single message larger than this is refused.
 	MaxRetainedBytes int64
+	// MaxBytes bounds the payload and metadata bytes of all topics together. 0 means
+	// DefaultMaxBytes.
+	MaxBytes int64
 	// FullTimeout is how long Publish waits for room in a full topic before it returns
 	// ErrTopicFull. 0 means DefaultFullTimeout; a negative value fails at once.
 	FullTimeout time.Duration
 	// NackDelay is the pause before a nacked message is delivered again. 0 means
 	// DefaultNackDelay.
 	NackDelay time.Duration
+	// Buffer is how many messages a group's delivery holds ahead of its handlers. 0
+	// means DefaultBuffer; it is at least the subscription's Concurrency.
+	Buffer int
+	// Drain is the default of SubscribeOptions.Drain: how long messages in flight when
+	// a subscription ends may still be acked. 0 means DefaultDrain.
+	Drain time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
 	var errs []error
-	if c.MaxRetained < 0 {
-		errs = append(errs, fmt.Errorf("MaxRetained %d is negative", c.MaxRetained))
+	if c.MaxRetained < 0 || c.MaxRetainedBytes < 0 || c.MaxBytes < 0 || c.Buffer < 0 {
+		errs = append(errs, fmt.Errorf("MaxRetained %d, MaxRetainedBytes %d, MaxBytes %d and Buffer %d must not be negative",
+			c.MaxRetained, c.MaxRetainedBytes, c.MaxBytes, c.Buffer))
 	}
-	if c.MaxRetainedBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxRetainedBytes %d is negative", c.MaxRetainedBytes))
+	if c.NackDelay < 0 || c.Drain < 0 {
+		errs = append(errs, fmt.Errorf("NackDelay %s and Drain %s must not be negative", c.NackDelay, c.Drain))
 	}
-	if c.NackDelay < 0 {
-		errs = append(errs, fmt.Errorf("NackDelay %s is negative", c.NackDelay))
+	c.MaxRetained = cmp.Or(c.MaxRetained, DefaultMaxRetained)
+	c.MaxRetainedBytes = cmp.Or(c.MaxRetainedBytes, DefaultMaxRetainedBytes)
+	c.MaxBytes = cmp.Or(c.MaxBytes, DefaultMaxBytes)
+	c.FullTimeout = cmp.Or(c.FullTimeout, DefaultFullTimeout)
+	c.NackDelay = cmp.Or(c.NackDelay, DefaultNackDelay)
+	c.Buffer = cmp.Or(c.Buffer, DefaultBuffer)
+	c.Drain = cmp.Or(c.Drain, DefaultDrain)
+	if c.MaxBytes < c.MaxRetainedBytes {
+		errs = append(errs, fmt.Errorf("MaxBytes %d is below MaxRetainedBytes %d", c.MaxBytes, c.MaxRetainedBytes))
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("memory: %w: %w", transport.ErrInvalidOption, errors.Join(errs...))
 	}
-	transport.SetDefault(&c.MaxRetained, DefaultMaxRetained)
-	transport.SetDefault(&c.MaxRetainedBytes, DefaultMaxRetainedBytes)
-	transport.SetDefault(&c.FullTimeout, DefaultFullTimeout)
-	transport.SetDefault(&c.NackDelay, DefaultNackDelay)
 	return c, nil
 }
 
@@ -109,10 +138,21 @@ type Transport struct {
 	topics map[string]*topic
 	closed bool
 
+	bytes atomic.Int64 // retained bytes of all topics
+	// room is closed and replaced whenever messages are dropped or finished anywhere,
+	// for publishers waiting for the transport-wide bound.
+	roomMu  sync.Mutex
+	room    chan struct{}
+	waiters int
+
 	wg sync.WaitGroup
 }
 
-var _ transport.Transport = (*Transport)(nil)
+var (
+	_ transport.Transport      = (*Transport)(nil)
+	_ transport.AsyncPublisher = (*Transport)(nil)
+	_ transport.Reader         = (*Transport)(nil)
+)
 
 // New returns an in-process transport configured by cfg.
 func New(cfg Config) (*Transport, error) {
@@ -121,13 +161,13 @@ func New(cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Transport{cfg: cfg, ctx: ctx, cancel: cancel, topics: map[string]*topic{}}, nil
+	return &Transport{cfg: cfg, ctx: ctx, cancel: cancel, topics: map[string]*topic{}, room: make(chan struct{})}, nil
 }
 
 // Open is the transport.OpenFunc for memory:// URLs. Parameters: max_retained,
-// max_retained_bytes, full_timeout and nack_delay, as in Config. Each call returns a
-// new, independent transport.
-func Open(_ context.Context, u *url.URL) (transport.Transport, error) {
+// max_retained_bytes, max_bytes, full_timeout, nack_delay, buffer and drain, as in
+// Config. Each call returns a new, independent transport.
+func Open(_ context.Context, u *url.URL, _ transport.OpenOptions) (transport.Transport, error) {
 	cfg, err := ParseURL(u)
 	if err != nil {
 		return nil, err
@@ -140,15 +180,18 @@ func ParseURL(u *url.URL) (Config, error) {
 	if u.Scheme != Scheme {
 		return Config{}, fmt.Errorf("memory: %w: scheme %q is not %q", transport.ErrInvalidOption, u.Scheme, Scheme)
 	}
-	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.User != nil {
+	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Opaque != "" {
 		return Config{}, fmt.Errorf("memory: %w: a memory URL takes no host, user or path, only parameters (memory://?max_retained=1000)", transport.ErrInvalidOption)
 	}
-	q := transport.NewQuery(u)
+	q := urlquery.New(u)
 	cfg := Config{
 		MaxRetained:      q.Int("max_retained", 0),
 		MaxRetainedBytes: int64(q.Int("max_retained_bytes", 0)),
+		MaxBytes:         int64(q.Int("max_bytes", 0)),
 		FullTimeout:      q.Duration("full_timeout", 0),
 		NackDelay:        q.Duration("nack_delay", 0),
+		Buffer:           q.Int("buffer", 0),
+		Drain:            q.Duration("drain", 0),
 	}
 	if err := q.Err(); err != nil {
 		return Config{}, fmt.Errorf("memory: %w", err)
@@ -159,13 +202,16 @@ func ParseURL(u *url.URL) (Config, error) {
 	return cfg, nil
 }
 
-// Capabilities: consumer groups, order, retention; not persistent, one partition.
+// Capabilities: consumer groups, order, per-key concurrency, retention; not
+// persistent, one partition.
 func (t *Transport) Capabilities() transport.Capabilities {
-	return transport.Capabilities{ConsumerGroups: true, Ordered: true, Retains: true}
+	return transport.Capabilities{MessagingSystem: "pubsubkit_memory", ConsumerGroups: true, Ordered: true,
+		Concurrency: true, Retains: true}
 }
 
-// Publish appends messages to topic's log in order. It blocks only when the topic is
-// full, for at most Config.FullTimeout or until the first message's context is done.
+// Publish appends messages to topic's log in order. It blocks only when the topic (or
+// the transport) is full, for at most Config.FullTimeout or until the first message's
+// context is done.
 func (t *Transport) Publish(topicName string, messages ...*message.Message) error {
 	tp, err := t.topic(topicName)
 	if err != nil {
@@ -183,13 +229,29 @@ func (t *Transport) Publish(topicName string, messages ...*message.Message) erro
 	return nil
 }
 
-// SubscribeGroup joins group on topic; see transport.Transport.
-func (t *Transport) SubscribeGroup(ctx context.Context, topicName, group string) (<-chan *message.Message, error) {
+// PublishAsync stores msg at once, as Publish does, and calls done before it
+// returns: the memory transport has no queue.
+func (t *Transport) PublishAsync(ctx context.Context, topicName string, msg *message.Message, done func(error)) {
+	tp, err := t.topic(topicName)
+	if err == nil {
+		err = tp.append(ctx, newRecord(msg))
+	}
+	done(err)
+}
+
+// Flush returns at once: PublishAsync stores every message before it returns.
+func (t *Transport) Flush(context.Context) error { return nil }
+
+// Subscribe joins group on topic; see transport.Transport.
+func (t *Transport) Subscribe(ctx context.Context, topicName string, opts transport.SubscribeOptions) (transport.Subscription, error) {
+	if opts.Concurrency < 0 || opts.Drain < 0 {
+		return nil, fmt.Errorf("memory: %w: Concurrency %d and Drain %s must not be negative", transport.ErrInvalidOption, opts.Concurrency, opts.Drain)
+	}
 	tp, err := t.topic(topicName)
 	if err != nil {
 		return nil, err
 	}
-	return tp.subscribe(ctx, group), nil
+	return tp.subscribe(ctx, opts), nil
 }
 
 // DeleteGroup forgets group's position on topic, so its unconsumed messages no longer
@@ -202,8 +264,8 @@ func (t *Transport) DeleteGroup(topicName, group string) error {
 	return tp.deleteGroup(group)
 }
 
-// Close ends every subscription and waits for the transport's goroutines. Messages in
-// flight are neither committed nor redelivered. Close is idempotent.
+// Close ends every subscription, waits for their messages in flight (up to their
+// drain time) and for the transport's goroutines. Close is idempotent.
 func (t *Transport) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -211,7 +273,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
-	t.cancel() // every waiter in topic.go also selects on closing()
+	t.cancel() // every waiter in topic.go also selects on t.ctx
 	t.mu.Unlock()
 	t.wg.Wait()
 	return nil
@@ -234,8 +296,57 @@ func (t *Transport) topic(name string) (*topic, error) {
 	return tp, nil
 }
 
-// closing is done once Close has begun.
-func (t *Transport) closing() <-chan struct{} { return t.ctx.Done() }
+// startWaiting registers a publisher waiting for room and returns the channel closed
+// at the next change that may make room; stopWaiting ends the registration.
+func (t *Transport) startWaiting() <-chan struct{} {
+	t.roomMu.Lock()
+	defer t.roomMu.Unlock()
+	t.waiters++
+	return t.room
+}
+
+func (t *Transport) stopWaiting() {
+	t.roomMu.Lock()
+	t.waiters--
+	t.roomMu.Unlock()
+}
+
+// roomChanged returns the channel closed at the next change that may make room.
+func (t *Transport) roomChanged() <-chan struct{} {
+	t.roomMu.Lock()
+	defer t.roomMu.Unlock()
+	return t.room
+}
+
+// madeRoom wakes the publishers waiting for room, if there are any.
+func (t *Transport) madeRoom() {
+	t.roomMu.Lock()
+	if t.waiters > 0 {
+		close(t.room)
+		t.room = make(chan struct{})
+	}
+	t.roomMu.Unlock()
+}
+
+// trimOthers drops droppable messages of other topics until the transport is under
+// its bound by need bytes, and reports whether it is.
+func (t *Transport) trimOthers(except *topic, need int64) bool {
+	t.mu.Lock()
+	others := make([]*topic, 0, len(t.topics))
+	for _, tp := range t.topics {
+		if tp != except {
+			others = append(others, tp)
+		}
+	}
+	t.mu.Unlock()
+	for _, tp := range others {
+		if t.bytes.Load()+need <= t.cfg.MaxBytes {
+			return true
+		}
+		tp.trimFor(func() bool { return t.bytes.Load()+need <= t.cfg.MaxBytes })
+	}
+	return t.bytes.Load()+need <= t.cfg.MaxBytes
+}
 
 // ReadAll returns the messages topicName retains, oldest first, without touching any
 // group's position.
@@ -253,6 +364,3 @@ func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.M
 	}
 	return msgs, nil
 }
-
-// MessagingSystem names this transport in telemetry (messaging.system).
-func (t *Transport) MessagingSystem() string { return "pubsubkit_memory" }

@@ -9,10 +9,13 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/internal/lane"
 )
 
-// record is one message in a topic's log, held as an immutable copy.
+// record is one message in a topic's log. Its metadata is a copy no one changes; its
+// payload is the publisher's, shared by every delivery.
 type record struct {
 	offset   int64
 	uuid     string
@@ -22,11 +25,7 @@ type record struct {
 }
 
 func newRecord(msg *message.Message) *record {
-	r := &record{
-		uuid:     msg.UUID,
-		metadata: make(message.Metadata, len(msg.Metadata)),
-		payload:  append([]byte(nil), msg.Payload...),
-	}
+	r := &record{uuid: msg.UUID, metadata: make(message.Metadata, len(msg.Metadata)), payload: msg.Payload}
 	r.size = int64(len(r.payload) + len(r.uuid))
 	for k, v := range msg.Metadata {
 		r.metadata[k] = v
@@ -35,10 +34,12 @@ func newRecord(msg *message.Message) *record {
 	return r
 }
 
-// message returns a fresh Watermill message for one delivery, so that a handler that
-// changes its copy changes nothing for redeliveries or other groups.
+// message returns a fresh Watermill message for one delivery, with metadata of its
+// own, so that a handler that changes it changes nothing for redeliveries or other
+// groups.
 func (r *record) message() *message.Message {
-	msg := message.NewMessage(r.uuid, append([]byte(nil), r.payload...))
+	msg := message.NewMessage(r.uuid, r.payload)
+	msg.Metadata = make(message.Metadata, len(r.metadata))
 	for k, v := range r.metadata {
 		msg.Metadata[k] = v
 	}
@@ -55,93 +56,144 @@ type topic struct {
 	log     []*record // retained messages, oldest first
 	bytes   int64     // sum of log[i].size
 	groups  map[string]*group
-	anon    map[*group]struct{} // subscriptions without a group
-	changed chan struct{}       // closed and replaced whenever anything changes
+	anon    map[*group]struct{}        // subscriptions without a group
+	feeders map[chan struct{}]struct{} // woken when a message is appended
 }
 
-// group is one consumer group's position and members.
+// group is one consumer group's position and members. The first member consumes;
+// the others stand by.
 type group struct {
 	name    string
-	next    int64 // offset of the next message to deliver: everything before is committed
+	next    int64 // the lowest offset not finished: the group's committed position
 	members []*member
-	rr      int  // round-robin index into members
-	running bool // a deliver goroutine owns this group
+	active  *member // the member consuming, until its lane has stopped
 }
 
-// member is one subscription: the channel it reads and the signal that it left.
+// member is one subscription.
 type member struct {
 	ctx  context.Context
+	opts transport.SubscribeOptions
 	out  chan *message.Message
 	done chan struct{}
-	mu   sync.Mutex // held while sending on out, so out is never closed mid-send
-	gone bool
+
+	mu     sync.Mutex
+	lane   *lane.Lane // while this member consumes
+	paused bool
 }
 
 func newTopic(t *Transport, name string) *topic {
-	return &topic{t: t, name: name, groups: map[string]*group{}, anon: map[*group]struct{}{}, changed: make(chan struct{})}
-}
-
-// notifyLocked wakes every goroutine waiting on a change of this topic.
-func (tp *topic) notifyLocked() {
-	close(tp.changed)
-	tp.changed = make(chan struct{})
+	return &topic{t: t, name: name, groups: map[string]*group{}, anon: map[*group]struct{}{},
+		feeders: map[chan struct{}]struct{}{}}
 }
 
 func (tp *topic) end() int64 { return tp.first + int64(len(tp.log)) }
 
-// append adds r to the log, making room by dropping the oldest message when every group
-// has consumed it, and otherwise waiting for room.
+// append adds r to the log, making room by dropping old messages that may go, and
+// otherwise waiting for room.
 func (tp *topic) append(ctx context.Context, r *record) error {
 	cfg := tp.t.cfg
 	if r.size > cfg.MaxRetainedBytes {
 		return fmt.Errorf("%w: message %s of %d bytes on topic %q exceeds max_retained_bytes %d",
 			ErrTopicFull, r.uuid, r.size, tp.name, cfg.MaxRetainedBytes)
 	}
-	var deadline <-chan time.Time
-	tp.mu.Lock()
-	for len(tp.log) >= cfg.MaxRetained || tp.bytes+r.size > cfg.MaxRetainedBytes {
-		if tp.trimLocked() {
-			continue
+	var (
+		room     <-chan struct{} // set once append has to wait
+		deadline <-chan time.Time
+	)
+	for {
+		if room != nil {
+			room = tp.t.roomChanged() // before the check, so that no room made after it is missed
 		}
-		changed := tp.changed
+		tp.mu.Lock()
+		if tp.makeRoomLocked(r.size) {
+			if tp.t.ctx.Err() != nil {
+				tp.t.bytes.Add(-r.size)
+				tp.mu.Unlock()
+				return fmt.Errorf("memory: %w", transport.ErrClosed)
+			}
+			r.offset = tp.end()
+			tp.log = append(tp.log, r)
+			tp.bytes += r.size
+			for wake := range tp.feeders {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+			tp.mu.Unlock()
+			if room != nil {
+				tp.t.stopWaiting()
+			}
+			return nil
+		}
 		tp.mu.Unlock()
-		if deadline == nil {
+		if room == nil {
+			room = tp.t.startWaiting()
 			timer := time.NewTimer(max(cfg.FullTimeout, 0))
 			defer timer.Stop()
 			deadline = timer.C
+			continue
 		}
+		var err error
 		select {
-		case <-changed:
+		case <-room:
+			continue
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-tp.t.closing():
-			return fmt.Errorf("memory: %w", transport.ErrClosed)
+			err = ctx.Err()
+		case <-tp.t.ctx.Done():
+			err = fmt.Errorf("memory: %w", transport.ErrClosed)
 		case <-deadline:
 			tp.mu.Lock()
 			n, b := len(tp.log), tp.bytes
 			tp.mu.Unlock()
-			return fmt.Errorf("%w: topic %q holds %d messages, %d bytes (limits %d, %d) that a consumer group has not consumed yet, or that no group has subscribed to",
-				ErrTopicFull, tp.name, n, b, cfg.MaxRetained, cfg.MaxRetainedBytes)
+			err = fmt.Errorf("%w: topic %q holds %d messages, %d bytes (limits %d, %d; %d bytes in all topics, limit %d) that a consumer group has not consumed yet",
+				ErrTopicFull, tp.name, n, b, cfg.MaxRetained, cfg.MaxRetainedBytes, tp.t.bytes.Load(), cfg.MaxBytes)
 		}
-		tp.mu.Lock()
+		tp.t.stopWaiting()
+		return err
 	}
-	if tp.t.ctx.Err() != nil {
-		tp.mu.Unlock()
-		return fmt.Errorf("memory: %w", transport.ErrClosed)
-	}
-	r.offset = tp.end()
-	tp.log = append(tp.log, r)
-	tp.bytes += r.size
-	tp.notifyLocked()
-	tp.mu.Unlock()
-	return nil
 }
 
-// trimLocked drops the oldest message if every group, and every subscription without a
-// group, has consumed it. With no group at all nothing is dropped: the messages wait for
-// the first group.
+// makeRoomLocked makes room for size more bytes within the topic's and the
+// transport's bounds, dropping messages that may go, and reserves the bytes in the
+// transport's count. It reports false when there is no room; the lock is held
+// throughout, but released while other topics are trimmed.
+func (tp *topic) makeRoomLocked(size int64) bool {
+	cfg := tp.t.cfg
+	fits := func() bool { return len(tp.log) < cfg.MaxRetained && tp.bytes+size <= cfg.MaxRetainedBytes }
+	for !fits() && tp.trimLocked() {
+	}
+	if !fits() {
+		return false
+	}
+	if tp.reserveLocked(size) {
+		return true
+	}
+	for tp.trimLocked() {
+		if tp.reserveLocked(size) {
+			return true
+		}
+	}
+	tp.mu.Unlock()
+	tp.t.trimOthers(tp, size)
+	tp.mu.Lock()
+	return fits() && tp.reserveLocked(size)
+}
+
+// reserveLocked takes size bytes of the transport-wide bound, if they are free.
+func (tp *topic) reserveLocked(size int64) bool {
+	if tp.t.bytes.Add(size) <= tp.t.cfg.MaxBytes {
+		return true
+	}
+	tp.t.bytes.Add(-size)
+	return false
+}
+
+// trimLocked drops the oldest message if it may go: every group, and every
+// subscription without a group, has finished it, or no one consumes the topic at all
+// (retention, as on Kafka).
 func (tp *topic) trimLocked() bool {
-	if len(tp.log) == 0 || (len(tp.groups) == 0 && len(tp.anon) == 0) {
+	if len(tp.log) == 0 {
 		return false
 	}
 	for _, g := range tp.groups {
@@ -154,61 +206,178 @@ func (tp *topic) trimLocked() bool {
 			return false
 		}
 	}
-	tp.bytes -= tp.log[0].size
+	size := tp.log[0].size
+	tp.bytes -= size
+	tp.t.bytes.Add(-size)
 	tp.log[0] = nil
 	tp.log = tp.log[1:]
 	tp.first++
+	tp.t.madeRoom()
 	return true
 }
 
-// subscribe adds a member to group (a new anonymous group when name is "") and starts
-// the group's delivery if it was idle.
-func (tp *topic) subscribe(ctx context.Context, name string) <-chan *message.Message {
-	m := &member{ctx: ctx, out: make(chan *message.Message), done: make(chan struct{})}
+// trimFor drops messages that may go until enough reports true or none may.
+func (tp *topic) trimFor(enough func() bool) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	for !enough() && tp.trimLocked() {
+	}
+}
+
+// subscribe adds a member to group (a new anonymous group when the name is ""); the
+// first member of a group consumes, the others stand by.
+func (tp *topic) subscribe(ctx context.Context, opts transport.SubscribeOptions) transport.Subscription {
+	if opts.Drain == 0 {
+		opts.Drain = tp.t.cfg.Drain
+	}
+	m := &member{ctx: ctx, opts: opts, out: make(chan *message.Message), done: make(chan struct{})}
 
 	tp.mu.Lock()
 	var g *group
-	if name == "" {
+	if opts.Group == "" {
 		g = &group{next: tp.first}
 		tp.anon[g] = struct{}{}
-	} else if g = tp.groups[name]; g == nil {
-		g = &group{name: name, next: tp.first}
-		tp.groups[name] = g
+	} else if g = tp.groups[opts.Group]; g == nil {
+		g = &group{name: opts.Group, next: tp.first}
+		tp.groups[opts.Group] = g
 	}
 	g.members = append(g.members, m)
-	if !g.running {
-		g.running = true
-		tp.t.wg.Add(1)
-		go tp.deliver(g)
+	if g.active == nil {
+		tp.activateLocked(g, m)
 	}
+	tp.mu.Unlock()
+
 	tp.t.wg.Add(1)
 	go tp.watch(g, m)
-	tp.notifyLocked()
-	tp.mu.Unlock()
-	return m.out
+	return m
 }
 
-// watch removes m from g once its subscription ends, then closes its channel.
+// activateLocked makes m consume g from its position.
+func (tp *topic) activateLocked(g *group, m *member) {
+	room := make(chan struct{}, 1)
+	l := lane.New(lane.Config{
+		Concurrency: m.opts.Concurrency,
+		Unordered:   m.opts.Unordered,
+		Buffer:      tp.t.cfg.Buffer,
+		NackDelay:   tp.t.cfg.NackDelay,
+		Out:         m.out,
+		Context:     m.ctx,
+		Build:       func(r *lane.Record) *message.Message { return r.Data.(*record).message() },
+		OnProgress:  func(next int64) { tp.progress(g, next) },
+		OnRoom: func() {
+			select {
+			case room <- struct{}{}:
+			default:
+			}
+		},
+	})
+	m.mu.Lock()
+	m.lane = l
+	if m.paused {
+		l.Pause()
+	}
+	m.mu.Unlock()
+	g.active = m
+	wake := make(chan struct{}, 1)
+	tp.feeders[wake] = struct{}{}
+	tp.t.wg.Add(1)
+	go tp.feed(g, m, l, room, wake)
+}
+
+// progress records g's new position once a message is finished.
+func (tp *topic) progress(g *group, next int64) {
+	tp.mu.Lock()
+	if next > g.next {
+		g.next = next
+	}
+	tp.mu.Unlock()
+	tp.t.madeRoom()
+}
+
+// feed pushes the log into m's lane from g's position, while the lane has room,
+// until m stops consuming.
+func (tp *topic) feed(g *group, m *member, l *lane.Lane, room, wake chan struct{}) {
+	defer tp.t.wg.Done()
+	defer func() {
+		tp.mu.Lock()
+		delete(tp.feeders, wake)
+		tp.mu.Unlock()
+	}()
+	tp.mu.Lock()
+	pos := g.next
+	tp.mu.Unlock()
+	batch := make([]lane.Record, 0, 64)
+	for {
+		tp.mu.Lock()
+		pos = max(pos, tp.first)
+		end := tp.end()
+		batch = batch[:0]
+		for ; pos < end && len(batch) < cap(batch); pos++ {
+			r := tp.log[pos-tp.first]
+			key := r.metadata[metadata.Key]
+			batch = append(batch, lane.Record{Offset: r.offset, Key: key, Keyed: key != "", Data: r})
+		}
+		tp.mu.Unlock()
+		l.SetEnd(end)
+		wait := wake
+		if len(batch) > 0 {
+			if !l.Push(batch...) {
+				continue
+			}
+			wait = room
+		}
+		select {
+		case <-wait:
+		case <-m.ctx.Done():
+			return
+		case <-tp.t.ctx.Done():
+			return
+		}
+	}
+}
+
+// watch removes m once its subscription ends. When m was consuming, its lane stops,
+// letting the messages in flight finish within the drain, and then the next member of
+// the group takes over from the group's position. m's channel closes last.
 func (tp *topic) watch(g *group, m *member) {
 	defer tp.t.wg.Done()
 	select {
 	case <-m.ctx.Done():
-	case <-tp.t.closing():
+	case <-tp.t.ctx.Done():
 	}
-	close(m.done)
-	m.mu.Lock()
-	m.gone = true
-	close(m.out)
-	m.mu.Unlock()
-
 	tp.mu.Lock()
 	g.members = slices.DeleteFunc(g.members, func(x *member) bool { return x == m })
-	if g.name == "" && len(g.members) == 0 {
+	tp.mu.Unlock()
+
+	m.mu.Lock()
+	l := m.lane
+	m.mu.Unlock()
+	if l != nil {
+		drain := m.opts.Drain
+		if tp.t.ctx.Err() != nil {
+			drain = min(drain, closeDrain)
+		}
+		l.Stop(drain)
+	}
+	close(m.out)
+
+	tp.mu.Lock()
+	if g.active == m {
+		g.active = nil
+		if len(g.members) > 0 && tp.t.ctx.Err() == nil {
+			tp.activateLocked(g, g.members[0])
+		}
+	}
+	if g.name == "" {
 		delete(tp.anon, g)
 	}
-	tp.notifyLocked()
 	tp.mu.Unlock()
+	tp.t.madeRoom()
+	close(m.done)
 }
+
+// closeDrain bounds how long Close waits for messages in flight.
+const closeDrain = 5 * time.Second
 
 func (tp *topic) deleteGroup(name string) error {
 	tp.mu.Lock()
@@ -217,109 +386,43 @@ func (tp *topic) deleteGroup(name string) error {
 	if !ok {
 		return nil
 	}
-	if len(g.members) > 0 || g.running {
+	if len(g.members) > 0 {
 		return fmt.Errorf("memory: %w: group %q on topic %q still has members", transport.ErrInvalidOption, name, tp.name)
 	}
 	delete(tp.groups, name)
-	tp.notifyLocked()
+	tp.t.madeRoom()
 	return nil
 }
 
-// deliver feeds g's members one message at a time, in log order, until g has no
-// members left or the transport closes. A nacked message is delivered again after
-// NackDelay; an acked one commits the group's position.
-func (tp *topic) deliver(g *group) {
-	defer tp.t.wg.Done()
-	closing := tp.t.closing()
-	for {
-		r, m, ok := tp.next(g)
-		if !ok {
-			return
-		}
-		msg := r.message()
-		ctx, cancel := context.WithCancel(m.ctx)
-		stop := context.AfterFunc(tp.t.ctx, cancel)
-		msg.SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset}))
+// The member is the transport.Subscription.
 
-		if !m.send(msg) {
-			stop()
-			cancel()
-			continue // the member left before taking it: deliver to another
-		}
-		nacked := false
-		select {
-		case <-msg.Acked():
-			tp.mu.Lock()
-			if g.next == r.offset {
-				g.next++
-			}
-			tp.notifyLocked()
-			tp.mu.Unlock()
-		case <-msg.Nacked():
-			nacked = true
-		case <-closing:
-		}
-		stop()
-		cancel()
-		if nacked && !tp.pause(tp.t.cfg.NackDelay) {
-			return
-		}
-	}
-}
+func (m *member) Messages() <-chan *message.Message { return m.out }
+func (m *member) Done() <-chan struct{}             { return m.done }
 
-// pause waits d, or reports false if the transport closes first.
-func (tp *topic) pause(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-tp.t.closing():
-		return false
-	}
-}
-
-// next waits for the message at g's position and a member to take it. It returns false
-// when g has no members left (marking it idle) or the transport is closing.
-func (tp *topic) next(g *group) (*record, *member, bool) {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
-	for {
-		if tp.t.ctx.Err() != nil {
-			g.running = false
-			return nil, nil, false
-		}
-		if len(g.members) == 0 {
-			g.running = false
-			return nil, nil, false
-		}
-		g.next = max(g.next, tp.first)
-		if g.next < tp.end() {
-			m := g.members[g.rr%len(g.members)]
-			g.rr++
-			return tp.log[g.next-tp.first], m, true
-		}
-		changed := tp.changed
-		tp.mu.Unlock()
-		select {
-		case <-changed:
-		case <-tp.t.closing():
-		}
-		tp.mu.Lock()
-	}
-}
-
-// send hands msg to the member, or reports false if the member left first.
-func (m *member) send(msg *message.Message) bool {
+func (m *member) Pause() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.gone {
-		return false
+	m.paused = true
+	if m.lane != nil {
+		m.lane.Pause()
 	}
-	select {
-	case m.out <- msg:
-		return true
-	case <-m.done:
-		return false
+}
+
+func (m *member) Resume() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.paused = false
+	if m.lane != nil {
+		m.lane.Resume()
 	}
+}
+
+func (m *member) Stats() []transport.PartitionStats {
+	m.mu.Lock()
+	l := m.lane
+	m.mu.Unlock()
+	if l == nil {
+		return nil // standing by: no partition
+	}
+	return []transport.PartitionStats{l.Stats()}
 }

@@ -15,7 +15,7 @@ import (
 
 // TestWatermillPubSub runs Watermill's own universal Pub/Sub suite on the memory
 // transport. The flags say what the transport really does: consumer groups, order with
-// one message in flight, retention for subscribers that come later; not persistent
+// one message in flight (the default Concurrency), retention for subscribers that come later; not persistent
 // across instances, so the suite shares one instance per test.
 func TestWatermillPubSub(t *testing.T) {
 	features := tests.Features{
@@ -30,11 +30,11 @@ func TestWatermillPubSub(t *testing.T) {
 	shared := perTest{}
 	pubSub := func(t *testing.T) (message.Publisher, message.Subscriber) {
 		tr := shared.get(t)
-		return testsuite.KeepOpen(tr), transport.GroupSubscriber(tr, "")
+		return testsuite.KeepOpen(tr), transport.NewSubscriber(tr, transport.SubscribeOptions{})
 	}
 	groupPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		tr := shared.get(t)
-		return testsuite.KeepOpen(tr), transport.GroupSubscriber(tr, group)
+		return testsuite.KeepOpen(tr), transport.NewSubscriber(tr, transport.SubscribeOptions{Group: group})
 	}
 	tests.TestPubSub(t, features, pubSub, groupPubSub)
 }
@@ -56,8 +56,9 @@ func (p *perTest) get(t *testing.T) *memory.Transport {
 	if tr, ok := p.m[t]; ok {
 		return tr
 	}
-	// A short nack pause: the suite nacks one message hundreds of times in a row.
-	tr, err := memory.New(memory.Config{NackDelay: 5 * time.Millisecond})
+	// A short nack pause: the suite nacks one message hundreds of times in a row. A
+	// short drain: the suite closes subscribers with messages it never acks.
+	tr, err := memory.New(memory.Config{NackDelay: 5 * time.Millisecond, Drain: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,13 +32,13 @@ func TestOpenErrors(t *testing.T) {
 		contains []string
 		hidden   string
 	}{
-		{"kafak://b:9092", pubsub.ErrUnknownScheme, []string{`"kafak"`, "known: kafka, memory"}, ""},
+		{"kafak://b:9092", pubsub.ErrUnknownScheme, []string{`"kafak"`, "known: gochannel, kafka, memory"}, ""},
 		{"memory://?max_retained=10&bogus=1&other=2", pubsub.ErrInvalidOption, []string{"bogus, other", "accepted:", "max_retained"}, ""},
 		{"memory://?max_retained=lots", pubsub.ErrInvalidOption, []string{`max_retained="lots"`}, ""},
 		{"memory://?nack_delay=-1s", pubsub.ErrInvalidOption, []string{"NackDelay"}, ""},
 		{"memory://user:s3cret@host", pubsub.ErrInvalidOption, []string{"no host"}, "s3cret"},
 		{"://nope", pubsub.ErrInvalidOption, []string{"cannot parse"}, ""},
-		{"localhost:9092", pubsub.ErrUnknownScheme, []string{"known: kafka, memory"}, ""},
+		{"localhost:9092", pubsub.ErrUnknownScheme, []string{"known: gochannel, kafka, memory"}, ""},
 		{"kafka://127.0.0.1:1?tls=true&tls_ca=/nonexistent/ca.pem", pubsub.ErrInvalidOption, []string{"TLS CA file", "/nonexistent/ca.pem"}, ""},
 		{"kafka://127.0.0.1:1?tls=true&tls_cert=client_test.go&tls_key=client_test.go", pubsub.ErrInvalidOption, []string{"TLS client certificate"}, ""},
 		{"kafka://127.0.0.1:1?partitions=many", pubsub.ErrInvalidOption, []string{`partitions="many"`}, ""},
@@ -70,14 +70,17 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
+// TestOpenWithRegistry: WithRegistry's registry is the one Open asks; starting from
+// Transports() keeps the built-in schemes, and a zero Registry works too.
 func TestOpenWithRegistry(t *testing.T) {
-	var r transport.Registry // the zero value works
 	opened := false
-	r.Register("test", func(ctx context.Context, u *neturl.URL) (transport.Transport, error) {
+	open := func(context.Context, *neturl.URL, transport.OpenOptions) (transport.Transport, error) {
 		opened = true
 		return memory.New(memory.Config{})
-	})
-	c, err := pubsub.Open(context.Background(), "test://", pubsub.WithRegistry(&r))
+	}
+	r := pubsub.Transports()
+	r.Register("test", open)
+	c, err := pubsub.Open(context.Background(), "test://", pubsub.WithRegistry(r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +88,14 @@ func TestOpenWithRegistry(t *testing.T) {
 	if !opened {
 		t.Fatal("the registered opener was not used")
 	}
-	_, err = pubsub.Open(context.Background(), "nope://", pubsub.WithRegistry(&r))
-	if err == nil || !strings.Contains(err.Error(), "known: kafka, memory, test") {
-		t.Fatalf("unknown scheme error %v does not list both registries", err)
+	_, err = pubsub.Open(context.Background(), "nope://", pubsub.WithRegistry(r))
+	if err == nil || !strings.Contains(err.Error(), "known: gochannel, kafka, memory, test") {
+		t.Fatalf("unknown scheme error %v does not list the built-in and the added schemes", err)
+	}
+	var only transport.Registry // the zero value works
+	only.Register("test", open)
+	if _, err := pubsub.Open(context.Background(), "memory://", pubsub.WithRegistry(&only)); !errors.Is(err, pubsub.ErrUnknownScheme) {
+		t.Fatalf("memory:// on a registry without it: %v, want ErrUnknownScheme", err)
 	}
 }
 

@@ -1,4 +1,7 @@
-package transport
+// Package urlquery reads a transport URL's query parameters into typed values and
+// reports, in one error, every parameter that is malformed or unknown, so that every
+// transport URL in the module is validated the same way.
+package urlquery
 
 import (
 	"errors"
@@ -8,13 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pubsubkit/pubsub/transport"
 )
 
-// Query reads a transport URL's query parameters into typed values and reports, in one
-// error, every parameter that is malformed or unknown. Transports use it so that every
-// URL in the module is validated the same way:
+// Query reads the parameters of one URL:
 //
-//	q := transport.NewQuery(u)
+//	q := urlquery.New(u)
 //	cfg.MaxRetained = q.Int("max_retained", cfg.MaxRetained)
 //	if err := q.Err(); err != nil { ... }
 //
@@ -25,9 +28,15 @@ type Query struct {
 	errs   []error
 }
 
-// NewQuery returns a Query over u's query string.
-func NewQuery(u *url.URL) *Query {
+// New returns a Query over u's query string.
+func New(u *url.URL) *Query {
 	return &Query{values: u.Query()}
+}
+
+// Has reports whether the parameter name is given.
+func (q *Query) Has(name string) bool {
+	_, ok := q.values[name]
+	return ok
 }
 
 // String returns the parameter name's value, or def when it is absent.
@@ -83,7 +92,7 @@ func (q *Query) Duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
-// Err returns an error wrapping ErrInvalidOption that names every malformed parameter
+// Err returns an error wrapping transport.ErrInvalidOption that names every malformed parameter
 // and every unknown one, with the list of accepted names; nil when all is well.
 func (q *Query) Err() error {
 	errs := q.errs
@@ -103,7 +112,7 @@ func (q *Query) Err() error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
+	return fmt.Errorf("%w: %w", transport.ErrInvalidOption, errors.Join(errs...))
 }
 
 func (q *Query) take(name string) (string, bool) {
@@ -116,13 +125,4 @@ func (q *Query) take(name string) (string, bool) {
 		q.errs = append(q.errs, fmt.Errorf("parameter %s is given %d times", name, len(vs)))
 	}
 	return vs[len(vs)-1], true
-}
-
-// SetDefault sets *field to def when it holds its zero value. Transports fill their
-// Config's unset fields with it, so a zero field always means "the default".
-func SetDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
-	}
 }

@@ -1,0 +1,268 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/gochannel"
+	"github.com/pubsubkit/pubsub/transport/kafka"
+	"github.com/pubsubkit/pubsub/transport/memory"
+)
+
+// Client publishes to and consumes from typed topics over one transport. Build it with
+// Open (by URL) or New (from a transport), register handlers with Subscribe, start
+// consuming with Run, and stop with Close. A Client is safe for concurrent use.
+//
+// A client's life is one line of states:
+//
+//	new ──Run──▶ running ──ctx done, Close, or consuming failed──▶ draining ──▶ stopped ──Close──▶ closed
+//	 └───────────────────────────────Close────────────────────────────────────────────────────────▲
+//
+// Subscribe works while new or running; Publish until closed (handlers that finish
+// during the drain may still publish); Run once, from new.
+type Client struct {
+	tr     transport.Transport
+	opts   options
+	obs    observers
+	router *message.Router
+	queue  *publishQueue // PublishAsync for transports without transport.AsyncPublisher
+
+	mu    sync.Mutex
+	state state                    // changed under mu; read by publishing without it
+	subs  map[string]*subscription // by "topic/group"
+	// closing is set once Close begins releasing the transport: Publish refuses.
+	closing atomic.Bool
+	// pending counts the messages queued by PublishAsync and not yet settled.
+	pending atomic.Int64
+
+	// draining is closed when the drain begins: retry waits end at once.
+	draining chan struct{}
+	// handlers bounds every handler's context: it ends when the drain timeout runs out
+	// or Close releases the transport.
+	handlers       context.Context
+	cancelHandlers context.CancelFunc
+	// stopRun ends Run from Close; stopped is closed once Run has drained.
+	stopRun context.CancelFunc
+	stopped chan struct{}
+	// closed is closed once Close has finished; closeErr is its result.
+	closed   chan struct{}
+	closeErr error
+}
+
+// state is where a client is in its life (see Client).
+type state int
+
+const (
+	stateNew      state = iota // subscriptions may be added; Run not called yet
+	stateRunning               // Run consumes
+	stateDraining              // Run's context ended or Close began: handlers finish, nothing new is taken
+	stateStopped               // Run returned; the transport is open for publishing
+	stateClosing               // Close is flushing and releasing the transport
+	stateClosed                // the transport is released
+)
+
+// Transports returns a registry holding the transports Open knows: memory://,
+// kafka:// and gochannel://. Add your own to it and pass it to WithRegistry.
+func Transports() *transport.Registry {
+	r := &transport.Registry{}
+	r.Register(memory.Scheme, memory.Open)
+	r.Register(kafka.Scheme, kafka.Open)
+	r.Register(gochannel.Scheme, gochannel.Open)
+	return r
+}
+
+// Open opens the transport named by rawURL and returns a client on it. The schemes
+// are those of WithRegistry's registry, by default Transports(): memory:// (see
+// package transport/memory), kafka://host:9092 (package transport/kafka) and
+// gochannel:// (Watermill's gochannel). The error for an unknown scheme wraps
+// ErrUnknownScheme and lists the known ones; errors never show the URL's password.
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := o.registry.Open(ctx, rawURL, transport.OpenOptions{Logger: o.logger})
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	c, err := newClient(tr, o)
+	if err != nil {
+		return nil, errors.Join(err, tr.Close())
+	}
+	return c, nil
+}
+
+// New returns a client on the transport t. The client owns t: Close closes it.
+func New(t transport.Transport, opts ...Option) (*Client, error) {
+	if t == nil {
+		return nil, fmt.Errorf("pubsub: %w: New(nil transport)", ErrInvalidOption)
+	}
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(t, o)
+}
+
+func newClient(t transport.Transport, o options) (*Client, error) {
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: o.drainTimeout + drainGrace}, watermillLogger(o.logger))
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
+	}
+	obs, err := newObservers(o, t.Capabilities().MessagingSystem)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		tr:       t,
+		opts:     o,
+		obs:      obs,
+		router:   router,
+		subs:     map[string]*subscription{},
+		draining: make(chan struct{}),
+		stopped:  make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
+	if _, async := t.(transport.AsyncPublisher); !async {
+		c.queue = newPublishQueue(t, o.publishQueue, o.publishQueueBytes)
+	}
+	c.handlers, c.cancelHandlers = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Run consumes every subscription until ctx is done or Close is called, then drains:
+// it stops taking new messages, lets in-flight handlers finish (up to the drain
+// timeout), and returns. Subscriptions added while Run runs start at once. Run returns
+// nil after a clean drain, an error wrapping ErrDrainTimeout when handlers were cut
+// short, or the error that stopped consumption. Run may be called once.
+func (c *Client) Run(ctx context.Context) error {
+	c.mu.Lock()
+	switch c.state {
+	case stateNew:
+	case stateClosing, stateClosed:
+		c.mu.Unlock()
+		return fmt.Errorf("pubsub: Run: %w", ErrClosed)
+	default:
+		c.mu.Unlock()
+		return ErrAlreadyRunning
+	}
+	c.state = stateRunning
+	ctx, c.stopRun = context.WithCancel(ctx)
+	c.mu.Unlock()
+
+	routerCtx, stopRouter := context.WithCancel(context.Background())
+	defer stopRouter()
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- c.router.Run(routerCtx) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-routerDone:
+		routerDone = nil
+		if err != nil {
+			err = fmt.Errorf("pubsub: consuming stopped: %w", err)
+		}
+	}
+	c.setState(stateDraining)
+	if derr := c.drain(); derr != nil {
+		err = derr
+	}
+	stopRouter()
+	if routerDone != nil {
+		if rerr := <-routerDone; rerr != nil && err == nil {
+			err = fmt.Errorf("pubsub: %w", rerr)
+		}
+	}
+	c.setState(stateStopped)
+	close(c.stopped)
+	return err
+}
+
+func (c *Client) setState(s state) {
+	c.mu.Lock()
+	c.state = s
+	c.mu.Unlock()
+}
+
+// drain stops consumption and waits for in-flight handlers, cancelling their contexts
+// once the drain timeout runs out.
+func (c *Client) drain() error {
+	close(c.draining) // retry waits end; the messages come back later
+	closed := make(chan error, 1)
+	go func() { closed <- c.router.Close() }() // ends the subscriptions, waits for handlers
+	timer := time.NewTimer(c.opts.drainTimeout)
+	defer timer.Stop()
+	select {
+	case err := <-closed:
+		return err
+	case <-timer.C:
+	}
+	c.opts.logger.Warn("pubsub: drain timeout ran out; cancelling handlers, their messages will be redelivered",
+		"drain_timeout", c.opts.drainTimeout)
+	c.cancelHandlers()
+	<-closed // the router waits at most drainGrace more
+	return fmt.Errorf("%w after %s", ErrDrainTimeout, c.opts.drainTimeout)
+}
+
+// Running returns a channel that is closed once Run has started every subscription
+// registered so far. It is never closed if Run is not called.
+func (c *Client) Running() <-chan struct{} { return c.router.Running() }
+
+// Close stops consuming and drains as Run does, then flushes the messages queued by
+// PublishAsync and PublishBatch (for at most the drain timeout), closes the transport
+// and waits for the client's goroutines. Run and Subscribe fail with ErrClosed once
+// Close has begun; handlers still draining may publish, and Publish fails with
+// ErrClosed once the transport is closing. Every queued message's done callback is
+// called: those not stored in time get the error, and Close's error, wrapping
+// ErrNotFlushed, says how many.
+//
+// Close is idempotent; every call returns the first call's result. Do not call Close
+// from a handler: it waits for handlers.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	switch c.state {
+	case stateClosing, stateClosed:
+		c.mu.Unlock()
+		<-c.closed
+		return c.closeErr
+	case stateRunning, stateDraining:
+		c.stopRun()
+		c.mu.Unlock()
+		<-c.stopped
+		c.mu.Lock()
+	}
+	c.state = stateClosing
+	c.mu.Unlock()
+	c.closing.Store(true)
+
+	var errs []error
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.drainTimeout)
+	if err := c.flush(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %d queued messages were not stored within %s; their done callbacks get the error",
+			ErrNotFlushed, c.pending.Load(), c.opts.drainTimeout))
+	}
+	cancel()
+	if c.queue != nil {
+		c.queue.close()
+	}
+	errs = append(errs, c.tr.Close())
+	c.cancelHandlers()
+	c.closeErr = errors.Join(errs...)
+	c.setState(stateClosed)
+	close(c.closed)
+	return c.closeErr
+}
+
+// publishing reports whether Publish may still hand messages to the transport.
+func (c *Client) publishing() bool { return !c.closing.Load() }
+
+// Capabilities reports what the client's transport guarantees.
+func (c *Client) Capabilities() transport.Capabilities { return c.tr.Capabilities() }

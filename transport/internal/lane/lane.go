@@ -1,0 +1,462 @@
+// Package lane hands out the messages of one partition to a subscription's handlers
+// under its concurrency rules, and keeps the partition's watermark: the lowest offset
+// not yet finished, which is what the group commits. The memory and Kafka transports
+// both deliver through it, so they share one implementation of the rules of
+// transport.SubscribeOptions.
+//
+// A Lane holds the records pushed to it in offset order. Concurrency workers each take
+// the lowest-offset record that may go now, send it on the subscription's channel and
+// wait for its ack or nack:
+//
+//   - at most Concurrency records are in flight (a nacked record waiting for its
+//     redelivery keeps its slot);
+//   - ordered (not Unordered): a record whose key has an earlier record in flight or
+//     waiting for redelivery waits too, so each key goes one at a time in offset order;
+//   - a nacked record comes back after NackDelay, before every later record of its key
+//     (and with Concurrency 1 before every later record);
+//   - an acked record is finished; the watermark passes every finished record at the
+//     front.
+//
+// Stop ends a lane when its partition is revoked or its subscription ends: nothing new
+// goes out, redelivery waits end, the context of every message ends, and the records
+// in flight may still finish within the drain time before the final watermark is read.
+package lane
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/transport"
+)
+
+// Record is one record of the partition, as the transport pushes it.
+type Record struct {
+	Offset int64
+	// Key orders the record with the others of its key when Keyed.
+	Key   string
+	Keyed bool
+	// Data is the transport's own record, given back to Config.Build.
+	Data any
+}
+
+// Config configures one lane.
+type Config struct {
+	Partition int32
+	// Concurrency is how many records may be in flight at once; below 1 means 1.
+	Concurrency int
+	// Unordered drops the one-at-a-time rule for records of one key.
+	Unordered bool
+	// Buffer is how many records the lane holds (in flight, waiting, or finished ahead
+	// of the watermark) before Full reports true; the transport then stops fetching
+	// the partition until OnRoom is called. Below Concurrency means Concurrency.
+	Buffer int
+	// NackDelay is how long a nacked record waits before it is delivered again.
+	NackDelay time.Duration
+	// Out receives the delivered messages; several lanes may share it.
+	Out chan<- *message.Message
+	// Context is the parent of every delivered message's context. Stop ends the
+	// messages' contexts; so does the end of Context.
+	Context context.Context
+	// Build makes the message for one delivery of a record; a record delivered again
+	// gets a new message. The lane sets its context.
+	Build func(r *Record) *message.Message
+	// OnProgress, when set, is called with the new watermark each time it moves, from
+	// the worker that moved it, without the lane's lock.
+	OnProgress func(next int64)
+	// OnRoom, when set, is called once a full lane has drained to half its Buffer.
+	OnRoom func()
+}
+
+type state uint8
+
+const (
+	waiting  state = iota // pushed, not handed out
+	inFlight              // handed out, awaiting ack or nack
+	nacked                // nacked, waiting until due
+	done                  // acked
+)
+
+type entry struct {
+	rec   Record
+	state state
+	due   time.Time
+}
+
+// Lane is one partition's scheduler. Its methods are safe for concurrent use.
+type Lane struct {
+	cfg    Config
+	ctx    context.Context // the messages' parent context
+	cancel context.CancelFunc
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	// The records held, in offset order, as a ring: ring[(head+i)%len(ring)] for
+	// i < n. seq numbers entries so that workers can find theirs after the ring moves:
+	// the entry at head has sequence number first.
+	ring       []entry
+	head, n    int
+	first      uint64
+	next       int64 // the offset after the last record pushed; -1 before any
+	busy       map[string]struct{}
+	slots      int // records in flight or nacked
+	delivered  int // records in flight
+	nackWaits  int // nacked records waiting for their time
+	full       bool
+	paused     bool
+	stopping   bool
+	end        int64
+	progressed time.Time
+
+	abandoned bool
+	abandon   chan struct{} // closed when in-flight records are no longer waited for
+	workers   sync.WaitGroup
+}
+
+// New starts a lane and its workers.
+func New(cfg Config) *Lane {
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	cfg.Buffer = max(cfg.Buffer, cfg.Concurrency)
+	l := &Lane{cfg: cfg, ring: make([]entry, max(min(cfg.Buffer, 1024), 16)), next: -1, end: -1,
+		busy: map[string]struct{}{}, abandon: make(chan struct{}), progressed: time.Now()}
+	l.cond = sync.NewCond(&l.mu)
+	l.ctx, l.cancel = context.WithCancel(cfg.Context)
+	context.AfterFunc(l.ctx, func() {
+		l.mu.Lock()
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	})
+	for range cfg.Concurrency {
+		l.workers.Add(1)
+		go l.work()
+	}
+	return l
+}
+
+// Push adds records, in offset order and after every record pushed before. It never
+// blocks, and reports whether the lane is now full: the transport should stop
+// fetching the partition until OnRoom is called.
+func (l *Lane) Push(recs ...Record) (full bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range recs {
+		if l.n == len(l.ring) {
+			l.grow()
+		}
+		l.ring[(l.head+l.n)%len(l.ring)] = entry{rec: r}
+		l.n++
+		l.next = r.Offset + 1
+	}
+	if len(recs) > 0 {
+		l.cond.Broadcast()
+	}
+	l.full = l.n >= l.cfg.Buffer
+	return l.full
+}
+
+func (l *Lane) grow() {
+	bigger := make([]entry, 2*len(l.ring))
+	for i := range l.n {
+		bigger[i] = l.ring[(l.head+i)%len(l.ring)]
+	}
+	l.ring, l.head = bigger, 0
+}
+
+func (l *Lane) at(seq uint64) *entry {
+	return &l.ring[(l.head+int(seq-l.first))%len(l.ring)]
+}
+
+// work is one worker: take, deliver, wait for the outcome, until the lane stops.
+func (l *Lane) work() {
+	defer l.workers.Done()
+	for {
+		seq, msg, ok := l.take()
+		if !ok {
+			return
+		}
+		d := msg.Context().(*delivery) // before the handler sets a context of its own
+		select {
+		case l.cfg.Out <- msg:
+		case <-l.ctx.Done():
+			l.settle(seq, waiting)
+			return
+		}
+		select {
+		case <-msg.Acked():
+			l.settle(seq, done)
+		case <-msg.Nacked():
+			l.settle(seq, nacked)
+		case <-l.abandon:
+			return
+		}
+		d.end()
+	}
+}
+
+// take waits for a record that may go now and marks it in flight.
+func (l *Lane) take() (uint64, *message.Message, bool) {
+	l.mu.Lock()
+	for {
+		if l.stopping || l.ctx.Err() != nil {
+			l.mu.Unlock()
+			return 0, nil, false
+		}
+		if seq, e, ok := l.pick(); ok {
+			if e.state == nacked {
+				l.nackWaits--
+			} else {
+				l.slots++
+				if e.rec.Keyed && !l.cfg.Unordered {
+					l.busy[e.rec.Key] = struct{}{}
+				}
+			}
+			e.state = inFlight
+			l.delivered++
+			rec := e.rec
+			l.mu.Unlock()
+			msg := l.cfg.Build(&rec)
+			msg.SetContext(&delivery{Context: transport.WithPosition(l.ctx, transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset})})
+			return seq, msg, true
+		}
+		l.cond.Wait()
+	}
+}
+
+// pick finds the lowest-offset record that may be delivered now. The lock is held.
+func (l *Lane) pick() (uint64, *entry, bool) {
+	full := l.slots >= l.cfg.Concurrency
+	if l.paused || full && l.nackWaits == 0 {
+		return 0, nil, false
+	}
+	var now time.Time
+	for i := range l.n {
+		e := &l.ring[(l.head+i)%len(l.ring)]
+		switch e.state {
+		case waiting:
+			if full {
+				continue // a due redelivery may still go: it holds its slot
+			}
+			if e.rec.Keyed && !l.cfg.Unordered {
+				if _, busy := l.busy[e.rec.Key]; busy {
+					continue
+				}
+			}
+			return l.first + uint64(i), e, true
+		case nacked:
+			if now.IsZero() {
+				now = time.Now()
+			}
+			if !e.due.After(now) {
+				return l.first + uint64(i), e, true
+			}
+		}
+	}
+	return 0, nil, false
+}
+
+// settle records the outcome of the delivery of entry seq: done (acked), nacked
+// (deliver again after NackDelay) or waiting (never delivered).
+func (l *Lane) settle(seq uint64, to state) {
+	l.mu.Lock()
+	e := l.at(seq)
+	l.delivered--
+	switch to {
+	case waiting:
+		e.state = waiting
+		l.slots--
+		if e.rec.Keyed && !l.cfg.Unordered {
+			delete(l.busy, e.rec.Key)
+		}
+	case nacked:
+		e.state = nacked
+		e.due = time.Now().Add(l.cfg.NackDelay)
+		l.nackWaits++
+		time.AfterFunc(l.cfg.NackDelay, l.wake)
+	case done:
+		e.state = done
+		l.slots--
+		if e.rec.Keyed && !l.cfg.Unordered {
+			delete(l.busy, e.rec.Key)
+		}
+	}
+	moved := false
+	for l.n > 0 && l.ring[l.head].state == done {
+		l.ring[l.head] = entry{}
+		l.head = (l.head + 1) % len(l.ring)
+		l.n--
+		l.first++
+		moved = true
+	}
+	var room bool
+	if moved {
+		l.progressed = time.Now()
+		if l.full && l.n <= l.cfg.Buffer/2 {
+			l.full, room = false, true
+		}
+	}
+	next := l.watermarkLocked()
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	if moved && l.cfg.OnProgress != nil {
+		l.cfg.OnProgress(next)
+	}
+	if room && l.cfg.OnRoom != nil {
+		l.cfg.OnRoom()
+	}
+}
+
+func (l *Lane) wake() {
+	l.mu.Lock()
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// Watermark returns the offset the group may commit: the lowest offset not finished,
+// or the offset after the last record pushed when all are finished. ok is false before
+// any record was pushed.
+func (l *Lane) Watermark() (next int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.watermarkLocked(), l.next >= 0
+}
+
+func (l *Lane) watermarkLocked() int64 {
+	if l.n > 0 {
+		return l.ring[l.head].rec.Offset
+	}
+	return l.next
+}
+
+// Pause stops handing out records; records in flight finish normally. Resume undoes
+// it.
+func (l *Lane) Pause() {
+	l.mu.Lock()
+	l.paused = true
+	l.mu.Unlock()
+}
+
+// Resume undoes Pause.
+func (l *Lane) Resume() {
+	l.mu.Lock()
+	l.paused = false
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// SetEnd records the partition's end offset, for Stats.
+func (l *Lane) SetEnd(end int64) {
+	l.mu.Lock()
+	l.end = max(l.end, end)
+	l.mu.Unlock()
+}
+
+// Stats reports the lane's state.
+func (l *Lane) Stats() transport.PartitionStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	committed := l.watermarkLocked()
+	end := l.end
+	if end >= 0 && l.next > end {
+		end = l.next
+	}
+	return transport.PartitionStats{
+		Partition: l.cfg.Partition, Committed: committed, End: end,
+		InFlight: l.delivered, Buffered: l.n - l.delivered, Paused: l.paused, LastProgress: l.progressed,
+	}
+}
+
+// Stop ends the lane: nothing new is delivered, redelivery waits end, the messages'
+// contexts end, and the records in flight may still be acked or nacked for drain.
+// It returns once those have settled (or drain ran out) and every worker has
+// returned, with the final watermark; ok is false when no record was ever pushed. A
+// drain of 0 or less gives up on the records in flight at once (their partition was
+// lost). Stop is idempotent; later calls return the same watermark.
+func (l *Lane) Stop(drain time.Duration) (next int64, ok bool) {
+	l.mu.Lock()
+	first := !l.stopping
+	l.stopping = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	if first {
+		l.cancel()
+		if drain > 0 {
+			timer := time.AfterFunc(drain, l.giveUp)
+			l.mu.Lock()
+			for l.delivered > 0 && !l.abandoned {
+				l.cond.Wait()
+			}
+			l.mu.Unlock()
+			timer.Stop()
+		}
+		l.giveUp()
+	}
+	l.workers.Wait()
+	return l.Watermark()
+}
+
+// giveUp stops waiting for the outcomes of records in flight.
+func (l *Lane) giveUp() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.abandoned {
+		l.abandoned = true
+		close(l.abandon)
+	}
+	l.cond.Broadcast()
+}
+
+// delivery is the context of one delivered message: its lane's context with its
+// position, which also ends once the message is acked or nacked, as Watermill's
+// subscribers do. Its Done channel is made only when asked for.
+type delivery struct {
+	context.Context
+	mu    sync.Mutex
+	done  chan struct{}
+	ended bool
+	stop  func() bool // unregisters the close of done from the lane's context
+}
+
+func (d *delivery) Done() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.done == nil {
+		d.done = make(chan struct{})
+		if d.ended || d.Context.Err() != nil {
+			close(d.done)
+		} else {
+			d.stop = context.AfterFunc(d.Context, d.end)
+		}
+	}
+	return d.done
+}
+
+func (d *delivery) Err() error {
+	d.mu.Lock()
+	ended := d.ended
+	d.mu.Unlock()
+	if err := d.Context.Err(); err != nil {
+		return err
+	}
+	if ended {
+		return context.Canceled
+	}
+	return nil
+}
+
+// end ends the context: the message was acked or nacked, or its lane's context ended.
+func (d *delivery) end() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ended {
+		return
+	}
+	d.ended = true
+	if d.done != nil {
+		close(d.done)
+		if d.stop != nil {
+			d.stop()
+		}
+	}
+}

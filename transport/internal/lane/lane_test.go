@@ -1,0 +1,263 @@
+package lane_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/internal/lane"
+)
+
+func newLane(t *testing.T, cfg lane.Config) (*lane.Lane, chan *message.Message) {
+	t.Helper()
+	out := make(chan *message.Message)
+	cfg.Out = out
+	if cfg.Context == nil {
+		cfg.Context = context.Background()
+	}
+	cfg.Build = func(r *lane.Record) *message.Message {
+		m := message.NewMessage(fmt.Sprint(r.Offset), nil)
+		m.Metadata.Set("key", r.Key)
+		return m
+	}
+	l := lane.New(cfg)
+	t.Cleanup(func() { l.Stop(0) })
+	return l, out
+}
+
+func records(from, n int, key func(i int) string) []lane.Record {
+	recs := make([]lane.Record, n)
+	for i := range n {
+		k := key(from + i)
+		recs[i] = lane.Record{Offset: int64(from + i), Key: k, Keyed: k != ""}
+	}
+	return recs
+}
+
+func offsetOf(m *message.Message) int64 {
+	p, _ := transport.PositionFrom(m.Context())
+	return p.Offset
+}
+
+// TestConcurrencyAndKeyOrder: with Concurrency 8 and ordering by key, at most 8
+// messages are in flight, never two of one key, each key in offset order, and every
+// message is delivered once.
+func TestConcurrencyAndKeyOrder(t *testing.T) {
+	const total, keys, conc = 2000, 20, 8
+	l, out := newLane(t, lane.Config{Concurrency: conc, Buffer: 256})
+	go func() {
+		for i := 0; i < total; i += 100 {
+			l.Push(records(i, 100, func(i int) string { return fmt.Sprint("k", i%keys) })...)
+		}
+	}()
+	var inFlight, peak atomic.Int64
+	var mu sync.Mutex
+	busy := map[string]bool{}
+	last := map[string]int64{}
+	var wg sync.WaitGroup
+	for range total {
+		m := <-out
+		mu.Lock()
+		k := m.Metadata.Get("key")
+		if busy[k] {
+			t.Fatalf("two messages of key %s in flight", k)
+		}
+		if off, seen := last[k]; seen && offsetOf(m) <= off {
+			t.Fatalf("key %s: offset %d after %d", k, offsetOf(m), off)
+		}
+		busy[k], last[k] = true, offsetOf(m)
+		mu.Unlock()
+		n := inFlight.Add(1)
+		if n > peak.Load() {
+			peak.Store(n)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+			mu.Lock()
+			busy[k] = false
+			mu.Unlock()
+			inFlight.Add(-1)
+			m.Ack()
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p > conc || p < 2 {
+		t.Fatalf("peak %d messages in flight, want between 2 and %d", p, conc)
+	}
+	if next, _ := waitWatermark(l, total); next != total {
+		t.Fatalf("watermark %d after every message was acked, want %d", next, total)
+	}
+}
+
+func waitWatermark(l *lane.Lane, want int64) (int64, bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		next, ok := l.Watermark()
+		if next == want || time.Now().After(deadline) {
+			return next, ok
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestHotKeyDoesNotBlockOthers: one key whose handler is slow holds one slot; the
+// other keys behind it flow.
+func TestHotKeyDoesNotBlockOthers(t *testing.T) {
+	l, out := newLane(t, lane.Config{Concurrency: 4, Buffer: 64})
+	l.Push(records(0, 40, func(i int) string {
+		if i%2 == 0 {
+			return "hot"
+		}
+		return fmt.Sprint("cold", i)
+	})...)
+	hot := <-out // offset 0, key hot: held
+	if offsetOf(hot) != 0 {
+		t.Fatalf("first delivery %d", offsetOf(hot))
+	}
+	for range 20 { // every cold message goes while hot is held
+		m := <-out
+		if m.Metadata.Get("key") == "hot" {
+			t.Fatalf("a second hot message (%d) while the first is in flight", offsetOf(m))
+		}
+		m.Ack()
+	}
+	if next, _ := l.Watermark(); next != 0 {
+		t.Fatalf("watermark %d while offset 0 is in flight", next)
+	}
+	hot.Ack()
+	m := <-out
+	if offsetOf(m) != 2 {
+		t.Fatalf("after the hot message, got %d, want the next hot one, 2", offsetOf(m))
+	}
+	m.Ack()
+}
+
+// TestNackRedeliversBeforeItsKey: a nacked message comes back after the delay, before
+// the later messages of its key, while other keys go on; with Concurrency 1 the
+// whole partition waits.
+func TestNackRedeliversBeforeItsKey(t *testing.T) {
+	l, out := newLane(t, lane.Config{Concurrency: 2, NackDelay: 50 * time.Millisecond})
+	l.Push(lane.Record{Offset: 0, Key: "a", Keyed: true}, lane.Record{Offset: 1, Key: "a", Keyed: true},
+		lane.Record{Offset: 2, Key: "b", Keyed: true})
+	first := <-out
+	start := time.Now()
+	first.Nack()
+	b := <-out
+	if offsetOf(b) != 2 {
+		t.Fatalf("while 0 waits for its redelivery got %d, want 2 (key b)", offsetOf(b))
+	}
+	b.Ack()
+	again := <-out
+	if offsetOf(again) != 0 || time.Since(start) < 50*time.Millisecond {
+		t.Fatalf("got %d after %v, want 0 again after the 50ms nack delay", offsetOf(again), time.Since(start))
+	}
+	again.Ack()
+	if m := <-out; offsetOf(m) != 1 {
+		t.Fatalf("got %d, want 1", offsetOf(m))
+	} else {
+		m.Ack()
+	}
+
+	one, out1 := newLane(t, lane.Config{Concurrency: 1, NackDelay: 20 * time.Millisecond})
+	one.Push(records(0, 2, func(int) string { return "" })...)
+	(<-out1).Nack()
+	if m := <-out1; offsetOf(m) != 0 {
+		t.Fatalf("Concurrency 1: after a nack got %d, want 0 again", offsetOf(m))
+	}
+}
+
+// TestStopLetsInFlightFinish: Stop ends the messages' contexts and redelivery waits at
+// once, takes nothing new, and waits for the messages in flight up to the drain; an
+// ack given in that time counts in the final watermark.
+func TestStopLetsInFlightFinish(t *testing.T) {
+	l, out := newLane(t, lane.Config{Concurrency: 2, NackDelay: time.Hour})
+	l.Push(records(0, 10, func(int) string { return "" })...)
+	a, b := <-out, <-out
+	b.Nack() // waits an hour for its redelivery: Stop must not
+	stopped := make(chan int64)
+	start := time.Now()
+	go func() {
+		next, _ := l.Stop(5 * time.Second)
+		stopped <- next
+	}()
+	select {
+	case <-a.Context().Done():
+	case <-time.After(time.Second):
+		t.Fatal("the message's context did not end when its lane stopped")
+	}
+	time.Sleep(20 * time.Millisecond)
+	a.Ack()
+	select {
+	case next := <-stopped:
+		if next != 1 || time.Since(start) > 2*time.Second {
+			t.Fatalf("Stop returned watermark %d after %v, want 1 soon after the ack", next, time.Since(start))
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Stop did not return after the last message in flight was acked")
+	}
+	select {
+	case m := <-out:
+		t.Fatalf("delivered %d after Stop", offsetOf(m))
+	default:
+	}
+}
+
+// TestStopDrainRunsOut: a message never acked is given up after the drain.
+func TestStopDrainRunsOut(t *testing.T) {
+	l, out := newLane(t, lane.Config{})
+	l.Push(records(5, 1, func(int) string { return "" })...)
+	<-out
+	start := time.Now()
+	next, ok := l.Stop(100 * time.Millisecond)
+	if !ok || next != 5 || time.Since(start) > time.Second {
+		t.Fatalf("Stop = %d, %v after %v; want 5 (not finished) after about 100ms", next, ok, time.Since(start))
+	}
+}
+
+// TestFullAndRoom: a lane reports full at its buffer and calls OnRoom at half.
+func TestFullAndRoom(t *testing.T) {
+	room := make(chan struct{}, 1)
+	l, out := newLane(t, lane.Config{Buffer: 10, OnRoom: func() { room <- struct{}{} }})
+	if !l.Push(records(0, 10, func(int) string { return "" })...) {
+		t.Fatal("10 records in a buffer of 10: not full")
+	}
+	for range 5 {
+		(<-out).Ack()
+	}
+	select {
+	case <-room:
+	case <-time.After(time.Second):
+		t.Fatal("no OnRoom after the lane drained to half")
+	}
+}
+
+// TestPause: a paused lane hands out nothing; Resume goes on.
+func TestPause(t *testing.T) {
+	l, out := newLane(t, lane.Config{})
+	l.Pause()
+	l.Push(records(0, 1, func(int) string { return "" })...)
+	select {
+	case <-out:
+		t.Fatal("a paused lane delivered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if !l.Stats().Paused {
+		t.Fatal("Stats does not say paused")
+	}
+	l.Resume()
+	select {
+	case m := <-out:
+		m.Ack()
+	case <-time.After(time.Second):
+		t.Fatal("nothing after Resume")
+	}
+}

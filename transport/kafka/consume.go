@@ -1,0 +1,371 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/internal/lane"
+)
+
+// subscription is one Subscribe: a franz-go consumer of one topic, in one group (or
+// alone), and a lane per partition it owns.
+//
+// A message's way: the poll loop takes the records franz-go fetched and pushes each
+// partition's into that partition's lane, pausing the partition's fetching while the
+// lane is full; the lane's workers hand the messages out under the subscription's
+// concurrency rules and take in their acks; every CommitInterval, and when
+// partitions are revoked or the subscription ends, the lanes' watermarks (the lowest
+// offset not finished) are committed.
+type subscription struct {
+	t     *Transport
+	topic string
+	opts  transport.SubscribeOptions
+	cl    *kgo.Client
+	out   chan *message.Message
+	done  chan struct{}
+
+	ctx    context.Context // ends when the subscription ends
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards lanes and paused
+	lanes  map[int32]*lane.Lane
+	paused bool
+
+	commitMu  sync.Mutex // serializes commits, so that a late commit never rewinds a revoked partition's
+	committed map[int32]int64
+}
+
+// Subscribe consumes topic in opts.Group with franz-go; see transport.Transport. In a
+// group, a new group starts at the oldest offset, the balancer is Config.Balancer and
+// the committed offset of each partition is its lowest unfinished offset. Without a
+// group the subscription reads every partition from the oldest offset and commits
+// nothing. Each delivered message's context carries its transport.Position.
+func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.SubscribeOptions) (transport.Subscription, error) {
+	if opts.Concurrency < 0 || opts.Drain < 0 {
+		return nil, fmt.Errorf("kafka: %w: Concurrency %d and Drain %s must not be negative", transport.ErrInvalidOption, opts.Concurrency, opts.Drain)
+	}
+	if err := t.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := t.topics.ensure(ctx, topic); err != nil {
+		return nil, err
+	}
+	if opts.Drain == 0 {
+		opts.Drain = t.cfg.Drain
+	}
+	s := &subscription{t: t, topic: topic, opts: opts, out: make(chan *message.Message), done: make(chan struct{}),
+		lanes: map[int32]*lane.Lane{}, committed: map[int32]int64{}}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+
+	kopts := append(t.cfg.consumerOptions(), kgo.ConsumeTopics(topic))
+	if opts.Group != "" {
+		kopts = append(kopts, t.cfg.groupOptions()...)
+		kopts = append(kopts, kgo.ConsumerGroup(opts.Group),
+			kgo.OnPartitionsAssigned(s.assigned), kgo.OnPartitionsRevoked(s.revoked), kgo.OnPartitionsLost(s.lost))
+	}
+	cl, err := t.newClient(kopts...)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.cl = cl
+
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		cl.Close()
+		s.cancel()
+		return nil, fmt.Errorf("kafka: subscribe %q: %w", topic, transport.ErrClosed)
+	}
+	t.subs[s] = struct{}{}
+	t.subsDone.Add(1)
+	t.mu.Unlock()
+	go s.run()
+	return s, nil
+}
+
+// run is the poll loop, then the end of the subscription.
+func (s *subscription) run() {
+	commits := make(chan struct{})
+	if s.opts.Group != "" {
+		go s.commitEvery(commits)
+	} else {
+		close(commits)
+	}
+	for {
+		fetches := s.cl.PollRecords(s.ctx, 0)
+		if s.ctx.Err() != nil || fetches.IsClientClosed() {
+			break
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				s.t.cfg.Logger.Warn("kafka: fetch failed; franz-go retries", "topic", topic, "partition", p, "error", err)
+			}
+		})
+		fetches.EachPartition(s.push)
+		if s.opts.Group != "" {
+			s.cl.AllowRebalance()
+		}
+	}
+	<-commits
+	err := s.end()
+	close(s.done)
+	s.t.subscriptionEnded(s, err)
+}
+
+// push hands one partition's fetched records to its lane.
+func (s *subscription) push(p kgo.FetchTopicPartition) {
+	l := s.lane(p.Partition)
+	if l == nil {
+		return // not ours (any more): the owner reads them from the committed offset
+	}
+	l.SetEnd(p.HighWatermark)
+	if len(p.Records) == 0 {
+		return
+	}
+	keyed := s.opts.Concurrency > 1 && !s.opts.Unordered // only then do keys change the order
+	recs := make([]lane.Record, len(p.Records))
+	for i, r := range p.Records {
+		recs[i] = lane.Record{Offset: r.Offset, Data: r}
+		if keyed && len(r.Key) > 0 {
+			recs[i].Key, recs[i].Keyed = string(r.Key), true
+		}
+	}
+	if l.Push(recs...) {
+		s.cl.PauseFetchPartitions(map[string][]int32{s.topic: {p.Partition}})
+	}
+}
+
+// lane returns the lane of partition p: in a group, the one made when p was assigned
+// (nil if it was not); alone, one made now if needed.
+func (s *subscription) lane(p int32) *lane.Lane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.lanes[p]; ok || s.opts.Group != "" {
+		return l
+	}
+	return s.newLaneLocked(p)
+}
+
+func (s *subscription) newLaneLocked(p int32) *lane.Lane {
+	l := lane.New(lane.Config{
+		Partition:   p,
+		Concurrency: s.opts.Concurrency,
+		Unordered:   s.opts.Unordered,
+		Buffer:      s.t.cfg.Prefetch,
+		NackDelay:   s.t.cfg.NackDelay,
+		Out:         s.out,
+		Context:     s.ctx,
+		Build:       func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },
+		OnRoom: func() {
+			s.mu.Lock()
+			paused := s.paused
+			s.mu.Unlock()
+			if !paused {
+				s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: {p}})
+			}
+		},
+	})
+	if s.paused {
+		l.Pause()
+	}
+	s.lanes[p] = l
+	return l
+}
+
+// assigned makes the lanes of newly assigned partitions. franz-go calls it, as the
+// other callbacks, between polls (BlockRebalanceOnPoll).
+func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range assigned[s.topic] {
+		if _, ok := s.lanes[p]; !ok {
+			s.newLaneLocked(p)
+		}
+	}
+}
+
+// revoked hands partitions over in a rebalance: nothing new goes out, retry and nack
+// waits end, the messages in flight finish (within the drain, cut to half the
+// rebalance timeout so that this member is not evicted), and the watermarks are
+// committed before the partitions go.
+func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	parts := revoked[s.topic]
+	if len(parts) == 0 {
+		return
+	}
+	lanes := s.take(parts)
+	drain := min(s.opts.Drain, s.t.cfg.RebalanceTimeout/2)
+	stopAll(lanes, drain)
+	if err := s.commitLanes(ctx, lanes); err != nil {
+		s.t.cfg.Logger.Error("kafka: committing revoked partitions failed; their unfinished messages will be handled again",
+			"topic", s.topic, "group", s.opts.Group, "partitions", parts, "error", err)
+	}
+	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: parts}) // a later assignment fetches again
+}
+
+// lost gives partitions up without committing: the group has already moved on
+// (a fatal group error, a session that ended), so a commit would fail or rewind.
+func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	lanes := s.take(lost[s.topic])
+	stopAll(lanes, 0)
+	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: lost[s.topic]})
+}
+
+// take removes the lanes of parts from the subscription and returns them.
+func (s *subscription) take(parts []int32) map[int32]*lane.Lane {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	taken := make(map[int32]*lane.Lane, len(parts))
+	for _, p := range parts {
+		if l, ok := s.lanes[p]; ok {
+			taken[p] = l
+			delete(s.lanes, p)
+		}
+	}
+	return taken
+}
+
+// stopAll stops every lane at once, letting each drain for drain.
+func stopAll(lanes map[int32]*lane.Lane, drain time.Duration) {
+	var wg sync.WaitGroup
+	for _, l := range lanes {
+		wg.Go(func() { l.Stop(drain) })
+	}
+	wg.Wait()
+}
+
+// commitEvery commits the watermarks every CommitInterval until the subscription
+// ends; it closes done when it has stopped.
+func (s *subscription) commitEvery(done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(s.t.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-tick.C:
+			s.mu.Lock()
+			lanes := make(map[int32]*lane.Lane, len(s.lanes))
+			for p, l := range s.lanes {
+				lanes[p] = l
+			}
+			s.mu.Unlock()
+			if err := s.commitLanes(s.ctx, lanes); err != nil && s.ctx.Err() == nil {
+				s.t.cfg.Logger.Warn("kafka: offset commit failed; the next one retries", "topic", s.topic, "group", s.opts.Group, "error", err)
+			}
+		}
+	}
+}
+
+// commitLanes commits the watermark of every lane that moved since its last commit.
+func (s *subscription) commitLanes(ctx context.Context, lanes map[int32]*lane.Lane) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	offsets := map[int32]kgo.EpochOffset{}
+	for p, l := range lanes {
+		if next, ok := l.Watermark(); ok && next > s.committed[p] {
+			offsets[p] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var err error
+	s.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{s.topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
+			if cerr != nil {
+				err = cerr
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
+						err = errors.Join(err, fmt.Errorf("partition %d: %w", p.Partition, perr))
+						continue
+					}
+					s.committed[p.Partition] = offsets[p.Partition].Offset
+				}
+			}
+		})
+	return err
+}
+
+// end stops every lane (their messages in flight finish within the drain), commits
+// the final watermarks, leaves the group and closes the channel. A failed final commit
+// is logged and returned, for Close to report.
+func (s *subscription) end() error {
+	s.mu.Lock()
+	lanes := s.lanes
+	s.lanes = map[int32]*lane.Lane{}
+	s.mu.Unlock()
+	drain := s.opts.Drain
+	if s.t.closed.Load() {
+		drain = min(drain, closeWait)
+	}
+	stopAll(lanes, drain)
+	var err error
+	if s.opts.Group != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+		if cerr := s.commitLanes(ctx, lanes); cerr != nil {
+			err = fmt.Errorf("kafka: the last offset commit of %q in group %q failed; its unfinished messages will be handled again: %w",
+				s.topic, s.opts.Group, cerr)
+			s.t.cfg.Logger.Error(err.Error())
+		}
+		cancel()
+		s.cl.AllowRebalance()
+	}
+	s.cl.Close() // leaves the group; revoked sees no lane left
+	close(s.out)
+	return err
+}
+
+// stop ends the subscription, as the end of its context does.
+func (s *subscription) stop() { s.cancel() }
+
+func (s *subscription) Messages() <-chan *message.Message { return s.out }
+func (s *subscription) Done() <-chan struct{}             { return s.done }
+
+// Pause stops fetching the topic and handing out messages; the member stays in its
+// group with its partitions.
+func (s *subscription) Pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = true
+	for _, l := range s.lanes {
+		l.Pause()
+	}
+	s.cl.PauseFetchTopics(s.topic)
+}
+
+// Resume undoes Pause.
+func (s *subscription) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = false
+	for _, l := range s.lanes {
+		l.Resume()
+	}
+	s.cl.ResumeFetchTopics(s.topic)
+}
+
+// Stats reports each partition this member owns.
+func (s *subscription) Stats() []transport.PartitionStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	stats := make([]transport.PartitionStats, 0, len(s.lanes))
+	for _, l := range s.lanes {
+		stats = append(stats, l.Stats())
+	}
+	return stats
+}
