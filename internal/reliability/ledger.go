@@ -41,6 +41,7 @@ func KeyOf(i int) string { return fmt.Sprintf("k%04d", i) }
 //	done  <pid> <key> <seq> <attempt> <cancelled 0|1> <unix nanos>
 //	term  <pid> <unix nanos>     (the drain began)
 //	exit  <pid> <unix nanos>     (the client closed cleanly)
+//	published <pid> <key> <seq> <unix nanos>   (a producer's Publish returned nil)
 type Ledger struct {
 	mu  sync.Mutex
 	f   *os.File
@@ -78,6 +79,11 @@ func (l *Ledger) Done(r Record, attempt int, cancelled bool) error {
 	return l.write("done %d %s %d %d %d", l.pid, r.Key, r.Seq, attempt, c)
 }
 
+// Published records that a producer's Publish of r returned nil.
+func (l *Ledger) Published(r Record) error {
+	return l.write("published %d %s %d", l.pid, r.Key, r.Seq)
+}
+
 // Term records that the drain began.
 func (l *Ledger) Term() error { return l.write("term %d", l.pid) }
 
@@ -89,7 +95,7 @@ func (l *Ledger) Close() error { return l.f.Close() }
 
 // Entry is one parsed ledger line.
 type Entry struct {
-	Kind      string // start, done, term, exit
+	Kind      string // start, done, term, exit, published
 	PID       int
 	Key       string
 	Seq       int
@@ -115,6 +121,9 @@ type LedgerReader struct {
 
 // NewLedgerReader returns a reader of the ledger at path.
 func NewLedgerReader(path string) *LedgerReader { return &LedgerReader{path: path} }
+
+// Path is the ledger's file.
+func (r *LedgerReader) Path() string { return r.path }
 
 // Entries returns every complete line written so far, parsed, in order. The slice
 // is the reader's own and grows with later calls.
@@ -155,7 +164,7 @@ func parseEntry(line string) (Entry, error) {
 		return Entry{}, fmt.Errorf("short line %q", line)
 	}
 	e := Entry{Kind: f[0]}
-	want := map[string]int{"start": 6, "done": 7, "term": 3, "exit": 3}[e.Kind]
+	want := map[string]int{"start": 6, "done": 7, "term": 3, "exit": 3, "published": 5}[e.Kind]
 	if want == 0 || len(f) != want {
 		return Entry{}, fmt.Errorf("malformed line %q", line)
 	}
@@ -172,7 +181,10 @@ func parseEntry(line string) (Entry, error) {
 	}
 	e.PID = int(ints[1])
 	e.At = time.Unix(0, ints[len(f)-1])
-	if want > 3 {
+	switch want {
+	case 5:
+		e.Key, e.Seq = f[2], int(ints[3])
+	case 6, 7:
 		e.Key, e.Seq, e.Attempt = f[2], int(ints[3]), int(ints[4])
 	}
 	if e.Kind == "done" {

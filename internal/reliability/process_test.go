@@ -91,7 +91,16 @@ func (p *process) signal(t *testing.T, sig syscall.Signal) {
 // folder, and returns the URL it printed, with the scenario's parameters.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(programs, "devbroker"), "-port", "0", "-data", t.TempDir(), "-min-session-timeout", "1s")
+	_, url := startBrokerAt(t, 0, t.TempDir())
+	return url
+}
+
+// startBrokerAt runs devbroker with three brokers from port on (0: any free ports),
+// keeping its data in dir, and returns it and the URL it printed, with the
+// scenario's parameters. It is stopped when the test ends.
+func startBrokerAt(t *testing.T, port int, dir string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(programs, "devbroker"), "-port", fmt.Sprint(port), "-data", dir, "-min-session-timeout", "1s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +127,7 @@ func startBroker(t *testing.T) string {
 	// in seconds, and a rebalance timeout under two thirds of it, which kfake needs
 	// (see kafka.Config.RebalanceTimeout).
 	base, _, _ := strings.Cut(url, "?")
-	return base + "?partitions=6&session_timeout=3s&rebalance_timeout=1500ms"
+	return cmd, base + "?partitions=6&session_timeout=3s&rebalance_timeout=1500ms"
 }
 
 // scenario is one run's topic, group and ledger.
@@ -129,9 +138,14 @@ type scenario struct {
 }
 
 func newScenario(t *testing.T, keys, perKey int) scenario {
+	return newScenarioAt(t, startBroker(t), keys, perKey)
+}
+
+// newScenarioAt is a scenario on the broker at url.
+func newScenarioAt(t *testing.T, url string, keys, perKey int) scenario {
 	ledger := filepath.Join(t.TempDir(), "ledger.txt")
 	return scenario{
-		url:    startBroker(t),
+		url:    url,
 		topic:  "reliability.load",
 		group:  "reliability",
 		ledger: ledger,
@@ -190,7 +204,7 @@ func (s scenario) waitHandled(t *testing.T, n int, timeout time.Duration, p *pro
 // finish runs a last consumer until every record is handled, then drains it.
 func (s scenario) finish(t *testing.T, timeout time.Duration, args ...string) reliability.Tally {
 	t.Helper()
-	t.Setenv("PUBSUB_SARAMA_DEBUG", "1") // the last consumer's sarama log, for a failure
+	t.Setenv("PUBSUB_DEBUG", "1") // the last consumer's debug log, Kafka client included, for a failure
 	last := s.consume(t, args...)
 	s.waitHandled(t, s.keys*s.perKey, timeout, last)
 	last.signal(t, syscall.SIGTERM)

@@ -1,9 +1,9 @@
 // Consumer handles the reliability scenarios' load through the SDK and writes what it
 // did to a ledger (see reliability.Ledger): a line when each handler starts and one
 // when it finishes, a line when SIGTERM or SIGINT begins the drain, and one when the
-// client has closed cleanly. It consumes until signalled. PUBSUB_SARAMA_DEBUG=1 sends
-// sarama's own log (group joins, coordinator lookups, fetch subscriptions) to
-// standard error.
+// client has closed cleanly. It consumes until signalled. PUBSUB_DEBUG=1 logs at
+// debug level to standard error, the Kafka client's own records (group joins,
+// rebalances, fetches) included.
 //
 //	go run ./internal/reliability/consumer -url kafka://127.0.0.1:9092 -topic load -group g -ledger out.txt
 package main
@@ -13,15 +13,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
 	"log/slog"
 	neturl "net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/IBM/sarama"
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/reliability"
@@ -45,6 +42,7 @@ func run(ctx context.Context, args []string) error {
 	work := fs.Duration("work", 0, "time each handler takes, ending early if its context ends")
 	drain := fs.Duration("drain-timeout", pubsub.DefaultDrainTimeout, "drain timeout")
 	unordered := fs.Bool("unordered", false, "subscribe with Unordered delivery")
+	concurrency := fs.Int("concurrency", 0, "Delivery.Concurrency: messages of one partition handled at once")
 	instance := fs.String("instance", "", "static group membership: kafka instance_id (a restart takes its partitions back at once)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,10 +56,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer ledger.Close()
 
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if os.Getenv("PUBSUB_SARAMA_DEBUG") != "" {
-		sarama.Logger = log.New(os.Stderr, "[sarama] ", log.LstdFlags|log.Lmicroseconds)
+	level := slog.LevelWarn
+	if os.Getenv("PUBSUB_DEBUG") != "" {
+		level = slog.LevelDebug
 	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if *instance != "" {
@@ -79,10 +78,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close()
-	var opts []pubsub.SubscribeOption
+	d := pubsub.Delivery{Concurrency: *concurrency}
 	if *unordered {
-		opts = append(opts, pubsub.WithDelivery(pubsub.Delivery{Ordering: pubsub.Unordered}))
+		d.Ordering = pubsub.Unordered
 	}
+	opts := []pubsub.SubscribeOption{pubsub.WithDelivery(d)}
 	err = pubsub.Subscribe(c, reliability.Topic(*topicName), *group, func(ctx context.Context, m *pubsub.Message[reliability.Record]) error {
 		if err := ledger.Start(m.Payload, m.Attempt); err != nil {
 			return err

@@ -1,7 +1,11 @@
 // Producer publishes the reliability scenarios' load: -n keyed records through the
 // SDK, from -callers goroutines: -n/-keys records for each of -keys keys, with Seq
 // counting up. Each key is published by one goroutine, one record at a time, so the
-// topic holds every key's records in Seq order.
+// topic holds every key's records in Seq order. A Publish that fails is tried again
+// with the same record until it succeeds (or the producer is signalled); -ledger
+// writes a line for every Publish that returned nil:
+//
+//	published <key> <seq> <unix nanos>
 //
 //	go run ./internal/reliability/producer -url kafka://127.0.0.1:9092 -topic load -n 50000
 package main
@@ -39,6 +43,8 @@ func run(ctx context.Context, args []string) error {
 	keys := fs.Int("keys", 100, "distinct keys")
 	callers := fs.Int("callers", 16, "concurrent publishing goroutines")
 	size := fs.Int("size", 100, "approximate payload size in bytes")
+	pace := fs.Duration("pace", 0, "pause after each Publish of a goroutine")
+	path := fs.String("ledger", "", "file to append a line to for every Publish that returned nil")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -58,6 +64,29 @@ func run(ctx context.Context, args []string) error {
 	defer c.Close()
 	topic := reliability.Topic(*topicName)
 	pad := strings.Repeat("x", max(0, *size-30))
+	var ledger *reliability.Ledger
+	if *path != "" {
+		if ledger, err = reliability.OpenLedger(*path); err != nil {
+			return err
+		}
+		defer ledger.Close()
+	}
+	publish := func(r reliability.Record) error {
+		for {
+			err := pubsub.Publish(ctx, c, topic, r)
+			if err == nil {
+				if ledger != nil {
+					return ledger.Published(r)
+				}
+				return nil
+			}
+			if ctx.Err() != nil {
+				return err
+			}
+			logger.Warn("publish failed; trying again", "key", r.Key, "seq", r.Seq, "error", err)
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 
 	start := time.Now()
 	errs := make(chan error, *callers)
@@ -70,9 +99,12 @@ func run(ctx context.Context, args []string) error {
 			for seq := range perKey {
 				for k := w; k < *keys; k += *callers {
 					r := reliability.Record{Key: reliability.KeyOf(k), Seq: seq, Pad: pad}
-					if err := pubsub.Publish(ctx, c, topic, r); err != nil {
+					if err := publish(r); err != nil {
 						errs <- fmt.Errorf("publishing %s/%d: %w", r.Key, r.Seq, err)
 						return
+					}
+					if *pace > 0 {
+						time.Sleep(*pace)
 					}
 				}
 			}
