@@ -112,18 +112,24 @@ func RedactURL(rawURL string) string {
 	if at < 0 {
 		return rawURL
 	}
-	if i := strings.Index(rawURL, "//"); i >= 0 && i < at {
-		start := i + 2
-		user := rawURL[start:at]
-		colon := strings.IndexByte(user, ':')
-		if colon < 0 {
-			return rawURL // a user without a password
+	colon := strings.IndexByte(rawURL, ':') // the end of the scheme, if there is one
+	authority := -1                        // where "//" puts the user part
+	switch {
+	case strings.HasPrefix(rawURL, "//"):
+		authority = 2
+	case colon >= 0 && strings.HasPrefix(rawURL[colon+1:], "//"):
+		authority = colon + 3
+	}
+	if authority >= 0 && authority <= at {
+		user := rawURL[authority:at]
+		if c := strings.IndexByte(user, ':'); c >= 0 {
+			return rawURL[:authority] + user[:c] + ":xxxxx" + rawURL[at:]
 		}
-		return rawURL[:start] + user[:colon] + ":xxxxx" + rawURL[at:]
+		return rawURL // a user without a password
 	}
 	start := 0
-	if i := strings.IndexByte(rawURL, ':'); i >= 0 && i < at {
-		start = i + 1
+	if colon >= 0 && colon < at {
+		start = colon + 1
 	}
 	return rawURL[:start] + "xxxxx" + rawURL[at:]
 }

@@ -31,8 +31,8 @@ const Scheme = "gochannel"
 // (default false: messages published before a subscriber are dropped), buffer (the
 // output channel buffer of each subscriber, default 0) and nack_delay (default 100ms).
 func Open(_ context.Context, u *url.URL, o transport.OpenOptions) (transport.Transport, error) {
-	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Opaque != "" {
-		return nil, fmt.Errorf("gochannel: %w: a gochannel URL takes no host, user or path, only parameters (gochannel://?persistent=true)", transport.ErrInvalidOption)
+	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Opaque != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("gochannel: %w: a gochannel URL takes no host, user, path or fragment, only parameters (gochannel://?persistent=true)", transport.ErrInvalidOption)
 	}
 	q := urlquery.New(u)
 	persistent := q.Bool("persistent", false)

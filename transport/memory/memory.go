@@ -180,8 +180,8 @@ func ParseURL(u *url.URL) (Config, error) {
 	if u.Scheme != Scheme {
 		return Config{}, fmt.Errorf("memory: %w: scheme %q is not %q", transport.ErrInvalidOption, u.Scheme, Scheme)
 	}
-	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Opaque != "" {
-		return Config{}, fmt.Errorf("memory: %w: a memory URL takes no host, user or path, only parameters (memory://?max_retained=1000)", transport.ErrInvalidOption)
+	if u.Host != "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.Opaque != "" || u.Fragment != "" {
+		return Config{}, fmt.Errorf("memory: %w: a memory URL takes no host, user, path or fragment, only parameters (memory://?max_retained=1000)", transport.ErrInvalidOption)
 	}
 	q := urlquery.New(u)
 	cfg := Config{

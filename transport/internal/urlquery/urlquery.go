@@ -26,11 +26,12 @@ type Query struct {
 	values url.Values
 	known  []string
 	errs   []error
+	cut    bool // the parameters hold '@': a password with '?' in it may have been cut there
 }
 
 // New returns a Query over u's query string.
 func New(u *url.URL) *Query {
-	return &Query{values: u.Query()}
+	return &Query{values: u.Query(), cut: strings.ContainsRune(u.RawQuery, '@') || strings.ContainsRune(u.Fragment, '@')}
 }
 
 // Has reports whether the parameter name is given.
@@ -95,6 +96,11 @@ func (q *Query) Duration(name string, def time.Duration) time.Duration {
 // Err returns an error wrapping transport.ErrInvalidOption that names every malformed parameter
 // and every unknown one, with the list of accepted names; nil when all is well.
 func (q *Query) Err() error {
+	if q.cut {
+		// Names and values may be pieces of a password: none is quoted.
+		return fmt.Errorf("%w: the URL's parameters hold '@': percent-encode it (%%40) in a value; if a password with '?' in it cut the URL there, put the password in the environment instead",
+			transport.ErrInvalidOption)
+	}
 	errs := q.errs
 	var unknown []string
 	for name := range q.values {
