@@ -113,7 +113,7 @@ func RedactURL(rawURL string) string {
 		return rawURL
 	}
 	colon := strings.IndexByte(rawURL, ':') // the end of the scheme, if there is one
-	authority := -1                        // where "//" puts the user part
+	authority := -1                         // where "//" puts the user part
 	switch {
 	case strings.HasPrefix(rawURL, "//"):
 		authority = 2
