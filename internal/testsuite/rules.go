@@ -45,6 +45,7 @@ func testCloseIdempotentNoLeak(t *testing.T, h Harness) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
+	<-c.Running() // a transport that keeps nothing (gochannel) gets the message once subscribed
 	if err := pubsub.Publish(ctx, c, topic, order{ID: "1"}); err != nil {
 		t.Fatal(err)
 	}

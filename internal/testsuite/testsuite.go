@@ -45,7 +45,7 @@ var rules = []rule{
 	// Runs first and alone, so that goroutines of other rules cannot hide a leak.
 	{name: "CloseIdempotentNoLeak", run: testCloseIdempotentNoLeak},
 	// Timing rules run alone too, so that other rules' load does not skew them.
-	{name: "DeliveryOrdered", run: testDeliveryScenario(pubsub.Ordered)},
+	{name: "DeliveryOrdered", needs: ordered, run: testDeliveryScenario(pubsub.Ordered)},
 	{name: "DeliveryUnordered", run: testDeliveryScenario(pubsub.Unordered)},
 	{name: "RoundTripMetadata", parallel: true, run: testRoundTripMetadata},
 	{name: "TypedDecode", parallel: true, run: testTypedDecode},
@@ -64,7 +64,7 @@ var rules = []rule{
 	{name: "CorrelationAcrossHandlerPublish", parallel: true, run: testCorrelationAcrossHandlerPublish},
 	{name: "ClosedRefuses", parallel: true, run: testClosedRefuses},
 	{name: "ReplayToFailingGroup", parallel: true, run: testReplayToFailingGroup},
-	{name: "ShutdownDuringBackoff", parallel: true, run: testShutdownDuringBackoff},
+	{name: "ShutdownDuringBackoff", parallel: true, needs: retains, run: testShutdownDuringBackoff},
 	{name: "ConcurrencyKeepsKeyOrder", parallel: true, needs: concurrentOrdered, run: testConcurrencyKeepsKeyOrder},
 	{name: "ConcurrencyUnordered", parallel: true, needs: concurrent, run: testConcurrencyUnordered},
 	{name: "ConcurrencyRetryHoldsOnlyItsKey", parallel: true, needs: concurrentOrdered, run: testConcurrencyRetryHoldsOnlyItsKey},
