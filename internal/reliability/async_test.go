@@ -180,4 +180,3 @@ func readTopic(t *testing.T, brokers []string, topic string, want int) (map[reli
 	}
 	return counts, disorder
 }
-
