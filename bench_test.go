@@ -3,8 +3,10 @@ package pubsub_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,21 +30,47 @@ type benchOrder struct {
 
 var benchValue = benchOrder{ID: "o-1", Customer: "ada", Total: 1250, Note: "leave at the door"}
 
-// BenchmarkPublishConsumeMemory publishes b.N typed messages and waits until a handler
-// has decoded them all, through the SDK on the memory transport (full middleware chain)
-// and, in the same run, through a raw Watermill router on gochannel doing the same work
-// (JSON encode, publish, route, JSON decode). It reports msgs/s; -benchmem gives
-// allocations per message.
+// BenchmarkPublishConsumeMemory publishes b.N typed messages from 1 and from 16
+// goroutines and waits until a handler has decoded them all, through the SDK on the
+// memory transport (full middleware chain) and, in the same run, through a raw
+// Watermill router on gochannel doing the same work (JSON encode, publish, route, JSON
+// decode). It reports msgs/s; -benchmem gives allocations per message, publishing and
+// consuming.
+//
+//	go test -run '^$' -bench PublishConsumeMemory -benchmem -benchtime 100000x .
 func BenchmarkPublishConsumeMemory(b *testing.B) {
-	b.Run("sdk", benchSDK)
-	b.Run("watermill-gochannel", benchWatermill)
+	for _, callers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("sdk/callers=%d", callers), func(b *testing.B) { benchSDKWith(b, callers) })
+		b.Run(fmt.Sprintf("watermill-gochannel/callers=%d", callers), func(b *testing.B) { benchWatermill(b, callers) })
+	}
 }
 
-func benchSDK(b *testing.B) { benchSDKWith(b) }
+// publishAll calls publish b.N times, from callers goroutines.
+func publishAll(b *testing.B, callers int, publish func() error) {
+	var wg sync.WaitGroup
+	for i := range callers {
+		n := b.N / callers
+		if i < b.N%callers {
+			n++
+		}
+		wg.Go(func() {
+			for range n {
+				if err := publish(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
 
-// benchSDKWith is benchSDK with client options.
-func benchSDKWith(b *testing.B, opts ...pubsub.Option) {
-	tr, _ := memory.New(memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40})
+// benchSDKWith publishes and consumes through the SDK, with client options.
+func benchSDKWith(b *testing.B, callers int, opts ...pubsub.Option) {
+	tr, err := memory.New(memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40, MaxBytes: 1 << 40})
+	if err != nil {
+		b.Fatal(err)
+	}
 	c, err := pubsub.New(tr, opts...)
 	if err != nil {
 		b.Fatal(err)
@@ -64,16 +92,12 @@ func benchSDKWith(b *testing.B, opts ...pubsub.Option) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
-		if err := pubsub.Publish(ctx, c, topic, benchValue); err != nil {
-			b.Fatal(err)
-		}
-	}
+	publishAll(b, callers, func() error { return pubsub.Publish(ctx, c, topic, benchValue) })
 	<-done
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
 
-func benchWatermill(b *testing.B) {
+func benchWatermill(b *testing.B, callers int) {
 	g := gochannel.NewGoChannel(gochannel.Config{}, nil)
 	router, _ := message.NewRouter(message.RouterConfig{}, nil)
 	var handled atomic.Int64
@@ -95,12 +119,13 @@ func benchWatermill(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	for range b.N {
-		payload, _ := json.Marshal(benchValue)
-		if err := g.Publish("bench", message.NewMessage(uuid.NewString(), payload)); err != nil {
-			b.Fatal(err)
+	publishAll(b, callers, func() error {
+		payload, err := json.Marshal(benchValue)
+		if err != nil {
+			return err
 		}
-	}
+		return g.Publish("bench", message.NewMessage(uuid.NewString(), payload))
+	})
 	<-done
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
@@ -115,8 +140,8 @@ func BenchmarkObservability(b *testing.B) {
 		return pubsub.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter())))
 	}
 	traceLog := func() pubsub.Option { return pubsub.WithTraceLog(slog.NewJSONHandler(io.Discard, nil)) }
-	b.Run("off", func(b *testing.B) { benchSDKWith(b) })
-	b.Run("tracing", func(b *testing.B) { benchSDKWith(b, tracing()) })
-	b.Run("tracelog", func(b *testing.B) { benchSDKWith(b, traceLog()) })
-	b.Run("both", func(b *testing.B) { benchSDKWith(b, tracing(), traceLog()) })
+	b.Run("off", func(b *testing.B) { benchSDKWith(b, 1) })
+	b.Run("tracing", func(b *testing.B) { benchSDKWith(b, 1, tracing()) })
+	b.Run("tracelog", func(b *testing.B) { benchSDKWith(b, 1, traceLog()) })
+	b.Run("both", func(b *testing.B) { benchSDKWith(b, 1, tracing(), traceLog()) })
 }

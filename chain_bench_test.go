@@ -49,7 +49,7 @@ func BenchmarkChain(b *testing.B) {
 // subscriber: encoding, metadata, the published event and the hand-over, without any
 // consumer. go test -run '^$' -bench PublishPath -benchmem .
 func BenchmarkPublishPath(b *testing.B) {
-	c := benchClient(b, memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40})
+	c := benchClient(b, memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40, MaxBytes: 1 << 40})
 	topic := NewTopic[chainOrder]("publish", WithKey(func(o chainOrder) string { return o.ID }))
 	ctx := context.Background()
 	b.ReportAllocs()

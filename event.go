@@ -3,9 +3,6 @@ package pubsub
 import (
 	"context"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/pubsubkit/pubsub/middleware"
 )
 
@@ -30,22 +27,18 @@ const (
 // observers is what hears the events of the client's messages: span events, metrics,
 // the trace log and the hooks, in that order.
 type observers struct {
-	tracer   trace.Tracer // for the publish spans
+	tracer   *middleware.Tracer // for the publish spans
 	system   string
 	list     []middleware.Observer
 	traceLog *middleware.TraceLog // nil without WithTraceLog
 }
 
 func newObservers(o options, system string) (observers, error) {
-	tp := o.tracerProvider
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
 	metrics, err := middleware.NewMetrics(o.meterProvider)
 	if err != nil {
 		return observers{}, err
 	}
-	obs := observers{tracer: tp.Tracer(middleware.InstrumentationName), system: system,
+	obs := observers{tracer: middleware.NewTracer(o.tracerProvider), system: system,
 		list: []middleware.Observer{middleware.SpanEvents, metrics}}
 	if o.traceLog != nil {
 		obs.traceLog = middleware.NewTraceLog(o.traceLog, o.traceLogOptions)

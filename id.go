@@ -3,12 +3,31 @@ package pubsub
 import (
 	"encoding/hex"
 	"math/rand/v2"
+	"time"
 )
 
 // newID returns a random (version 4) UUID as text, for message and correlation ids.
 // It draws from the runtime's ChaCha8 generator, which is seeded from the operating
 // system and needs no lock or system call per id.
 func newID() string {
+	var s [36]byte
+	formatID(&s)
+	return string(s[:])
+}
+
+// newIDAndTime returns a new id and t as metadata writes times (metadata.FormatTime),
+// both cut from one string: one allocation for the two values every published message
+// carries.
+func newIDAndTime(t time.Time) (id, at string) {
+	var buf [36 + len(time.RFC3339Nano) + 8]byte
+	formatID((*[36]byte)(buf[:36]))
+	b := t.UTC().AppendFormat(buf[:36], time.RFC3339Nano)
+	s := string(b)
+	return s[:36], s[36:]
+}
+
+// formatID writes a random version 4 UUID into s.
+func formatID(s *[36]byte) {
 	var b [16]byte
 	hi, lo := rand.Uint64(), rand.Uint64()
 	for i := range 8 {
@@ -17,7 +36,6 @@ func newID() string {
 	}
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	var s [36]byte
 	hex.Encode(s[0:8], b[0:4])
 	s[8] = '-'
 	hex.Encode(s[9:13], b[4:6])
@@ -27,5 +45,4 @@ func newID() string {
 	hex.Encode(s[19:23], b[8:10])
 	s[23] = '-'
 	hex.Encode(s[24:], b[10:])
-	return string(s[:])
 }

@@ -51,8 +51,8 @@ func WithCorrelationID(id string) PublishOption {
 // Publish again is safe.
 //
 // The message's correlation id is, in order: WithCorrelationID, the id in ctx (inside a
-// handler, the id of the message being handled), or a new one. Publish is safe for
-// concurrent use.
+// handler, the id of the message being handled), or, for a new conversation, the
+// message's own id. Publish is safe for concurrent use.
 func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...PublishOption) error {
 	msg, err := newMessage(ctx, c, t, v, opts)
 	if err != nil {
@@ -122,10 +122,8 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 		return nil, err
 	}
 	var o publishOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
+	if len(opts) > 0 {
+		o = applyPublishOptions(opts)
 	}
 	for k := range o.metadata {
 		if metadata.Reserved(k) || k == "" {
@@ -140,19 +138,20 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 		return nil, fmt.Errorf("%w: %s for topic %q encodes to %d bytes, the limit is %d",
 			ErrPayloadTooLarge, t.typeName, t.name, len(payload), limit)
 	}
-	msg := message.NewMessage(newID(), payload)
+	id, publishedAt := newIDAndTime(time.Now())
+	msg := message.NewMessage(id, payload)
 	for k, val := range o.metadata {
 		msg.Metadata[k] = val
 	}
 	msg.Metadata[metadata.ContentType] = t.codec.ContentType()
 	msg.Metadata[metadata.MessageType] = t.typeName
-	msg.Metadata[metadata.PublishedAt] = metadata.FormatTime(time.Now())
+	msg.Metadata[metadata.PublishedAt] = publishedAt
 	cid := o.correlationID
 	if cid == "" {
 		cid = CorrelationID(ctx)
 	}
 	if cid == "" {
-		cid = newID()
+		cid = id // a new conversation is named after its first message
 	}
 	msg.Metadata[metadata.CorrelationID] = cid
 	switch {
@@ -164,6 +163,18 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 	return msg, nil
 }
 
+// applyPublishOptions is a function of its own so that a publish without options
+// does not allocate its options.
+func applyPublishOptions(opts []PublishOption) publishOptions {
+	var o publishOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
 // publish sends one prepared message and waits; Publish and the replays share it.
 func (c *Client) publish(ctx context.Context, topic string, msg *message.Message) error {
 	if !c.publishing() {
@@ -173,7 +184,11 @@ func (c *Client) publish(ctx context.Context, topic string, msg *message.Message
 		return err
 	}
 	ctx, span, start := c.handOver(ctx, topic, msg)
-	err := c.tr.Publish(topic, msg)
+	one := oneMessage.Get().(*[1]*message.Message)
+	one[0] = msg
+	err := c.tr.Publish(topic, one[:]...)
+	one[0] = nil
+	oneMessage.Put(one)
 	c.settled(ctx, topic, msg, span, start, err)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -183,6 +198,11 @@ func (c *Client) publish(ctx context.Context, topic string, msg *message.Message
 	}
 	return nil
 }
+
+// oneMessage holds the one-message slices publish passes to Transport.Publish: a slice
+// made per call would be an allocation per message, since the call is through an
+// interface.
+var oneMessage = sync.Pool{New: func() any { return new([1]*message.Message) }}
 
 // publishAsync queues one prepared message; done hears how it went.
 func (c *Client) publishAsync(ctx context.Context, topic string, msg *message.Message, done func(error)) {

@@ -11,7 +11,6 @@
 package metadata
 
 import (
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -137,11 +136,17 @@ func ForHandler(key string) bool {
 
 // AttemptOf reads the Attempt value v: 1 when absent or malformed.
 func AttemptOf(v string) int {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 1
+	if v == "" || len(v) > 9 {
+		return 1 // absent, or too large to be an attempt (parsing it would allocate an error)
 	}
-	return n
+	n := 0
+	for i := range len(v) {
+		if v[i] < '0' || v[i] > '9' {
+			return 1
+		}
+		n = 10*n + int(v[i]-'0')
+	}
+	return max(n, 1)
 }
 
 // FormatTime writes a time for a metadata value: RFC 3339 in UTC with nanoseconds,

@@ -13,13 +13,29 @@ type correlationKey struct{}
 
 // ContextWithCorrelationID returns a context carrying the correlation id id.
 func ContextWithCorrelationID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, correlationKey{}, id)
+	return &correlationContext{Context: ctx, id: id}
+}
+
+// correlationContext carries a correlation id in one allocation (context.WithValue
+// would need a second one to box the string).
+type correlationContext struct {
+	context.Context
+	id string
+}
+
+func (c *correlationContext) Value(key any) any {
+	if key == (correlationKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
 }
 
 // CorrelationIDFromContext returns the correlation id in ctx, or "".
 func CorrelationIDFromContext(ctx context.Context) string {
-	id, _ := ctx.Value(correlationKey{}).(string)
-	return id
+	if c, ok := ctx.Value(correlationKey{}).(*correlationContext); ok {
+		return c.id
+	}
+	return ""
 }
 
 // CorrelationID puts the message's correlation id (metadata.CorrelationID) into its

@@ -65,18 +65,24 @@ func DeadLetter(cfg DeadLetterConfig) (message.HandlerMiddleware, error) {
 			if err == nil {
 				return produced, nil
 			}
-			if msg.Context().Err() != nil || errors.Is(err, ErrRedeliver) {
-				return nil, err // cut short by a shutdown or a revoke: redeliver, do not dead-letter
-			}
-			dead := deadLetterOf(msg, err, cfg)
-			if perr := cfg.Publisher.Publish(cfg.Topic, dead); perr != nil {
-				return nil, fmt.Errorf("cannot publish dead letter to %q (message stays unacked): %w; handler error: %w", cfg.Topic, perr, err)
-			}
-			Report(msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
-				Err: err, Message: dead, Destination: cfg.Topic})
-			return nil, nil
+			return nil, deadLetter(cfg, msg, err)
 		}
 	}, nil
+}
+
+// deadLetter publishes msg, which failed with err, as a dead letter, and returns nil
+// once it is stored, or the error that makes msg come again.
+func deadLetter(cfg DeadLetterConfig, msg *message.Message, err error) error {
+	if msg.Context().Err() != nil || errors.Is(err, ErrRedeliver) {
+		return err // cut short by a shutdown or a revoke: redeliver, do not dead-letter
+	}
+	dead := deadLetterOf(msg, err, cfg)
+	if perr := cfg.Publisher.Publish(cfg.Topic, dead); perr != nil {
+		return fmt.Errorf("cannot publish dead letter to %q (message stays unacked): %w; handler error: %w", cfg.Topic, perr, err)
+	}
+	Report(msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
+		Err: err, Message: dead, Destination: cfg.Topic})
+	return nil
 }
 
 func deadLetterOf(msg *message.Message, cause error, cfg DeadLetterConfig) *message.Message {

@@ -33,7 +33,7 @@ type Metrics struct {
 	deadLetters metric.Int64Counter
 	replays     metric.Int64Counter
 	discards    metric.Int64Counter
-	sets        sync.Map // attrsKey → metric.MeasurementOption
+	sets        sync.Map // attrsKey → *attrOptions
 }
 
 // NewMetrics makes the instruments from mp; nil means otel.GetMeterProvider().
@@ -75,32 +75,39 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 func (m *Metrics) Observe(ctx context.Context, e Event) {
 	switch e.Kind {
 	case EventPublished:
-		attrs := m.attrs(e.Topic, "", true, false)
-		m.sent.Add(ctx, 1, attrs)
-		m.sendTime.Record(ctx, e.Duration.Seconds(), attrs)
+		a := m.attrs(e.Topic, "", true, false)
+		m.sent.Add(ctx, 1, a.add...)
+		m.sendTime.Record(ctx, e.Duration.Seconds(), a.record...)
 	case EventFailed:
 		if e.Group == "" { // a publish
-			attrs := m.attrs(e.Topic, "", true, true)
-			m.sent.Add(ctx, 1, attrs)
-			m.sendTime.Record(ctx, e.Duration.Seconds(), attrs)
+			a := m.attrs(e.Topic, "", true, true)
+			m.sent.Add(ctx, 1, a.add...)
+			m.sendTime.Record(ctx, e.Duration.Seconds(), a.record...)
 			return
 		}
-		attrs := m.attrs(e.Topic, e.Group, true, true)
-		m.consumed.Add(ctx, 1, attrs)
-		m.processTime.Record(ctx, e.Duration.Seconds(), attrs)
+		a := m.attrs(e.Topic, e.Group, true, true)
+		m.consumed.Add(ctx, 1, a.add...)
+		m.processTime.Record(ctx, e.Duration.Seconds(), a.record...)
 	case EventProcessed:
-		attrs := m.attrs(e.Topic, e.Group, true, false)
-		m.consumed.Add(ctx, 1, attrs)
-		m.processTime.Record(ctx, e.Duration.Seconds(), attrs)
+		a := m.attrs(e.Topic, e.Group, true, false)
+		m.consumed.Add(ctx, 1, a.add...)
+		m.processTime.Record(ctx, e.Duration.Seconds(), a.record...)
 	case EventRetried:
-		m.retries.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false))
+		m.retries.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false).add...)
 	case EventDeadLettered:
-		m.deadLetters.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false))
+		m.deadLetters.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false).add...)
 	case EventReplayed:
-		m.replays.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false))
+		m.replays.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false).add...)
 	case EventDiscarded:
-		m.discards.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false))
+		m.discards.Add(ctx, 1, m.attrs(e.Topic, e.Group, false, false).add...)
 	}
+}
+
+// attrOptions are one attribute set as the options of Add and Record, made once:
+// passing a slice made anew to a variadic parameter would allocate on every call.
+type attrOptions struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
 }
 
 type attrsKey struct {
@@ -110,10 +117,10 @@ type attrsKey struct {
 
 // attrs returns the measurement option for a topic, a group ("" for none) and, when
 // withOutcome, the outcome.
-func (m *Metrics) attrs(topic, group string, withOutcome, failed bool) metric.MeasurementOption {
+func (m *Metrics) attrs(topic, group string, withOutcome, failed bool) *attrOptions {
 	key := attrsKey{topic, group, withOutcome, failed}
 	if v, ok := m.sets.Load(key); ok {
-		return v.(metric.MeasurementOption)
+		return v.(*attrOptions)
 	}
 	kvs := []attribute.KeyValue{attribute.String("messaging.destination.name", topic)}
 	if group != "" {
@@ -126,6 +133,7 @@ func (m *Metrics) attrs(topic, group string, withOutcome, failed bool) metric.Me
 		}
 		kvs = append(kvs, attribute.String("outcome", outcome))
 	}
-	v, _ := m.sets.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(kvs...)))
-	return v.(metric.MeasurementOption)
+	opt := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	v, _ := m.sets.LoadOrStore(key, &attrOptions{add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}})
+	return v.(*attrOptions)
 }

@@ -90,12 +90,7 @@ func Observe(cfg ObserveConfig) (message.HandlerMiddleware, error) {
 			produced, err := h(msg)
 			msg.SetContext(parent)
 			if !o.attempted {
-				kind := EventProcessed
-				if err != nil {
-					kind = EventFailed
-				}
-				o.report(parent, Event{Kind: kind, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
-					Duration: time.Since(start), Err: err, Message: msg})
+				o.reportCall(parent, msg, start, err)
 			}
 			return produced, err
 		}
@@ -127,6 +122,16 @@ func Report(ctx context.Context, e Event) {
 	if o, ok := ctx.Value(observationKey{}).(*observation); ok {
 		o.report(ctx, e)
 	}
+}
+
+// reportCall reports the call of the stages inside as one attempt.
+func (o *observation) reportCall(ctx context.Context, msg *message.Message, start time.Time, err error) {
+	kind := EventProcessed
+	if err != nil {
+		kind = EventFailed
+	}
+	o.report(ctx, Event{Kind: kind, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
+		Duration: time.Since(start), Err: err, Message: msg})
 }
 
 func (o *observation) report(ctx context.Context, e Event) {

@@ -67,13 +67,8 @@ func Retry(cfg RetryConfig) (message.HandlerMiddleware, error) {
 				if err == nil {
 					return produced, nil
 				}
-				again, wait, _ := pol.failed(msg, attempt, err)
-				if !again {
+				if err := pol.retryWait(msg, attempt, err, cfg.Stop); err != nil {
 					return nil, err
-				}
-				Report(msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg})
-				if werr := sleep(msg, wait, cfg.Stop); werr != nil {
-					return nil, fmt.Errorf("%w before retry %d: %w", werr, attempt, err)
 				}
 				attempt++
 			}
@@ -104,12 +99,33 @@ func newPolicy(maxRetries int, backoff Backoff, shouldRetry func(error) bool, no
 func (p policy) attempt(h message.HandlerFunc, msg *message.Message, attempt int) ([]*message.Message, error) {
 	start := p.now()
 	produced, err := h(msg)
+	p.reportAttempt(msg, attempt, start, err)
+	return produced, err
+}
+
+// reportAttempt is a function of its own so that attempt's frame, which is on the
+// handler's stack, stays small.
+func (p policy) reportAttempt(msg *message.Message, attempt int, start time.Time, err error) {
 	kind := EventProcessed
 	if err != nil {
 		kind = EventFailed
 	}
 	Report(msg.Context(), Event{Kind: kind, Attempt: attempt, Duration: p.now().Sub(start), Err: err, Message: msg})
-	return produced, err
+}
+
+// retryWait decides what follows a failed attempt in place: nil once the wait before
+// the next attempt is over; the error to return when there is no retry left, or when
+// the wait was cut short.
+func (p policy) retryWait(msg *message.Message, attempt int, err error, stop <-chan struct{}) error {
+	again, wait, _ := p.failed(msg, attempt, err)
+	if !again {
+		return err
+	}
+	Report(msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg})
+	if werr := sleep(msg, wait, stop); werr != nil {
+		return fmt.Errorf("%w before retry %d: %w", werr, attempt, err)
+	}
+	return nil
 }
 
 // failed records that attempt of msg failed (metadata.FirstFailure, once) and says

@@ -45,58 +45,114 @@ type TracingConfig struct {
 // and key on Kafka). A handler's publishes become children of the span through its
 // context. Attempts that fail and are retried in place, retries and dead letters show
 // as events on the span, through SpanEvents.
+//
+// With no Provider and no OpenTelemetry SDK installed as the global provider, no span
+// is started (at no cost); a message's trace context is still passed on to what its
+// handler publishes.
 func Tracing(cfg TracingConfig) (message.HandlerMiddleware, error) {
-	tp := cfg.Provider
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	tracer := tp.Tracer(InstrumentationName)
-	name := "process " + cfg.Topic
+	t := &consumerTracing{cfg: cfg, tracer: NewTracer(cfg.Provider), name: "process " + cfg.Topic}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			parent := msg.Context()
-			ctx := parent
-			if msg.Metadata.Get(metadata.TraceParent) != "" {
-				ctx = propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
-			}
-			topic, spanName := cfg.Topic, name
-			if topic == "" {
-				topic = message.SubscribeTopicFromCtx(parent)
-				spanName = "process " + topic
-			}
-			ctx, span := tracer.Start(ctx, spanName, consumerKind)
-			if span.IsRecording() { // attributes cost allocations; a span nobody records needs none
-				attrs := append(commonAttributes(cfg.System, topic, msg),
-					attribute.String("messaging.operation.type", "process"),
-					attribute.String("messaging.operation.name", "process"),
-					attribute.String("messaging.consumer.group.name", cfg.Group),
-					attribute.Int("pubsub.attempt", metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))))
-				if pos, ok := transport.PositionFrom(parent); ok {
-					attrs = append(attrs,
-						attribute.String("messaging.destination.partition.id", strconv.Itoa(int(pos.Partition))),
-						attribute.Int64("messaging.kafka.offset", pos.Offset))
-				}
-				span.SetAttributes(attrs...)
-			}
-			if span.SpanContext().IsValid() {
+			ctx, span := t.start(parent, msg)
+			if ctx != parent {
 				msg.SetContext(ctx)
 			}
 			produced, err := h(msg)
 			msg.SetContext(parent)
-			if err != nil {
-				failSpan(span, err)
+			if span != nil {
+				if err != nil {
+					failSpan(span, err)
+				}
+				span.End()
 			}
-			span.End()
 			return produced, err
 		}
 	}, nil
 }
 
+// Tracer starts the library's spans: from the provider it was made with, or from the
+// OpenTelemetry global one. While the global provider is the placeholder that
+// OpenTelemetry has before an application installs an SDK, Tracer starts no span at
+// all, so that tracing that is off costs nothing; once an SDK is installed, spans
+// start. It is safe for concurrent use.
+type Tracer struct {
+	provider    trace.TracerProvider // the one given, or nil for the global
+	placeholder trace.TracerProvider // the global provider when the Tracer was made
+	tracer      trace.Tracer
+}
+
+// NewTracer returns a Tracer on tp; nil means the OpenTelemetry global provider.
+func NewTracer(tp trace.TracerProvider) *Tracer {
+	t := &Tracer{provider: tp}
+	if tp == nil {
+		t.placeholder = otel.GetTracerProvider()
+		tp = t.placeholder
+	}
+	t.tracer = tp.Tracer(InstrumentationName)
+	return t
+}
+
+// on reports whether spans start: a provider was given, or the global one changed
+// since (an SDK was installed; the placeholder delegates to it).
+func (t *Tracer) on() bool {
+	return t.provider != nil || otel.GetTracerProvider() != t.placeholder
+}
+
+// consumerTracing is what a Tracing stage starts spans with. Its start is a function
+// of its own, so that the stage's frame on the handler's stack stays small: every
+// stage's frame is on that stack, which starts small for each message.
+type consumerTracing struct {
+	cfg    TracingConfig
+	tracer *Tracer
+	name   string
+}
+
+// start returns the context for the stages inside, and the delivery's span (nil when
+// tracing is off).
+func (t *consumerTracing) start(parent context.Context, msg *message.Message) (context.Context, trace.Span) {
+	ctx := parent
+	if msg.Metadata.Get(metadata.TraceParent) != "" {
+		ctx = propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
+	}
+	if !t.tracer.on() {
+		return ctx, nil // the producer's context, if any, still reaches the handler's publishes
+	}
+	topic, name := t.cfg.Topic, t.name
+	if topic == "" {
+		topic = message.SubscribeTopicFromCtx(parent)
+		name = "process " + topic
+	}
+	ctx, span := t.tracer.tracer.Start(ctx, name, consumerKind)
+	if span.IsRecording() { // attributes cost allocations; a span nobody records needs none
+		attrs := append(commonAttributes(t.cfg.System, topic, msg),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.operation.name", "process"),
+			attribute.String("messaging.consumer.group.name", t.cfg.Group),
+			attribute.Int("pubsub.attempt", metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))))
+		if pos, ok := transport.PositionFrom(parent); ok {
+			attrs = append(attrs,
+				attribute.String("messaging.destination.partition.id", strconv.Itoa(int(pos.Partition))),
+				attribute.Int64("messaging.kafka.offset", pos.Offset))
+		}
+		span.SetAttributes(attrs...)
+	}
+	return ctx, span
+}
+
 // StartSend starts the "send <topic>" PRODUCER span of a publish and writes its
 // context into msg's metadata (W3C traceparent), so that consumers' spans become its
-// children. The caller ends the span when the publish is done.
-func StartSend(ctx context.Context, tracer trace.Tracer, system, topic string, msg *message.Message) (context.Context, trace.Span) {
-	ctx, span := tracer.Start(ctx, "send "+topic, producerKind)
+// children. The caller ends the span with EndSend when the publish is done. When
+// tracing is off it starts no span, but still writes the trace context ctx carries (a
+// handler publishing passes on the trace of the message it handles).
+func StartSend(ctx context.Context, t *Tracer, system, topic string, msg *message.Message) (context.Context, trace.Span) {
+	if !t.on() {
+		if trace.SpanContextFromContext(ctx).IsValid() {
+			propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+		}
+		return ctx, nil
+	}
+	ctx, span := t.tracer.Start(ctx, "send "+topic, producerKind)
 	if span.IsRecording() {
 		span.SetAttributes(append(commonAttributes(system, topic, msg),
 			attribute.String("messaging.operation.type", "send"),
@@ -108,8 +164,12 @@ func StartSend(ctx context.Context, tracer trace.Tracer, system, topic string, m
 	return ctx, span
 }
 
-// EndSend ends a span StartSend started, with status Error when err is not nil.
+// EndSend ends a span StartSend started (nil: none), with status Error when err is
+// not nil.
 func EndSend(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
 	if err != nil {
 		failSpan(span, err)
 	}

@@ -31,9 +31,11 @@ type Transport interface {
 	// Publish does not retry beyond what its own client does internally (for Kafka, the
 	// producer's bounded retries); retries of failed handlers are the caller's concern.
 	// It may block for backpressure, and then gives up when the context of the first
-	// message (message.Message.Context) is done. It takes the messages' payloads as they
-	// are and must not modify them; it must not keep the messages themselves after it
-	// returns, nor call Ack or Nack on them.
+	// message (message.Message.Context) is done. It may keep each message's payload and
+	// metadata as they are (the memory transport stores them without copying), so the
+	// caller must not change them once Publish is called; the transport must not
+	// modify them, must not keep the messages themselves after it returns, nor call
+	// Ack or Nack on them.
 	Publish(topic string, messages ...*message.Message) error
 
 	// Subscribe consumes topic as a member of the consumer group opts.Group. Every group
@@ -172,6 +174,11 @@ type Position struct {
 	Offset    int64
 }
 
+// PositionKey is the context key of a delivered message's Position. WithPosition
+// stores the Position under it; a transport with a context type of its own may answer
+// it from its Value method instead, with a Position or a *Position.
+var PositionKey any = positionKey{}
+
 type positionKey struct{}
 
 // WithPosition returns a context that carries p. Transports call it for each delivered
@@ -183,8 +190,13 @@ func WithPosition(ctx context.Context, p Position) context.Context {
 // PositionFrom returns the position a transport recorded in ctx, and whether there was
 // one.
 func PositionFrom(ctx context.Context) (Position, bool) {
-	p, ok := ctx.Value(positionKey{}).(Position)
-	return p, ok
+	switch p := ctx.Value(positionKey{}).(type) {
+	case Position:
+		return p, true
+	case *Position:
+		return *p, p != nil
+	}
+	return Position{}, false
 }
 
 // Errors a transport returns, to be matched with errors.Is.

@@ -25,8 +25,10 @@
 //     ErrTopicFull.
 //   - A group that stops consuming for good holds its topic's messages back until the
 //     topic fills; remove it with DeleteGroup.
-//   - Payloads are shared, not copied: a publisher must not change a payload after
-//     publishing it, and a handler must not change the payload it receives.
+//   - Messages are kept as published, not copied: a publisher must not change a
+//     message's payload or metadata after publishing it (see
+//     transport.Transport.Publish), and a handler must not change the payload it
+//     receives; each delivery gets metadata of its own.
 //   - Nothing survives Close or the end of the process.
 //
 // # Why not Watermill's gochannel as it is

@@ -14,8 +14,8 @@ import (
 	"github.com/pubsubkit/pubsub/transport/internal/lane"
 )
 
-// record is one message in a topic's log. Its metadata is a copy no one changes; its
-// payload is the publisher's, shared by every delivery.
+// record is one message in a topic's log: the publisher's payload and metadata, which
+// no one changes (see transport.Transport.Publish), read by every delivery.
 type record struct {
 	offset   int64
 	uuid     string
@@ -25,10 +25,9 @@ type record struct {
 }
 
 func newRecord(msg *message.Message) *record {
-	r := &record{uuid: msg.UUID, metadata: make(message.Metadata, len(msg.Metadata)), payload: msg.Payload}
+	r := &record{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload}
 	r.size = int64(len(r.payload) + len(r.uuid))
 	for k, v := range msg.Metadata {
-		r.metadata[k] = v
 		r.size += int64(len(k) + len(v))
 	}
 	return r
@@ -39,7 +38,6 @@ func newRecord(msg *message.Message) *record {
 // groups.
 func (r *record) message() *message.Message {
 	msg := message.NewMessage(r.uuid, r.payload)
-	msg.Metadata = make(message.Metadata, len(r.metadata))
 	for k, v := range r.metadata {
 		msg.Metadata[k] = v
 	}

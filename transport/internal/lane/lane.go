@@ -171,8 +171,9 @@ func (l *Lane) at(seq uint64) *entry {
 // work is one worker: take, deliver, wait for the outcome, until the lane stops.
 func (l *Lane) work() {
 	defer l.workers.Done()
+	var rec Record // the record being delivered, given to Build: one per worker, not per delivery
 	for {
-		seq, msg, ok := l.take()
+		seq, msg, ok := l.take(&rec)
 		if !ok {
 			return
 		}
@@ -195,8 +196,9 @@ func (l *Lane) work() {
 	}
 }
 
-// take waits for a record that may go now and marks it in flight.
-func (l *Lane) take() (uint64, *message.Message, bool) {
+// take waits for a record that may go now, marks it in flight, copies it to rec and
+// builds its message.
+func (l *Lane) take(rec *Record) (uint64, *message.Message, bool) {
 	l.mu.Lock()
 	for {
 		if l.stopping || l.ctx.Err() != nil {
@@ -214,10 +216,10 @@ func (l *Lane) take() (uint64, *message.Message, bool) {
 			}
 			e.state = inFlight
 			l.delivered++
-			rec := e.rec
+			*rec = e.rec
 			l.mu.Unlock()
-			msg := l.cfg.Build(&rec)
-			msg.SetContext(&delivery{Context: transport.WithPosition(l.ctx, transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset})})
+			msg := l.cfg.Build(rec)
+			msg.SetContext(&delivery{Context: l.ctx, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset}})
 			return seq, msg, true
 		}
 		l.cond.Wait()
@@ -412,10 +414,18 @@ func (l *Lane) giveUp() {
 // subscribers do. Its Done channel is made only when asked for.
 type delivery struct {
 	context.Context
+	pos   transport.Position
 	mu    sync.Mutex
 	done  chan struct{}
 	ended bool
 	stop  func() bool // unregisters the close of done from the lane's context
+}
+
+func (d *delivery) Value(key any) any {
+	if key == transport.PositionKey {
+		return &d.pos
+	}
+	return d.Context.Value(key)
 }
 
 func (d *delivery) Done() <-chan struct{} {
