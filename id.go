@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"math/rand/v2"
 	"time"
+
+	"github.com/pubsubkit/pubsub/metadata"
 )
 
 // newID returns a random (version 4) UUID as text, for message and correlation ids.
@@ -19,9 +21,9 @@ func newID() string {
 // both cut from one string: one allocation for the two values every published message
 // carries.
 func newIDAndTime(t time.Time) (id, at string) {
-	var buf [36 + len(time.RFC3339Nano) + 8]byte
+	var buf [36 + 40]byte
 	formatID((*[36]byte)(buf[:36]))
-	b := t.UTC().AppendFormat(buf[:36], time.RFC3339Nano)
+	b := metadata.AppendTime(buf[:36], t)
 	s := string(b)
 	return s[:36], s[36:]
 }

@@ -151,7 +151,10 @@ func AttemptOf(v string) int {
 
 // FormatTime writes a time for a metadata value: RFC 3339 in UTC with nanoseconds,
 // the form of every time key above.
-func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func FormatTime(t time.Time) string { return string(AppendTime(nil, t)) }
+
+// AppendTime appends t to b as FormatTime writes it.
+func AppendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, time.RFC3339Nano) }
 
 // ParseTime reads a time written by FormatTime (or any RFC 3339 time); ok is false
 // for an empty or malformed value.

@@ -174,12 +174,13 @@ type Position struct {
 	Offset    int64
 }
 
-// PositionKey is the context key of a delivered message's Position. WithPosition
-// stores the Position under it; a transport with a context type of its own may answer
-// it from its Value method instead, with a Position or a *Position.
-var PositionKey any = positionKey{}
-
 type positionKey struct{}
+
+// IsPositionKey reports whether key is the context key of a delivered message's
+// Position. WithPosition stores the Position under it; a transport with a context type
+// of its own may answer it from its Value method instead, with a Position or a
+// *Position.
+func IsPositionKey(key any) bool { return key == positionKey{} }
 
 // WithPosition returns a context that carries p. Transports call it for each delivered
 // message.

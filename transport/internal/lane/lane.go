@@ -422,7 +422,7 @@ type delivery struct {
 }
 
 func (d *delivery) Value(key any) any {
-	if key == transport.PositionKey {
+	if transport.IsPositionKey(key) {
 		return &d.pos
 	}
 	return d.Context.Value(key)
