@@ -116,6 +116,46 @@ func (c *Client) Flush(ctx context.Context) error {
 
 func (c *Client) flush(ctx context.Context) error { return c.async().Flush(ctx) }
 
+// Encode returns the message Publish would publish for v: its payload encoded by the
+// topic's codec, a new id, and the metadata (content type, type, publish time, key,
+// correlation id, and the W3C trace context of ctx's span) Publish gives it. Use it
+// with PublishMessage to store a message first and publish it later, as a
+// transactional outbox does: the published message continues ctx's conversation and
+// trace. Encode is safe for concurrent use.
+func Encode[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...PublishOption) (*message.Message, error) {
+	msg, err := newMessage(ctx, c, t, v, opts)
+	if err != nil {
+		return nil, err
+	}
+	middleware.InjectTrace(ctx, msg)
+	return msg, nil
+}
+
+// PublishMessage publishes msg, a message made by Encode (possibly stored and read
+// back), to topic, and waits as Publish does. Its send span is a child of the trace
+// context msg carries, and its trace log line has its correlation id, so a message
+// published later still belongs to the conversation that made it. PublishMessage is
+// safe for concurrent use; msg must not be changed once it is published.
+func (c *Client) PublishMessage(ctx context.Context, topic string, msg *message.Message) error {
+	if err := validName("topic", topic); err != nil {
+		return err
+	}
+	return c.publish(middleware.ExtractTrace(ctx, msg), topic, msg)
+}
+
+// PublishMessageAsync is PublishMessage without waiting, as PublishAsync: done is
+// called exactly once.
+func (c *Client) PublishMessageAsync(ctx context.Context, topic string, msg *message.Message, done func(error)) {
+	if done == nil {
+		done = c.logUnsent(topic)
+	}
+	if err := validName("topic", topic); err != nil {
+		done(err)
+		return
+	}
+	c.publishAsync(middleware.ExtractTrace(ctx, msg), topic, msg, done)
+}
+
 // newMessage encodes v and makes the message that Publish hands to the transport.
 func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []PublishOption) (*message.Message, error) {
 	if err := t.validate(); err != nil {

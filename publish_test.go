@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
@@ -390,4 +391,47 @@ func mustURL(t *testing.T, raw string) *neturl.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestEncodeThenPublishMessage: a message encoded in one place and published later
+// (an outbox) keeps its id, correlation id and payload, and its send span is a child
+// of the span that encoded it.
+func TestEncodeThenPublishMessage(t *testing.T) {
+	o := newObserved(t, pubsub.TraceLogOptions{})
+	c := o.h.Client
+	topic := pubsub.NewTopic[string]("outboxed")
+	got := make(chan *pubsub.Message[string], 1)
+	must(t, pubsub.Subscribe(c, topic, "g", func(_ context.Context, m *pubsub.Message[string]) error {
+		got <- m
+		return nil
+	}))
+	tracer := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(o.spans)).Tracer("test")
+	ctx, write := tracer.Start(context.Background(), "write order")
+	msg, err := pubsub.Encode(ctx, c, topic, "o-1", pubsub.WithCorrelationID("checkout-3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write.End()
+	stored := msg.Copy() // as if read back from a table
+	if err := c.PublishMessage(context.Background(), topic.Name(), stored); err != nil {
+		t.Fatal(err)
+	}
+	m := <-got
+	if m.ID != msg.UUID || m.CorrelationID != "checkout-3" || m.Payload != "o-1" {
+		t.Fatalf("consumed %+v, want the encoded message", m)
+	}
+	var send sdktrace.ReadOnlySpan
+	for deadline := time.Now().Add(5 * time.Second); send == nil && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, s := range o.spans.Ended() {
+			if s.Name() == "send outboxed" {
+				send = s
+			}
+		}
+	}
+	if send == nil || send.Parent().SpanID() != write.SpanContext().SpanID() {
+		t.Fatalf("the send span %v is not a child of the span that encoded the message", send)
+	}
+	if err := c.PublishMessage(context.Background(), "bad topic", stored); !errors.Is(err, pubsub.ErrInvalidOption) {
+		t.Fatalf("PublishMessage to a bad topic name: %v", err)
+	}
 }

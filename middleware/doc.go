@@ -24,11 +24,10 @@
 //   - Timeout gives each attempt its own deadline.
 //   - Recover turns a panic into a *PanicError; RecoverPermanent marks it Permanent.
 //
-// Order matters, outermost first: Tracing, Observe, CorrelationID, DeadLetter,
-// (WaitDue,) Retry or RetryTopic, Timeout, Recover. DeadLetter outside the retries sees
-// only final errors (Watermill #580, #645: the other way round dead-letters after one
-// attempt); Timeout inside Retry gives every retry a fresh deadline (#467); Observe
-// outside the stages that report hears them. The pubsub client composes them in that
-// order in one place (its chain.go); this package does not choose an order. No
-// middleware here imports a transport implementation.
+// Order matters: DeadLetter outside the retries sees only final errors (Watermill
+// #580, #645: the other way round dead-letters after one attempt); Timeout inside Retry
+// gives every retry a fresh deadline (#467); Observe and Tracing outside the stages
+// that report hear them. This package does not choose an order: the pubsub client
+// composes the stages in one place, its chain.go, which gives the order. No middleware
+// here imports a transport implementation.
 package middleware

@@ -111,10 +111,7 @@ type consumerTracing struct {
 // start returns the context for the stages inside, and the delivery's span (nil when
 // tracing is off).
 func (t *consumerTracing) start(parent context.Context, msg *message.Message) (context.Context, trace.Span) {
-	ctx := parent
-	if msg.Metadata.Get(metadata.TraceParent) != "" {
-		ctx = propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
-	}
+	ctx := ExtractTrace(parent, msg)
 	if !t.tracer.on() {
 		return ctx, nil // the producer's context, if any, still reaches the handler's publishes
 	}
@@ -147,9 +144,7 @@ func (t *consumerTracing) start(parent context.Context, msg *message.Message) (c
 // handler publishing passes on the trace of the message it handles).
 func StartSend(ctx context.Context, t *Tracer, system, topic string, msg *message.Message) (context.Context, trace.Span) {
 	if !t.on() {
-		if trace.SpanContextFromContext(ctx).IsValid() {
-			propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
-		}
+		InjectTrace(ctx, msg)
 		return ctx, nil
 	}
 	ctx, span := t.tracer.Start(ctx, "send "+topic, producerKind)
@@ -162,6 +157,23 @@ func StartSend(ctx context.Context, t *Tracer, system, topic string, msg *messag
 		propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
 	}
 	return ctx, span
+}
+
+// InjectTrace writes the W3C trace context of ctx's span, if it has one, into msg's
+// metadata.
+func InjectTrace(ctx context.Context, msg *message.Message) {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+	}
+}
+
+// ExtractTrace returns ctx with the trace context msg carries (from InjectTrace or a
+// producer's span) as its remote parent; ctx itself when msg carries none.
+func ExtractTrace(ctx context.Context, msg *message.Message) context.Context {
+	if msg.Metadata.Get(metadata.TraceParent) == "" {
+		return ctx
+	}
+	return propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
 }
 
 // EndSend ends a span StartSend started (nil: none), with status Error when err is
