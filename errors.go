@@ -29,6 +29,9 @@ var (
 	// PublishBatch within the drain timeout; each of those messages' done callback got
 	// the error that failed it.
 	ErrNotFlushed = errors.New("pubsub: queued messages not stored")
+	// ErrUnknownSubscription: no such subscription: this client did not make it, and
+	// its transport knows none by that topic and group.
+	ErrUnknownSubscription = errors.New("pubsub: unknown subscription")
 	// ErrPayloadTooLarge: a payload is larger than WithMaxPayload allows. Publish
 	// returns it; a consumer dead-letters such a message with it as the reason.
 	ErrPayloadTooLarge = errors.New("pubsub: payload too large")

@@ -105,7 +105,7 @@ func FuzzDeadLetterMetadata(f *testing.F) {
 		if _, err := time.Parse(time.RFC3339Nano, first); err != nil && d.FirstFailure != zero {
 			t.Fatalf("first failure %v read from %q", d.FirstFailure, first)
 		}
-		r := replayOf(t.Context(), dead)
+		r := replayOf(t.Context(), d, nil)
 		if got := metadata.AttemptOf(r.Metadata.Get(metadata.Attempt)); got != 1 {
 			t.Fatalf("replay starts at attempt %d", got)
 		}

@@ -22,7 +22,9 @@ type subscription struct {
 	permanentPanics bool      // WithPermanentPanics
 	deadLetterTopic string
 	feeds           []feed
-	errs            []error
+	// check says whether a payload decodes as the subscription's type, for a replay
+	// with an edited payload.
+	check func(payload []byte) error
 }
 
 // WithDelivery sets the subscription's delivery policy, replacing the client's
@@ -76,7 +78,7 @@ type feed struct {
 
 // topics returns every topic a subscription consumes or publishes to.
 func (s *subscription) topics() []string {
-	ts := []string{s.topic, s.deadLetterTopic, ReplayTopicName(s.topic, s.group)}
+	ts := []string{s.topic, s.deadLetterTopic, ResolutionTopicName(s.deadLetterTopic), ReplayTopicName(s.topic, s.group)}
 	if s.delivery.Ordering == Unordered {
 		for n := 1; n <= s.delivery.Retry; n++ {
 			ts = append(ts, RetryTopicName(s.topic, s.group, n))
@@ -108,7 +110,10 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 	if h == nil {
 		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
 	}
-	s := &subscription{topic: t.name, group: group}
+	s := &subscription{topic: t.name, group: group, check: func(payload []byte) error {
+		var v T
+		return t.codec.Unmarshal(payload, &v)
+	}}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(s)

@@ -73,15 +73,35 @@ const (
 	DeadLetterLastFailure  = Prefix + "dlq_last_failure"
 	// DeadLetterMessageID is the id of the original message.
 	DeadLetterMessageID = Prefix + "dlq_message_id"
+
+	// Resolution keys: set on the records of a subscription's resolution topic
+	// ("<dead-letter topic>.resolved"), which say that a dead letter was replayed or
+	// discarded, by whom and why. Consumers of the dead-letter topic never meet them.
+
+	// Resolution is "replayed" or "discarded".
+	Resolution = Prefix + "resolution"
+	// ResolvedID and ResolvedFailure name the dead letter resolved: its message id and
+	// its DeadLetterLastFailure.
+	ResolvedID      = Prefix + "resolved_id"
+	ResolvedFailure = Prefix + "resolved_failure"
+	// ResolvedTopic and ResolvedGroup are the subscription of the dead letter.
+	ResolvedTopic = Prefix + "resolved_topic"
+	ResolvedGroup = Prefix + "resolved_group"
+	// ResolvedAt, ResolvedBy and ResolvedNote say when, by whom and why.
+	ResolvedAt   = Prefix + "resolved_at"
+	ResolvedBy   = Prefix + "resolved_by"
+	ResolvedNote = Prefix + "resolved_note"
+	// ReplayEdited is "true" on a replay whose payload an operator changed.
+	ReplayEdited = Prefix + "replay_edited"
 )
 
 // bookkeeping are the keys a subscription writes on its own retry and replay topics
 // to keep count.
-var bookkeeping = []string{Attempt, FirstFailure, RetryDue, OriginPartition, OriginOffset, Replayed}
+var bookkeeping = []string{Attempt, FirstFailure, RetryDue, OriginPartition, OriginOffset, Replayed, ReplayEdited}
 
 // DropBookkeeping deletes from md the keys a subscription writes on its own retry and
 // replay topics (Attempt, FirstFailure, RetryDue, OriginPartition, OriginOffset,
-// Replayed): a record on a topic any producer writes must not bring them, or a forged
+// Replayed, ReplayEdited): a record on a topic any producer writes must not bring them, or a forged
 // attempt would skip the retries and a forged due time would stall a retry topic.
 func DropBookkeeping(md map[string]string) {
 	for _, k := range bookkeeping {

@@ -44,6 +44,15 @@ type Provisioner interface {
 type Reader interface {
 	// ReadAll returns the messages topic holds now, oldest first within each
 	// partition, each with its Position in its context. It does not wait for more
-	// messages and moves no group's position. A topic that does not exist holds none.
+	// messages and moves no group's position. For a topic that does not exist it
+	// returns an error wrapping ErrUnknownTopic.
 	ReadAll(ctx context.Context, topic string) ([]*message.Message, error)
+}
+
+// TopicLister is implemented by transports that can list their topics: the client
+// finds with it the retry topics a subscription had under an earlier Delivery, to
+// drain them.
+type TopicLister interface {
+	// Topics returns the names of the topics that start with prefix, sorted.
+	Topics(ctx context.Context, prefix string) ([]string, error)
 }

@@ -208,4 +208,6 @@ var (
 	ErrInvalidOption = errors.New("invalid option")
 	// ErrUnknownScheme: no transport is registered for the URL's scheme.
 	ErrUnknownScheme = errors.New("unknown URL scheme")
+	// ErrUnknownTopic: the topic does not exist (Reader.ReadAll).
+	ErrUnknownTopic = errors.New("unknown topic")
 )

@@ -50,6 +50,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,6 +156,7 @@ var (
 	_ transport.Transport      = (*Transport)(nil)
 	_ transport.AsyncPublisher = (*Transport)(nil)
 	_ transport.Reader         = (*Transport)(nil)
+	_ transport.TopicLister    = (*Transport)(nil)
 )
 
 // New returns an in-process transport configured by cfg.
@@ -351,11 +354,17 @@ func (t *Transport) trimOthers(except *topic, need int64) bool {
 }
 
 // ReadAll returns the messages topicName retains, oldest first, without touching any
-// group's position.
+// group's position. A topic no one has published to or subscribed to is unknown.
 func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.Message, error) {
-	tp, err := t.topic(topicName)
-	if err != nil {
-		return nil, err
+	t.mu.Lock()
+	tp, ok := t.topics[topicName]
+	closed := t.closed
+	t.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("memory: %w", transport.ErrClosed)
+	case !ok:
+		return nil, fmt.Errorf("memory: topic %q: %w", topicName, transport.ErrUnknownTopic)
 	}
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
@@ -365,4 +374,21 @@ func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.M
 		msgs[i].SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset}))
 	}
 	return msgs, nil
+}
+
+// Topics returns the names of the topics that start with prefix, sorted.
+func (t *Transport) Topics(_ context.Context, prefix string) ([]string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("memory: %w", transport.ErrClosed)
+	}
+	var names []string
+	for name := range t.topics {
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
 }
