@@ -190,3 +190,46 @@ func TestForgedBookkeepingIgnored(t *testing.T) {
 		t.Fatalf("dead letters %+v, %v: want the forged record's, after 3 attempts", letters, err)
 	}
 }
+
+// TestRetryTopicsDrainedAfterPolicyChange: messages waiting in retry topics when a
+// subscription's Delivery changes (fewer retries, or Ordered instead of Unordered) are
+// still delivered to it, and dead-lettered if they fail again, never stranded.
+func TestRetryTopicsDrainedAfterPolicyChange(t *testing.T) {
+	for _, later := range []pubsub.Delivery{
+		{Retry: 1, Ordering: pubsub.Unordered}, // fewer retries: retry.3 is no longer one of its topics
+		{Retry: 1},                             // Ordered: no retry topic at all
+	} {
+		t.Run(later.Ordering.String(), func(t *testing.T) {
+			tr, err := memory.New(memory.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			topic := pubsub.NewTopic[payment]("drain." + later.Ordering.String())
+			// A message left in retry topic 3 by the earlier policy (Retry 3, Unordered).
+			waiting := message.NewMessage("left-1", []byte(`{"id":"left","amount":1}`))
+			waiting.Metadata.Set(metadata.Attempt, "4")
+			waiting.Metadata.Set(metadata.RetryDue, metadata.FormatTime(time.Now()))
+			if err := tr.Publish(pubsub.RetryTopicName(topic.Name(), "g", 3), waiting); err != nil {
+				t.Fatal(err)
+			}
+			h := pubsubtest.NewOn(t, tr)
+			got := make(chan int, 4)
+			must(t, pubsub.Subscribe(h.Client, topic, "g", func(_ context.Context, m *pubsub.Message[payment]) error {
+				got <- m.Attempt
+				return errors.New("still failing")
+			}, pubsub.WithDelivery(later)))
+			select {
+			case attempt := <-got:
+				if attempt != 4 {
+					t.Errorf("the waiting message came at attempt %d, want 4", attempt)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the message waiting in an old retry topic was stranded")
+			}
+			dead := h.WaitDeadLettered(topic.Name(), "g", 1)
+			if dead[0].MessageID != "left-1" {
+				t.Fatalf("dead-lettered %s", dead[0].MessageID)
+			}
+		})
+	}
+}

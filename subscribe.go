@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -171,6 +172,38 @@ func (c *Client) check(s *subscription) error {
 	return nil
 }
 
+// leftoverRetryTopics returns feeds for the retry topics the subscription had under an
+// earlier Delivery (more retries, or Unordered where it is now Ordered), so that the
+// messages waiting in them are still delivered, under the policy the subscription has
+// now: a message past its last retry is dead-lettered if it fails once more. A
+// transport that cannot list its topics has none to drain.
+func (c *Client) leftoverRetryTopics(s *subscription) ([]feed, error) {
+	lister, ok := c.tr.(transport.TopicLister)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), provisionTimeout)
+	defer cancel()
+	prefix := RetryTopicName(s.topic, s.group, 0)
+	prefix = prefix[:len(prefix)-1] // "<topic>.<group>.retry."
+	names, err := lister.Topics(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("pubsub: Subscribe(%q, %q): listing its retry topics: %w", s.topic, s.group, err)
+	}
+	var feeds []feed
+	for _, name := range names {
+		n, err := strconv.Atoi(strings.TrimPrefix(name, prefix))
+		if err != nil || n < 1 || n > MaxDeliveryRetry || RetryTopicName(s.topic, s.group, n) != name {
+			continue // not one of ours
+		}
+		if s.delivery.Ordering == Unordered && n <= s.delivery.Retry {
+			continue // a feed already
+		}
+		feeds = append(feeds, feed{kind: retryFeed, topic: name, group: name, retry: n})
+	}
+	return feeds, nil
+}
+
 // subscribe adds the feeds of s to the router, each wrapped in the client's chain.
 func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	if err := c.check(s); err != nil {
@@ -192,6 +225,11 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 			s.feeds = append(s.feeds, feed{kind: retryFeed, topic: t, group: t, retry: n})
 		}
 	}
+	leftover, err := c.leftoverRetryTopics(s)
+	if err != nil {
+		return err
+	}
+	s.feeds = append(s.feeds, leftover...)
 	handlers := make([]message.NoPublishHandlerFunc, len(s.feeds))
 	for i := range s.feeds {
 		f := &s.feeds[i]
