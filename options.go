@@ -24,6 +24,8 @@ type options struct {
 	registry     *transport.Registry
 	delivery     Delivery
 	maxPayload   int // 0: no limit of the client's own
+	stallAfter   time.Duration
+	history      int // events kept for History; 0: none
 	// The queue of PublishAsync for transports without one of their own.
 	publishQueue      int
 	publishQueueBytes int
@@ -52,7 +54,8 @@ const (
 const drainGrace = time.Second
 
 func newOptions(opts []Option) (options, error) {
-	o := options{drainTimeout: DefaultDrainTimeout, publishQueue: DefaultPublishQueue, publishQueueBytes: DefaultPublishQueueBytes}
+	o := options{drainTimeout: DefaultDrainTimeout, publishQueue: DefaultPublishQueue, publishQueueBytes: DefaultPublishQueueBytes,
+		stallAfter: DefaultStallAfter}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/gochannel"
@@ -28,11 +29,14 @@ import (
 // Subscribe works while new or running; Publish until closed (handlers that finish
 // during the drain may still publish); Run once, from new.
 type Client struct {
-	tr     transport.Transport
-	opts   options
-	obs    observers
-	router *message.Router
-	queue  *publishQueue // PublishAsync for transports without transport.AsyncPublisher
+	tr      transport.Transport
+	opts    options
+	obs     observers
+	router  *message.Router
+	queue   *publishQueue // PublishAsync for transports without transport.AsyncPublisher
+	history *history      // WithEventHistory's, or nil
+	// lagGauge is the callback of messaging.client.consumer.lag; Close unregisters it.
+	lagGauge metric.Registration
 
 	mu    sync.Mutex
 	state state                    // changed under mu; read by publishing without it
@@ -120,11 +124,17 @@ func newClient(t transport.Transport, o options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	var hist *history
+	if o.history > 0 {
+		hist = newHistory(o.history)
+		obs.list = append(obs.list, hist)
+	}
 	c := &Client{
 		tr:       t,
 		opts:     o,
 		obs:      obs,
 		router:   router,
+		history:  hist,
 		subs:     map[string]*subscription{},
 		draining: make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -134,6 +144,9 @@ func newClient(t transport.Transport, o options) (*Client, error) {
 		c.queue = newPublishQueue(t, o.publishQueue, o.publishQueueBytes)
 	}
 	c.handlers, c.cancelHandlers = context.WithCancel(context.Background())
+	if err := c.registerLagGauge(); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -254,6 +267,7 @@ func (c *Client) Close() error {
 		c.queue.close()
 	}
 	errs = append(errs, c.tr.Close())
+	errs = append(errs, c.lagGauge.Unregister())
 	c.cancelHandlers()
 	c.closeErr = errors.Join(errs...)
 	c.setState(stateClosed)

@@ -117,7 +117,7 @@ type Subscription interface {
 type PartitionStats struct {
 	Partition int32
 	// Committed is the group's position: the lowest offset not yet finished, where a
-	// restarted member begins.
+	// restarted member begins; -1 when not known yet (before the first fetch).
 	Committed int64
 	// End is the partition's end offset (the offset the next published message will
 	// get) as last seen; -1 when unknown. End - Committed is the lag.
@@ -133,9 +133,9 @@ type PartitionStats struct {
 }
 
 // Lag is how many messages of the partition the group has not finished; -1 when the
-// end is unknown.
+// end or the committed position is unknown.
 func (p PartitionStats) Lag() int64 {
-	if p.End < 0 {
+	if p.End < 0 || p.Committed < 0 {
 		return -1
 	}
 	return max(p.End-p.Committed, 0)

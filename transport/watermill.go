@@ -21,6 +21,7 @@ type Subscriber struct {
 
 	mu     sync.Mutex
 	closed bool
+	paused bool
 	base   context.Context // ends when Close is called
 	stop   context.CancelFunc
 	subs   []Subscription // running
@@ -48,6 +49,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		cancel()
 		return nil, err
 	}
+	if s.paused {
+		sub.Pause()
+	}
 	s.subs = append(s.subs, sub)
 	s.all = append(s.all, sub)
 	context.AfterFunc(ctx, func() {
@@ -56,6 +60,34 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		s.mu.Unlock()
 	})
 	return sub.Messages(), nil
+}
+
+// Pause pauses every subscription running now and every one started later, until
+// Resume.
+func (s *Subscriber) Pause() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = true
+	for _, sub := range s.subs {
+		sub.Pause()
+	}
+}
+
+// Resume undoes Pause.
+func (s *Subscriber) Resume() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.paused = false
+	for _, sub := range s.subs {
+		sub.Resume()
+	}
+}
+
+// Paused reports whether Pause was called more recently than Resume.
+func (s *Subscriber) Paused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
 }
 
 // Subscriptions returns the subscriptions running now, to pause, resume or inspect.

@@ -304,6 +304,7 @@ func (tp *topic) feed(g *group, m *member, l *lane.Lane, room, wake chan struct{
 	tp.mu.Lock()
 	pos := g.next
 	tp.mu.Unlock()
+	l.SetStart(pos)
 	batch := make([]lane.Record, 0, 64)
 	for {
 		tp.mu.Lock()

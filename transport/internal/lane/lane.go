@@ -347,6 +347,16 @@ func (l *Lane) Resume() {
 	l.mu.Unlock()
 }
 
+// SetStart records the offset of the first record the lane will be pushed, when the
+// transport knows it before any record arrives: the watermark until then.
+func (l *Lane) SetStart(next int64) {
+	l.mu.Lock()
+	if l.next < 0 && l.n == 0 {
+		l.next = next
+	}
+	l.mu.Unlock()
+}
+
 // SetEnd records the partition's end offset, for Stats.
 func (l *Lane) SetEnd(end int64) {
 	l.mu.Lock()
