@@ -56,3 +56,12 @@ type TopicLister interface {
 	// Topics returns the names of the topics that start with prefix, sorted.
 	Topics(ctx context.Context, prefix string) ([]string, error)
 }
+
+// GroupLagger is implemented by transports that can tell a consumer group's committed
+// position and the end of each partition of a topic, from any process: the CLI's lag.
+type GroupLagger interface {
+	// GroupLag returns, for each partition of topic, the group's committed position
+	// (Committed, -1 when the group never committed) and the partition's end (End).
+	// For a topic that does not exist it returns an error wrapping ErrUnknownTopic.
+	GroupLag(ctx context.Context, topic, group string) ([]PartitionStats, error)
+}

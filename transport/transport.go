@@ -93,6 +93,10 @@ type SubscribeOptions struct {
 	// acked or nacked, and committed, when the subscription ends or their partition is
 	// revoked. 0 means the transport's default.
 	Drain time.Duration
+	// FromEnd makes a subscription without a group start at the end of the topic:
+	// only messages published after it begin reach it (a tail). A group starts where it
+	// left off, or at the oldest message when new, whatever FromEnd says.
+	FromEnd bool
 }
 
 // Subscription is one running subscription. Its methods are safe for concurrent use.

@@ -157,6 +157,7 @@ var (
 	_ transport.AsyncPublisher = (*Transport)(nil)
 	_ transport.Reader         = (*Transport)(nil)
 	_ transport.TopicLister    = (*Transport)(nil)
+	_ transport.GroupLagger    = (*Transport)(nil)
 )
 
 // New returns an in-process transport configured by cfg.
@@ -391,4 +392,22 @@ func (t *Transport) Topics(_ context.Context, prefix string) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// GroupLag returns group's committed position on topic and the topic's end; a group
+// that never consumed it has position -1.
+func (t *Transport) GroupLag(_ context.Context, topicName, group string) ([]transport.PartitionStats, error) {
+	t.mu.Lock()
+	tp, ok := t.topics[topicName]
+	t.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("memory: topic %q: %w", topicName, transport.ErrUnknownTopic)
+	}
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	p := transport.PartitionStats{Committed: -1, End: tp.end()}
+	if g, ok := tp.groups[group]; ok {
+		p.Committed = g.next
+	}
+	return []transport.PartitionStats{p}, nil
 }

@@ -234,6 +234,9 @@ func (tp *topic) subscribe(ctx context.Context, opts transport.SubscribeOptions)
 	var g *group
 	if opts.Group == "" {
 		g = &group{next: tp.first}
+		if opts.FromEnd {
+			g.next = tp.end()
+		}
 		tp.anon[g] = struct{}{}
 	} else if g = tp.groups[opts.Group]; g == nil {
 		g = &group{name: opts.Group, next: tp.first}
