@@ -357,7 +357,7 @@ func (c *Client) checkPayload(topic, group string, dead DeadLetter, payload []by
 	s, ok := c.subs[topic+"/"+group]
 	c.mu.Unlock()
 	var err error
-	switch ct := dead.Metadata[metadata.ContentType]; {
+	switch ct := metadata.MediaType(metadata.ContentTypeOf(dead.Metadata)); {
 	case ok && s.check != nil:
 		err = s.check(payload)
 	case strings.HasPrefix(ct, "application/json") && !jsonValid(payload):

@@ -7,8 +7,10 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/pubsubkit/pubsub/codec"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/middleware"
+	"github.com/pubsubkit/pubsub/transport"
 )
 
 // Message is a decoded message as a handler receives it. A handler owns its Message:
@@ -36,10 +38,17 @@ func CorrelationID(ctx context.Context) string {
 }
 
 // Decode turns a Watermill message published to t back into a typed Message, as a
-// handler would receive it; dead letters and captured messages are read with it. The
-// error wraps *middleware.PermanentError when the payload cannot be decoded or was
-// written by another codec.
+// handler would receive it; dead letters and captured messages are read with it. A
+// CloudEvent, in binary or structured mode, is read as one: its data is the payload,
+// Message.ID its id, PublishedAt its time, Key its partitionkey when the record has no
+// key, and Metadata holds its attributes and extensions as "ce_<name>". The error
+// wraps *middleware.PermanentError when the payload cannot be decoded or was written
+// in another content type than the codec reads.
 func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
+	e, err := readEvent(msg)
+	if err != nil {
+		return nil, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q: %w", msg.UUID, t.name, err))
+	}
 	m := &Message[T]{
 		ID:            msg.UUID,
 		CorrelationID: msg.Metadata.Get(metadata.CorrelationID),
@@ -53,14 +62,35 @@ func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 			m.Metadata[k] = v
 		}
 	}
-	m.PublishedAt, _ = metadata.ParseTime(msg.Metadata.Get(metadata.PublishedAt))
-	if ct := msg.Metadata.Get(metadata.ContentType); ct != "" && ct != t.codec.ContentType() {
+	for k, v := range e.attributes {
+		m.Metadata[k] = v
+	}
+	if e.id != "" {
+		m.ID = e.id
+	}
+	if m.Key == "" {
+		m.Key = m.Metadata[metadata.CloudEventsKey]
+	}
+	var ok bool
+	if m.PublishedAt, ok = metadata.ParseTime(msg.Metadata.Get(metadata.PublishedAt)); !ok {
+		if m.PublishedAt, ok = metadata.ParseTime(m.Metadata[metadata.CloudEventsTime]); !ok {
+			pos, _ := transport.PositionFrom(msg.Context())
+			m.PublishedAt = pos.Time
+		}
+	}
+	if ct := metadata.MediaType(e.contentType); ct != "" && !codecReads(t.codec, ct) {
 		return nil, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
 			msg.UUID, t.name, ct, t.codec.ContentType()))
 	}
-	if err := t.codec.Unmarshal(msg.Payload, &m.Payload); err != nil {
+	if err := t.codec.Unmarshal(e.payload, &m.Payload); err != nil {
 		return nil, middleware.Permanent(fmt.Errorf("pubsub: cannot decode message %s on %q as %s: %w",
 			msg.UUID, t.name, t.typeName, err))
 	}
 	return m, nil
+}
+
+// codecReads reports whether c decodes payloads of the media type mediaType: Raw
+// takes any bytes, the other codecs their own content type.
+func codecReads(c codec.Codec, mediaType string) bool {
+	return c == codec.Raw || metadata.MediaType(c.ContentType()) == mediaType
 }

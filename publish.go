@@ -200,6 +200,9 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 	case t.key != nil:
 		msg.Metadata[metadata.Key] = t.key(v)
 	}
+	if t.ceSource != nil {
+		setCloudEventsAttributes(msg, *t.ceSource)
+	}
 	return msg, nil
 }
 

@@ -14,16 +14,18 @@ type Topic[T any] struct {
 	name     string
 	codec    codec.Codec
 	key      func(T) string
-	typeName string // T's name, for metadata.MessageType and errors
-	err      error  // a bad option, reported by Publish and Subscribe
+	typeName string  // T's name, for metadata.MessageType and errors
+	err      error   // a bad option, reported by Publish and Subscribe
+	ceSource *string // publish as binary-mode CloudEvents with this source
 }
 
 // TopicOption configures a Topic in NewTopic.
 type TopicOption func(*topicOptions)
 
 type topicOptions struct {
-	codec codec.Codec
-	key   any
+	codec       codec.Codec
+	key         any
+	cloudEvents *string // WithCloudEvents' source
 }
 
 // WithCodec sets the topic's codec; the default is codec.JSON.
@@ -48,7 +50,7 @@ func NewTopic[T any](name string, opts ...TopicOption) Topic[T] {
 			opt(&o)
 		}
 	}
-	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T]()}
+	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T](), ceSource: o.cloudEvents}
 	if o.key != nil {
 		key, ok := o.key.(func(T) string)
 		if !ok {

@@ -28,8 +28,13 @@ const (
 	// Prefix starts every key that pubsubkit owns.
 	Prefix = "pubsub_"
 
-	// ContentType is the codec's content type, for example "application/json".
-	ContentType = Prefix + "content_type"
+	// ContentType is the payload's media type, for example "application/json": the
+	// standard header that Kafka clients and the CloudEvents binding read. Read with
+	// ContentTypeOf, which also takes LegacyContentType.
+	ContentType = "content-type"
+	// LegacyContentType is where pubsubkit before it wrote the content type; it is
+	// read, not written.
+	LegacyContentType = Prefix + "content_type"
 	// MessageType is the Go type of the payload as the publisher named it.
 	MessageType = Prefix + "type"
 	// PublishedAt is when the publisher created the message, RFC 3339 with nanoseconds.
@@ -73,6 +78,26 @@ const (
 	DeadLetterLastFailure  = Prefix + "dlq_last_failure"
 	// DeadLetterMessageID is the id of the original message.
 	DeadLetterMessageID = Prefix + "dlq_message_id"
+
+	// CloudEvents keys (the Kafka protocol binding, binary mode): every attribute of
+	// an event is a header "ce_<name>"; the content type is ContentType. Decode also
+	// reads a structured-mode event (content type StructuredCloudEvent) into these
+	// keys, so a handler reads both modes the same way.
+	CloudEventsPrefix    = "ce_"
+	CloudEventsID        = CloudEventsPrefix + "id"
+	CloudEventsSource    = CloudEventsPrefix + "source"
+	CloudEventsType      = CloudEventsPrefix + "type"
+	CloudEventsSpec      = CloudEventsPrefix + "specversion"
+	CloudEventsTime      = CloudEventsPrefix + "time"
+	CloudEventsKey       = CloudEventsPrefix + "partitionkey"
+	StructuredCloudEvent = "application/cloudevents+json"
+
+	// Knative's error extensions, on a dead letter of a CloudEvent: where it was going,
+	// a status code and the error, as a Knative broker writes them to its dead-letter
+	// sink.
+	KnativeErrorDest = CloudEventsPrefix + "knativeerrordest"
+	KnativeErrorCode = CloudEventsPrefix + "knativeerrorcode"
+	KnativeErrorData = CloudEventsPrefix + "knativeerrordata"
 
 	// Resolution keys: set on the records of a subscription's resolution topic
 	// ("<dead-letter topic>.resolved"), which say that a dead letter was replayed or
@@ -143,15 +168,32 @@ const MaxReasonBytes = 4096
 
 // Reserved reports whether key is owned by pubsubkit, so a user may not set it.
 func Reserved(key string) bool {
-	return strings.HasPrefix(key, Prefix) || key == CorrelationID || key == TraceParent || key == TraceState
+	return strings.HasPrefix(key, Prefix) || strings.HasPrefix(key, CloudEventsPrefix) ||
+		key == CorrelationID || key == TraceParent || key == TraceState || key == ContentType
 }
 
-// ForHandler reports whether a handler sees key in its Message.Metadata: user keys
-// and the dead-letter keys (a subscription to a dead-letter topic reads why each
-// letter failed there). pubsubkit's other keys have fields of their own in the
+// ContentTypeOf returns the content type md gives, from ContentType or, for messages
+// of earlier pubsubkit versions, LegacyContentType.
+func ContentTypeOf(md map[string]string) string {
+	if ct := md[ContentType]; ct != "" {
+		return ct
+	}
+	return md[LegacyContentType]
+}
+
+// MediaType is a content type without its parameters, lower case:
+// "application/json; charset=utf-8" is "application/json".
+func MediaType(contentType string) string {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// ForHandler reports whether a handler sees key in its Message.Metadata: user keys,
+// the CloudEvents attributes and the dead-letter keys (a subscription to a dead-letter
+// topic reads why each letter failed there). pubsubkit's other keys have fields of their own in the
 // message (ID, CorrelationID, Key, Attempt, PublishedAt) or are bookkeeping.
 func ForHandler(key string) bool {
-	return !Reserved(key) || strings.HasPrefix(key, Prefix+"dlq_")
+	return !Reserved(key) || strings.HasPrefix(key, Prefix+"dlq_") || strings.HasPrefix(key, CloudEventsPrefix)
 }
 
 // AttemptOf reads the Attempt value v: 1 when absent or malformed.

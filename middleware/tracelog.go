@@ -114,7 +114,7 @@ func (l *TraceLog) body(e Event) any {
 		b = l.opts.Redact(e.Topic, b)
 	}
 	limit := l.opts.BodyLimit
-	isJSON := e.Message.Metadata.Get(metadata.ContentType) == codec.JSON.ContentType()
+	isJSON := metadata.MediaType(metadata.ContentTypeOf(e.Message.Metadata)) == codec.JSON.ContentType()
 	switch {
 	case isJSON && len(b) <= limit && json.Valid(b):
 		return json.RawMessage(b)

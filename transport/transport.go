@@ -176,6 +176,9 @@ type Capabilities struct {
 type Position struct {
 	Partition int32
 	Offset    int64
+	// Time is the record's timestamp where the transport keeps one (Kafka's record
+	// timestamp, the memory transport's append time); zero otherwise.
+	Time time.Time
 }
 
 type positionKey struct{}

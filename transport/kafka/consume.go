@@ -135,7 +135,7 @@ func (s *subscription) push(p kgo.FetchTopicPartition) {
 	keyed := s.opts.Concurrency > 1 && !s.opts.Unordered // only then do keys change the order
 	recs := make([]lane.Record, len(p.Records))
 	for i, r := range p.Records {
-		recs[i] = lane.Record{Offset: r.Offset, Data: r}
+		recs[i] = lane.Record{Offset: r.Offset, Time: r.Timestamp, Data: r}
 		if keyed && len(r.Key) > 0 {
 			recs[i].Key, recs[i].Keyed = string(r.Key), true
 		}

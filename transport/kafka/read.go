@@ -76,7 +76,7 @@ func (t *Transport) ReadAll(ctx context.Context, topic string) ([]*message.Messa
 			}
 			if !r.Attrs.IsControl() {
 				msg := toMessage(r)
-				msg.SetContext(transport.WithPosition(ctx, transport.Position{Partition: r.Partition, Offset: r.Offset}))
+				msg.SetContext(transport.WithPosition(ctx, transport.Position{Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}))
 				msgs = append(msgs, msg)
 			}
 			if r.Offset == end {

@@ -372,7 +372,7 @@ func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.M
 	msgs := make([]*message.Message, len(tp.log))
 	for i, r := range tp.log {
 		msgs[i] = r.message()
-		msgs[i].SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset}))
+		msgs[i].SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset, Time: r.time}))
 	}
 	return msgs, nil
 }

@@ -22,10 +22,11 @@ type record struct {
 	metadata message.Metadata
 	payload  []byte
 	size     int64
+	time     time.Time // when it was stored, as a Kafka record's timestamp
 }
 
 func newRecord(msg *message.Message) *record {
-	r := &record{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload}
+	r := &record{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload, time: time.Now()}
 	r.size = int64(len(r.payload) + len(r.uuid))
 	for k, v := range msg.Metadata {
 		r.size += int64(len(k) + len(v))
@@ -317,7 +318,7 @@ func (tp *topic) feed(g *group, m *member, l *lane.Lane, room, wake chan struct{
 		for ; pos < end && len(batch) < cap(batch); pos++ {
 			r := tp.log[pos-tp.first]
 			key := r.metadata[metadata.Key]
-			batch = append(batch, lane.Record{Offset: r.offset, Key: key, Keyed: key != "", Data: r})
+			batch = append(batch, lane.Record{Offset: r.offset, Time: r.time, Key: key, Keyed: key != "", Data: r})
 		}
 		tp.mu.Unlock()
 		l.SetEnd(end)

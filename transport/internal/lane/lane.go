@@ -35,6 +35,8 @@ import (
 // Record is one record of the partition, as the transport pushes it.
 type Record struct {
 	Offset int64
+	// Time is the record's timestamp, given to the delivered message's Position.
+	Time time.Time
 	// Key orders the record with the others of its key when Keyed.
 	Key   string
 	Keyed bool
@@ -219,7 +221,7 @@ func (l *Lane) take(rec *Record) (uint64, *message.Message, bool) {
 			*rec = e.rec
 			l.mu.Unlock()
 			msg := l.cfg.Build(rec)
-			msg.SetContext(&delivery{Context: l.ctx, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset}})
+			msg.SetContext(&delivery{Context: l.ctx, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset, Time: rec.Time}})
 			return seq, msg, true
 		}
 		l.cond.Wait()
@@ -444,6 +446,7 @@ func (d *delivery) Done() <-chan struct{} {
 	if d.done == nil {
 		d.done = make(chan struct{})
 		if d.ended || d.Context.Err() != nil {
+			d.ended = true // so that a later end does not close done again
 			close(d.done)
 		} else {
 			d.stop = context.AfterFunc(d.Context, d.end)
