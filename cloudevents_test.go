@@ -90,7 +90,7 @@ func TestCloudEventsReadInBothModes(t *testing.T) {
 		"ce_time": "2026-11-30T10:00:00.5Z", "ce_partitionkey": "hall", "ce_traceparent": "x", "content-type": "application/json"}
 	must(t, tr.Publish(topic.Name(), binary))
 	m := next(t, got)
-	if m.ID != "evt-b" || m.Key != "hall" || m.Payload.Sensor != "b" || m.Metadata["ce_type"] != "com.example.reading" ||
+	if m.ID != "evt-b" || m.CorrelationID != "evt-b" || m.Key != "hall" || m.Payload.Sensor != "b" || m.Metadata["ce_type"] != "com.example.reading" ||
 		!m.PublishedAt.Equal(time.Date(2026, 11, 30, 10, 0, 0, 5e8, time.UTC)) {
 		t.Errorf("binary mode read as id %q key %q payload %+v time %v metadata %v", m.ID, m.Key, m.Payload, m.PublishedAt, m.Metadata)
 	}
@@ -101,7 +101,7 @@ func TestCloudEventsReadInBothModes(t *testing.T) {
 	structured.Metadata = message.Metadata{"content-type": "application/cloudevents+json; charset=utf-8"}
 	must(t, tr.Publish(topic.Name(), structured))
 	m = next(t, got)
-	if m.ID != "evt-s" || m.Key != "roof" || m.Payload != (reading{Sensor: "s", Value: 2}) || m.Metadata["ce_source"] != "/rb" ||
+	if m.ID != "evt-s" || m.CorrelationID != "evt-s" || m.Key != "roof" || m.Payload != (reading{Sensor: "s", Value: 2}) || m.Metadata["ce_source"] != "/rb" ||
 		!m.PublishedAt.Equal(time.Date(2026, 11, 30, 11, 0, 0, 0, time.UTC)) {
 		t.Errorf("structured mode read as id %q key %q payload %+v time %v metadata %v", m.ID, m.Key, m.Payload, m.PublishedAt, m.Metadata)
 	}

@@ -1,7 +1,9 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -46,7 +48,8 @@ func CorrelationIDFromContext(ctx context.Context) string {
 //
 // A message from a producer outside pubsubkit has no metadata.CorrelationID; its id
 // is then the first of these it carries: a correlation_id, x-correlation-id,
-// correlation-id or ce_correlationid header, its CloudEvents ce_id, or its message id
+// correlation-id or ce_correlationid header, its CloudEvents ce_id (or, in structured
+// mode, the envelope's correlationid or id), or its message id
 // (for a foreign Kafka record "topic-partition-offset"), or, for a message without
 // an id, "topic-partition-offset" from its transport.Position. Every group and every
 // redelivery of one record so agree on its correlation id.
@@ -79,6 +82,14 @@ func foreignCorrelationID(msg *message.Message) string {
 	for _, k := range foreignCorrelationHeaders {
 		if v := msg.Metadata.Get(k); v != "" {
 			return v
+		}
+	}
+	if metadata.MediaType(metadata.ContentTypeOf(msg.Metadata)) == metadata.StructuredCloudEvent {
+		var envelope struct{ ID, CorrelationID string }
+		// a structured event names itself in its envelope; one that does not parse
+		// falls through to its message id and fails in Decode
+		if json.Unmarshal(msg.Payload, &envelope) == nil && cmp.Or(envelope.CorrelationID, envelope.ID) != "" {
+			return cmp.Or(envelope.CorrelationID, envelope.ID)
 		}
 	}
 	if msg.UUID != "" {
