@@ -42,7 +42,7 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 		return nil, err
 	}
 	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{Publisher: c.tr, Topic: s.deadLetterTopic,
-		SourceTopic: s.topic, Group: s.group})
+		SourceTopic: s.topic, Group: s.group, Knative: s.knative})
 	if err != nil {
 		return nil, err
 	}

@@ -19,9 +19,12 @@
 // Handlers should be idempotent, keyed on [Message.ID].
 //
 // Every consumer group receives every message of a topic; the clients subscribed with
-// one group share its messages. Within a group, messages of one key (one partition)
-// are handled in publish order, one at a time. The memory transport has one partition,
-// so all its messages keep their order.
+// one group share its messages. Within a group, messages of one key are handled in
+// publish order: by default one message of a partition at a time; with
+// Delivery.Concurrency N, up to N of a partition at once, never two of one key
+// ([Ordered]) or of any keys ([Unordered]). The position committed is the lowest
+// unfinished offset, so a crash redoes at most the messages in flight. The memory
+// transport has one partition per topic.
 //
 // # Retries and dead letters
 //
@@ -43,9 +46,20 @@
 // group, partition and offset (package metadata names the keys). Then it is acked, so
 // one bad message neither blocks the messages behind it forever nor disappears. If the
 // dead-letter or retry-topic publish fails, or a shutdown interrupts a retry wait, the
-// message is not acked and comes back. [Client.DeadLetters] lists a subscription's dead
-// letters and [Client.Replay] sends them back to that subscription's group only, at
-// attempt 1 with their correlation id.
+// message is not acked and comes back. Every message a subscription accepts can be
+// dead-lettered: the reason is cut to fit and transports keep room for the
+// dead-letter keys (transport.DeadLetterHeadroom).
+//
+// A dead-letter topic holds dead letters only; a plain subscription to it sees each
+// with its dead-letter keys in Message.Metadata. [Client.DeadLetters] lists a
+// subscription's pending dead letters with filters ([ByReason], [ByKey],
+// [ByCorrelationID], [Since], [Until]), [Client.DeadLetterGroups] groups them by
+// masked reason, [Client.Replay] sends them back to that subscription's group only, at
+// attempt 1 with their correlation id (optionally with an edited payload), and
+// [Client.Discard] resolves them without replaying; who, when and why are kept in the
+// resolution topic ([ResolutionTopicName], [Client.Resolved]). Attempts, due times and
+// replay marks are trusted only on the subscription's own retry and replay topics.
+// Retry topics an earlier policy left behind are still consumed.
 //
 // A message published before any group subscribed is kept until one does, within the
 // transport's retention bounds.
@@ -53,19 +67,51 @@
 // # Correlation
 //
 // Every message carries a correlation id. Publish takes it from [WithCorrelationID],
-// else from ctx, else generates one; inside a handler ctx carries the id of the message
-// being handled, so everything the handler publishes continues the same conversation
-// without passing anything. Read it with [CorrelationID].
+// else from ctx, else uses the message's own id (a new conversation is named after its
+// first message); inside a handler ctx carries the id of the message being handled, so
+// everything the handler publishes continues the same conversation without passing
+// anything. Read it with [CorrelationID]. A message from another producer takes a
+// correlation_id, x-correlation-id, correlation-id or ce_correlationid header, else
+// its ce_id, else its id ("topic-partition-offset" for a foreign Kafka record), so
+// every group and redelivery agree on it.
+//
+// # Publishing
+//
+// [Publish] waits until the message is stored. [PublishBatch] and [PublishAsync] do
+// not wait for each message: the queue is bounded ([WithPublishQueue], or the Kafka
+// producer's own), PublishAsync waits while it is full and calls done exactly once,
+// [Client.Flush] waits for what was queued, and Close flushes, calling every queued
+// message's done. [Encode] and [Client.PublishMessage] make a message now and publish
+// it later (a transactional outbox, see package outbox) keeping its id, correlation id
+// and trace.
+//
+// # CloudEvents
+//
+// Every topic reads CloudEvents in binary and structured mode of the Kafka protocol
+// binding: [Message.ID] is ce_id, PublishedAt ce_time, Key the partitionkey when the
+// record has none, Metadata holds the attributes as "ce_<name>", and the payload is
+// decoded from the event's data. [WithCloudEvents] publishes binary mode;
+// [WithKnativeDeadLetters] writes dead letters with Knative's error extensions.
 //
 // # Concurrency
 //
-// A [Client], a [Topic] and the codecs are safe for concurrent use. A handler runs for
-// one message at a time per (topic, group, partition); different subscriptions, and
-// different partitions on Kafka, run concurrently, so a handler shared by several
-// subscriptions must be safe for concurrent use.
+// A [Client], a [Topic] and the codecs are safe for concurrent use. Different
+// subscriptions, different partitions on Kafka, and with Delivery.Concurrency the
+// messages of one partition, run concurrently, so a handler must be safe for
+// concurrent use unless it runs with Concurrency 1 on one subscription of a
+// one-partition topic.
+//
+// # Health and control
+//
+// [Client.Health] reports each subscription's partitions, lag, in flight, paused and
+// last progress; [Client.ReadinessHandler] and [Client.LivenessHandler] answer
+// Kubernetes' probes; [Client.Pause] and [Client.Resume] stop and restart a
+// subscription; [Client.Lag] reads any group's committed positions.
 //
 // # Shutdown
 //
+// Run a service with a context from signal.NotifyContext(ctx, os.Interrupt,
+// syscall.SIGTERM), so that a Kubernetes stop drains it.
 // [Client.Run] consumes until its context ends or [Client.Close] is called, then drains:
 // it stops taking messages and lets in-flight handlers finish. A handler's context ends
 // only when the drain timeout ([WithDrainTimeout]) runs out; its message is then not
@@ -76,20 +122,31 @@
 //
 // Errors wrap sentinels to test with errors.Is: [ErrClosed] after Close,
 // [ErrInvalidOption] for a bad option, name or argument, [ErrUnknownScheme] for a URL
-// no transport handles, [ErrDrainTimeout] when handlers outlived the drain. A
+// no transport handles, [ErrDrainTimeout] when handlers outlived the drain,
+// [ErrNotFlushed] when Close could not store queued messages, [ErrPayloadTooLarge],
+// [ErrUnknownSubscription] for a dead-letter operation on a subscription the client
+// does not have. A
 // [Permanent] error from a handler skips retries. Context errors are returned as they
 // are, never wrapped. The library does not log an error it returns.
 //
 // # Observability
 //
 // [WithTracerProvider] and [WithMeterProvider] send spans and metrics to
-// OpenTelemetry (by default the otel globals): a "publish <topic>" PRODUCER span per
+// OpenTelemetry (by default the otel globals): a "send <topic>" PRODUCER span per
 // publish and a "process <topic>" CONSUMER span per attempt, child of the producer
 // span carried in the W3C traceparent header, so a chain of handlers is one trace;
-// counters of messages sent, consumed, retried, dead-lettered and replayed, and a
-// histogram of handler time. [WithTraceLog] writes one line per event of a message's
+// counters of messages sent, consumed, retried, dead-lettered, replayed and
+// discarded, histograms of publish and handler time, and the consumer lag gauge. [WithTraceLog] writes one line per event of a message's
 // life with its correlation id, topic, body and times (see the option for the fields).
 // [WithLogger] receives the client's own records; those about one message carry its
 // correlation id as "cid". [WithEventHook] receives every step of a message's life
-// ([Event]): published, processed, failed, retried, dead-lettered, replayed.
+// ([Event]): published, processed, failed, retried, dead-lettered, replayed,
+// discarded.
+//
+// # Reading the code
+//
+// pubsub.go holds the Client and its lifecycle; publish.go the way out; subscribe.go
+// and chain.go the way in (chain.go lists the middleware order); package middleware
+// the stages, each a Watermill middleware; package transport the contract
+// transports implement, with memory, gochannel and kafka beside it.
 package pubsub

@@ -21,6 +21,7 @@ type subscription struct {
 	group           string
 	delivery        *Delivery // WithDelivery's, or nil for the client's default
 	permanentPanics bool      // WithPermanentPanics
+	knative         bool      // WithKnativeDeadLetters
 	deadLetterTopic string
 	feeds           []feed
 	// check says whether a payload decodes as the subscription's type, for a replay
@@ -40,6 +41,19 @@ func WithDelivery(d Delivery) SubscribeOption {
 // rather than from the moment.
 func WithPermanentPanics() SubscribeOption {
 	return func(s *subscription) { s.permanentPanics = true }
+}
+
+// WithKnativeDeadLetters writes the subscription's dead letters as CloudEvents with
+// Knative's error extensions, as a Knative broker writes them to its dead-letter
+// sink: ce_knativeerrordest ("pubsub:<topic>/<group>"), ce_knativeerrorcode (504 for
+// a timed-out attempt, 422 for a permanent failure, 500 otherwise) and
+// ce_knativeerrordata (the reason, at most 1,024 bytes, base64). A binary-mode event
+// keeps its ce_ attributes; a structured-mode event gets the extensions in its
+// envelope; a message that is not a CloudEvent becomes one (ce_id its id). The
+// pubsub_dlq_ keys are written as for every dead letter, so DeadLetters, Replay and
+// Discard work unchanged.
+func WithKnativeDeadLetters() SubscribeOption {
+	return func(s *subscription) { s.knative = true }
 }
 
 // DeadLetterTopicName returns the default dead-letter topic of a subscription:

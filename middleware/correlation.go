@@ -2,11 +2,13 @@ package middleware
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
 	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/transport"
 )
 
 type correlationKey struct{}
@@ -38,15 +40,21 @@ func CorrelationIDFromContext(ctx context.Context) string {
 	return ""
 }
 
-// CorrelationID puts the message's correlation id (metadata.CorrelationID) into its
-// context, generating one when a producer outside pubsubkit sent none, so that
+// CorrelationID puts the message's correlation id into its context, so that
 // everything the handler publishes continues the same conversation. Messages the
 // handler returns (on a plain Watermill router) get the id too.
+//
+// A message from a producer outside pubsubkit has no metadata.CorrelationID; its id
+// is then the first of these it carries: a correlation_id, x-correlation-id,
+// correlation-id or ce_correlationid header, its CloudEvents ce_id, or its message id
+// (for a foreign Kafka record "topic-partition-offset"), or, for a message without
+// an id, "topic-partition-offset" from its transport.Position. Every group and every
+// redelivery of one record so agree on its correlation id.
 func CorrelationID(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		id := msg.Metadata.Get(metadata.CorrelationID)
 		if id == "" {
-			id = uuid.NewString()
+			id = foreignCorrelationID(msg)
 			msg.Metadata.Set(metadata.CorrelationID, id)
 		}
 		msg.SetContext(ContextWithCorrelationID(msg.Context(), id))
@@ -58,4 +66,26 @@ func CorrelationID(h message.HandlerFunc) message.HandlerFunc {
 		}
 		return produced, err
 	}
+}
+
+// foreignCorrelationHeaders are the headers other clients name a conversation with,
+// in the order CorrelationID reads them.
+var foreignCorrelationHeaders = [...]string{"correlation_id", "x-correlation-id", "correlation-id",
+	metadata.CloudEventsPrefix + "correlationid", metadata.CloudEventsID}
+
+// foreignCorrelationID is the correlation id of a message that came without ours:
+// one a foreign producer set, or else the message's own identity.
+func foreignCorrelationID(msg *message.Message) string {
+	for _, k := range foreignCorrelationHeaders {
+		if v := msg.Metadata.Get(k); v != "" {
+			return v
+		}
+	}
+	if msg.UUID != "" {
+		return msg.UUID
+	}
+	if pos, ok := transport.PositionFrom(msg.Context()); ok {
+		return fmt.Sprintf("%s-%d-%d", message.SubscribeTopicFromCtx(msg.Context()), pos.Partition, pos.Offset)
+	}
+	return uuid.NewString()
 }

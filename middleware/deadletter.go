@@ -29,6 +29,10 @@ type DeadLetterConfig struct {
 	ReasonLimit int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Knative makes each dead letter a CloudEvent with Knative's error extensions
+	// (metadata.KnativeErrorDest, KnativeErrorCode, KnativeErrorData), as a Knative
+	// broker writes to its dead-letter sink, so that Knative tooling reads it.
+	Knative bool
 }
 
 // DeadLetter publishes a message that its handler failed to the dead-letter topic and
@@ -77,6 +81,14 @@ func deadLetter(cfg DeadLetterConfig, msg *message.Message, err error) error {
 		return err // cut short by a shutdown or a revoke: redeliver, do not dead-letter
 	}
 	dead := deadLetterOf(msg, err, cfg)
+	if cfg.Knative {
+		dest := KnativeDestination(dead.Metadata.Get(metadata.DeadLetterTopic), dead.Metadata.Get(metadata.DeadLetterGroup))
+		if kerr := asKnativeDeadLetter(dead, dest, dead.Metadata.Get(metadata.DeadLetterReason), knativeCode(err)); kerr != nil {
+			// the letter stays a plain dead letter: the failure is not hidden behind a format
+			dead.Metadata.Set(metadata.DeadLetterReason, metadata.Cut(
+				err.Error()+" (not written as a Knative dead letter: "+kerr.Error()+")", cfg.ReasonLimit-len("…")))
+		}
+	}
 	if perr := cfg.Publisher.Publish(cfg.Topic, dead); perr != nil {
 		return fmt.Errorf("cannot publish dead letter to %q (message stays unacked): %w; handler error: %w", cfg.Topic, perr, err)
 	}

@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pubsubkit/pubsub"
@@ -36,7 +38,10 @@ func main() {
 	if url == "" {
 		url = "memory://"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Ctrl-C and SIGTERM (what Kubernetes sends) end ctx, and the client drains.
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sig, 30*time.Second)
 	defer cancel()
 	if err := run(ctx, url, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
