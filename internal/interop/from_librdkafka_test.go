@@ -14,8 +14,8 @@ import (
 
 // TestRecordsFromLibrdkafka produces with librdkafka (plain records with and without
 // keys and headers, every compression codec, a transaction that aborts a record) and
-// consumes with two pubsubkit groups: each record's id, key, headers and time come
-// from the record and both groups agree on them, the aborted record never arrives, and a record
+// consumes with two pubsubkit groups: each record's id, key, headers, time and
+// correlation id come from the record and both groups agree on them, the aborted record never arrives, and a record
 // whose content-type the codec does not read is dead-lettered, not handled.
 func TestRecordsFromLibrdkafka(t *testing.T) {
 	t.Parallel()
@@ -44,7 +44,7 @@ func TestRecordsFromLibrdkafka(t *testing.T) {
 	plain := producer{Config: rdkafka(cluster, nil), Records: []record{
 		rec(1, ""),
 		rec(2, "k-2", [2]string{"h1", "v1"}, [2]string{"content-type", "application/json"}),
-		rec(3, "k-3", [2]string{"h1", "v3"}, [2]string{"h2", ""}),
+		rec(3, "k-3", [2]string{"h1", "v3"}, [2]string{"h2", ""}, [2]string{metadata.CorrelationID, "cid-3"}),
 		rec(4, "k-4", [2]string{"content-type", "application/xml"}),
 	}}
 	producers := []producer{plain}
@@ -114,7 +114,8 @@ func TestRecordsFromLibrdkafka(t *testing.T) {
 		if m.CorrelationID == "" {
 			t.Errorf("n=%d: no correlation id", n)
 		}
-		if other := byN["g2"][n]; other.ID != m.ID || !other.PublishedAt.Equal(m.PublishedAt) || other.Key != m.Key {
+		if other := byN["g2"][n]; other.ID != m.ID || other.CorrelationID != m.CorrelationID ||
+			!other.PublishedAt.Equal(m.PublishedAt) || other.Key != m.Key {
 			t.Errorf("n=%d: groups disagree: g1 %+v, g2 %+v", n, m, other)
 		}
 	}
@@ -138,6 +139,9 @@ func TestRecordsFromLibrdkafka(t *testing.T) {
 	checkMetadata(1, map[string]string{})
 	checkMetadata(2, map[string]string{"h1": "v1"})
 	checkMetadata(3, map[string]string{"h1": "v3", "h2": ""})
+	if got := byN["g1"][3].CorrelationID; got != "cid-3" {
+		t.Errorf("n=3: CorrelationID %q, want cid-3 from its %s header", got, metadata.CorrelationID)
+	}
 
 	letters := dead.wait(t, "the dead letter of the application/xml record", atLeast[[]byte](1))
 	l := letters[0]
