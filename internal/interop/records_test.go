@@ -65,6 +65,14 @@ type consumed struct {
 	Headers   [][2]*string `json:"headers"`
 }
 
+// key is the record's key, "" when it has none.
+func (c consumed) key() string {
+	if c.Key == nil {
+		return ""
+	}
+	return *c.Key
+}
+
 // header returns the values of the record's header name, in order.
 func (c consumed) header(name string) []string {
 	var vs []string
