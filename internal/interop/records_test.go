@@ -73,6 +73,14 @@ func (c consumed) key() string {
 	return *c.Key
 }
 
+// value is the record's value, "" when it has none.
+func (c consumed) value() string {
+	if c.Value == nil {
+		return ""
+	}
+	return *c.Value
+}
+
 // header returns the values of the record's header name, in order.
 func (c consumed) header(name string) []string {
 	var vs []string
