@@ -67,7 +67,7 @@ func TestCloudEventsFromLibrdkafka(t *testing.T) {
 		// A binary-mode event's correlation id is its ce_id header; a structured one's
 		// id sits in the envelope, which the correlation step does not read, so it gets
 		// the record's identity.
-		if n < 3 && m.CorrelationID != want.id || m.CorrelationID == "" {
+		if (n < 3 && m.CorrelationID != want.id) || m.CorrelationID == "" {
 			t.Errorf("n=%d: CorrelationID %q, want %q", n, m.CorrelationID, want.id)
 		}
 		if !m.PublishedAt.Equal(wantAt) {

@@ -41,7 +41,7 @@ func TestRecordsFromLibrdkafka(t *testing.T) {
 		}
 		return r
 	}
-	plain := producer{Config: rdkafka(cluster, nil), Records: []record{
+	plain := producer{Config: rdkafka(cluster, map[string]any{"enable.idempotence": true}), Records: []record{
 		rec(1, ""),
 		rec(2, "k-2", [2]string{"h1", "v1"}, [2]string{"content-type", "application/json"}),
 		rec(3, "k-3", [2]string{"h1", "v3"}, [2]string{"h2", ""}, [2]string{metadata.CorrelationID, "cid-3"}),

@@ -34,7 +34,8 @@ func (ps positions) String() string {
 // publishes more, then reads the group's committed offsets and the topic's ends with
 // librdkafka (Consumer.committed, get_watermark_offsets), kcat (-Q for the ends; a
 // kcat member of the group starts at the committed offsets) and pubsubkit's own
-// Client.Lag, and expects them all to agree.
+// Client.Lag, and expects them all to agree, and with what Client.Health said in the
+// consuming process before it stopped.
 func TestLagMatchesLibrdkafka(t *testing.T) {
 	t.Parallel()
 	requirePython(t)
@@ -66,8 +67,25 @@ func TestLagMatchesLibrdkafka(t *testing.T) {
 	must(t, pubsub.Subscribe(consumer, tp, group, s.handle))
 	run(t, consumer)
 	s.wait(t, "the first 20 messages", atLeast[value](20))
-	must(t, consumer.Close())
 	committed := ends()
+	// pubsubkit's own view, in the consuming process, before it stops.
+	health := func() positions {
+		got := positions{}
+		for _, h := range consumer.Health() {
+			for _, p := range h.Partitions {
+				got[p.Partition] = position{Committed: p.Committed, End: p.End}
+			}
+		}
+		return got
+	}
+	caughtUp := positions{}
+	for p, end := range committed {
+		caughtUp[p] = position{Committed: end, End: end}
+	}
+	eventually(t, "Client.Health reports the group at the end of every partition", func() bool {
+		return fmt.Sprint(health()) == fmt.Sprint(caughtUp)
+	})
+	must(t, consumer.Close())
 
 	// Another producer adds 13 more.
 	more := producer{Config: rdkafka(cluster, nil)}

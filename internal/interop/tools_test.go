@@ -192,25 +192,6 @@ func start(t testing.TB, script string, first any) *process {
 	return p
 }
 
-// next decodes the process's next line into v; false when the process ended first.
-// The test fails when no line comes within timeout.
-func (p *process) next(t testing.TB, timeout time.Duration, v any) bool {
-	t.Helper()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			return false
-		}
-		if err := json.Unmarshal(line, v); err != nil {
-			t.Fatalf("%s printed %q: %v", p.name, line, err)
-		}
-		return true
-	case <-time.After(timeout):
-		t.Fatalf("%s printed nothing for %v; stderr:\n%s", p.name, timeout, p.stderr.String())
-		return false
-	}
-}
-
 // say writes line to the process's stdin.
 func (p *process) say(t testing.TB, line string) {
 	t.Helper()
