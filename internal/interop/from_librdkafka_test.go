@@ -166,3 +166,33 @@ func hasAll(ms []*pubsub.Message[value], want []int) bool {
 	}
 	return true
 }
+
+// TestRecordsFromKcat produces with kcat -P (a key, headers, and a record without
+// either) and consumes with pubsubkit: key, metadata and payload arrive as sent.
+func TestRecordsFromKcat(t *testing.T) {
+	t.Parallel()
+	requireTool(t, "kcat", "kcat")
+	cluster := kafkatest.New(t)
+	topic := kafkatest.Topic("from-kcat")
+	createTopic(t, cluster, topic, 3)
+	client := openClient(t, cluster, "")
+	s := newSink[value]()
+	must(t, pubsub.Subscribe(client, pubsub.NewTopic[value](topic), "g", s.handle))
+	run(t, client)
+
+	kcatWithInput(t, value{N: 1}.json()+"\n", "-P", "-b", brokers(cluster), "-t", topic, "-p", "0")
+	kcatWithInput(t, "k-2\t"+value{N: 2}.json()+"\n", "-P", "-b", brokers(cluster), "-t", topic, "-K", "\t",
+		"-H", "h1=v1", "-H", "content-type=application/json")
+
+	got := s.wait(t, "two records from kcat", atLeast[value](2))
+	byN := map[int]*pubsub.Message[value]{}
+	for _, m := range got {
+		byN[m.Payload.N] = m
+	}
+	if m := byN[1]; m == nil || m.Key != "" || len(m.Metadata) != 0 || m.ID != topic+"-0-0" {
+		t.Errorf("record without key or headers: %+v", m)
+	}
+	if m := byN[2]; m == nil || m.Key != "k-2" || fmt.Sprint(m.Metadata) != fmt.Sprint(map[string]string{"h1": "v1"}) {
+		t.Errorf("record with key k-2 and header h1=v1: %+v", m)
+	}
+}

@@ -114,10 +114,18 @@ func jsonLines[T any](t testing.TB, out []byte) []T {
 // kcat runs kcat with args and returns its stdout; the test fails when kcat fails.
 func kcat(t testing.TB, args ...string) []byte {
 	t.Helper()
+	return kcatWithInput(t, "", args...)
+}
+
+// kcatWithInput runs kcat with args and input on its stdin, and returns its stdout;
+// the test fails when kcat fails.
+func kcatWithInput(t testing.TB, input string, args ...string) []byte {
+	t.Helper()
 	path := requireTool(t, "kcat", "kcat")
 	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin = strings.NewReader(input)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
