@@ -1,6 +1,8 @@
 package interop
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,8 +16,8 @@ import (
 
 // TestRecordsFromLibrdkafka produces with librdkafka (plain records with and without
 // keys and headers, every compression codec, a transaction that aborts a record) and
-// consumes with two pubsubkit groups: each record's id, key, headers, time and
-// correlation id come from the record and both groups agree on them, the aborted record never arrives, and a record
+// consumes with three pubsubkit groups: each record's id, key, headers, time and
+// correlation id come from the record, and every group and redelivery agrees on them, the aborted record never arrives, and a record
 // whose content-type the codec does not read is dead-lettered, not handled.
 func TestRecordsFromLibrdkafka(t *testing.T) {
 	t.Parallel()
@@ -29,6 +31,16 @@ func TestRecordsFromLibrdkafka(t *testing.T) {
 	for g, s := range groups {
 		must(t, pubsub.Subscribe(client, tp, g, s.handle))
 	}
+	// A third group fails every first attempt: the redelivery must carry the same id
+	// and correlation id.
+	retried := newSink[value]()
+	must(t, pubsub.Subscribe(client, tp, "g3", func(ctx context.Context, m *pubsub.Message[value]) error {
+		retried.add(m)
+		if m.Attempt == 1 {
+			return errors.New("first attempts fail")
+		}
+		return nil
+	}, pubsub.WithDelivery(pubsub.Delivery{Retry: 1, BackoffDelay: 5 * time.Millisecond})))
 	dead := newSink[[]byte]()
 	dlq := pubsub.NewTopic[[]byte](pubsub.DeadLetterTopicName(topic, "g1"), pubsub.WithCodec(codec.Raw))
 	must(t, pubsub.Subscribe(client, dlq, "watch", dead.handle))
@@ -117,6 +129,12 @@ func TestRecordsFromLibrdkafka(t *testing.T) {
 		if other := byN["g2"][n]; other.ID != m.ID || other.CorrelationID != m.CorrelationID ||
 			!other.PublishedAt.Equal(m.PublishedAt) || other.Key != m.Key {
 			t.Errorf("n=%d: groups disagree: g1 %+v, g2 %+v", n, m, other)
+		}
+	}
+	again := retried.wait(t, "two attempts of every record in group g3", atLeast[value](2*len(want)))
+	for _, m := range again {
+		if first := byN["g1"][m.Payload.N]; first != nil && (m.ID != first.ID || m.CorrelationID != first.CorrelationID) {
+			t.Errorf("n=%d attempt %d in g3: id %q cid %q, g1 had %q %q", m.Payload.N, m.Attempt, m.ID, m.CorrelationID, first.ID, first.CorrelationID)
 		}
 	}
 	checkKey := func(n int, key string) {
