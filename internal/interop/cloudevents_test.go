@@ -1,12 +1,14 @@
 package interop
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	pubsub "github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
 	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/transport/kafka"
 )
 
 // TestCloudEventsFromLibrdkafka sends CloudEvents from librdkafka in binary mode
@@ -85,5 +87,44 @@ func TestCloudEventsFromLibrdkafka(t *testing.T) {
 	}
 	if m := byN[3]; m != nil && m.Metadata["ce_subject"] != "order-3" {
 		t.Errorf("structured event: Metadata[ce_subject] = %q, want order-3 (all: %v)", m.Metadata["ce_subject"], m.Metadata)
+	}
+}
+
+// TestCloudEventsToLibrdkafka publishes with WithCloudEvents and reads the record with
+// librdkafka: a binary-mode CloudEvent, its ce_id the message id, with source, type,
+// time and the standard content-type, and the payload as the record's value.
+func TestCloudEventsToLibrdkafka(t *testing.T) {
+	t.Parallel()
+	requirePython(t)
+	cluster := kafkatest.New(t)
+	topic := kafkatest.Topic("to-rdkafka-ce")
+	client := openClient(t, cluster, "partitions=1")
+	before := time.Now()
+	must(t, pubsub.Publish(context.Background(), client, pubsub.NewTopic[value](topic, pubsub.WithCloudEvents("/orders-svc")),
+		value{N: 5}, pubsub.WithMessageKey("k-5")))
+
+	r := consumeAll(t, rdkafka(cluster, nil), 1, topic)[0]
+	if r.value() != (value{N: 5}).json() || r.key() != "k-5" {
+		t.Errorf("record value %q key %q, want %s k-5", r.value(), r.key(), value{N: 5}.json())
+	}
+	one := func(name string) string {
+		vs := r.header(name)
+		if len(vs) != 1 || vs[0] == "" {
+			t.Errorf("header %s has values %q, want one (headers %v)", name, vs, r.headerNames())
+			return ""
+		}
+		return vs[0]
+	}
+	if one(metadata.CloudEventsSpec) != "1.0" || one(metadata.CloudEventsSource) != "/orders-svc" ||
+		one(metadata.ContentType) != "application/json" {
+		t.Errorf("CloudEvents headers: specversion %q source %q content-type %q", r.header(metadata.CloudEventsSpec),
+			r.header(metadata.CloudEventsSource), r.header(metadata.ContentType))
+	}
+	if id := one(metadata.CloudEventsID); id != one(kafka.UUIDHeader) {
+		t.Errorf("ce_id %q, want the message id %q", id, r.header(kafka.UUIDHeader))
+	}
+	one(metadata.CloudEventsType)
+	if at, ok := metadata.ParseTime(one(metadata.CloudEventsTime)); !ok || at.Before(before.Add(-time.Second)) || at.After(time.Now()) {
+		t.Errorf("ce_time %q is not the publish time (after %v)", r.header(metadata.CloudEventsTime), before)
 	}
 }
