@@ -38,6 +38,8 @@ var (
 	_ transport.AsyncPublisher = (*Transport)(nil)
 	_ transport.Provisioner    = (*Transport)(nil)
 	_ transport.Reader         = (*Transport)(nil)
+	_ transport.TopicLister    = (*Transport)(nil)
+	_ transport.GroupLagger    = (*Transport)(nil)
 )
 
 // New connects to the cluster described by cfg and returns the transport. It fails
