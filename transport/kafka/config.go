@@ -437,16 +437,20 @@ func (c Config) producerOptions() []kgo.Opt {
 // transactions are skipped, commits are the transport's (the watermarks), fetches are
 // bounded.
 func (c Config) consumerOptions() []kgo.Opt {
-	isolation := kgo.ReadCommitted()
-	if c.Isolation == ReadUncommitted {
-		isolation = kgo.ReadUncommitted()
-	}
 	return []kgo.Opt{
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(isolation),
+		kgo.FetchIsolationLevel(c.isolation()),
 		kgo.FetchMaxPartitionBytes(int32(c.FetchBytes)),
 		kgo.FetchMaxBytes(int32(4 * c.FetchBytes)),
 	}
+}
+
+// isolation is the consumers' isolation level, Config.Isolation.
+func (c Config) isolation() kgo.IsolationLevel {
+	if c.Isolation == ReadUncommitted {
+		return kgo.ReadUncommitted()
+	}
+	return kgo.ReadCommitted()
 }
 
 // groupOptions: the balancer, the timeouts, static membership.
