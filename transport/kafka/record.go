@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -14,23 +16,50 @@ import (
 const UUIDHeader = "_watermill_message_uuid"
 
 // toRecord turns a Watermill message into a Kafka record: the payload as the value,
-// metadata.Key, when set, as the record key (which chooses the partition), the
-// message id in UUIDHeader and every other metadata entry as a header.
+// metadata.Key, when set, as the record key (which chooses the partition; it is not
+// also written as a header), the message id in UUIDHeader and every other metadata
+// entry as a header. An entry "k[n]" (metadata.RepeatedKey) beside an entry "k" is
+// written as one more header "k", after k's value and in the order of n, so that a
+// header a record carried several times is written back as it was read.
 func toRecord(topic string, msg *message.Message) *kgo.Record {
 	r := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
 	r.Headers = append(r.Headers, kgo.RecordHeader{Key: UUIDHeader, Value: []byte(msg.UUID)})
+	var repeats []repeated
 	for k, v := range msg.Metadata {
 		switch k {
 		case metadata.Key:
 			if v != "" {
 				r.Key = []byte(v)
 			}
+			continue
 		case UUIDHeader: // the message's own id wins over a copied header
-		default:
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+			continue
+		}
+		if len(k) > 0 && k[len(k)-1] == ']' {
+			if base, n, ok := metadata.SplitRepeatedKey(k); ok {
+				if _, first := msg.Metadata[base]; first {
+					repeats = append(repeats, repeated{key: base, n: n, value: v})
+					continue
+				}
+			}
+		}
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	if len(repeats) > 0 {
+		slices.SortFunc(repeats, func(a, b repeated) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.n, b.n)) })
+		for _, rp := range repeats {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: rp.key, Value: []byte(rp.value)})
 		}
 	}
 	return r
+}
+
+// repeated is a later value of a header key, read from the metadata entry
+// metadata.RepeatedKey(key, n).
+type repeated struct {
+	key   string
+	n     int
+	value string
 }
 
 // recordSize is an upper bound of r's encoded size, for the max_message_bytes check.
@@ -46,15 +75,30 @@ func recordSize(r *kgo.Record) int {
 // anything a record holds becomes a message, and a bad payload fails later, in the
 // client's decode step, where it is dead-lettered instead of stalling its partition.
 // The payload is the record's value, shared by every delivery of the record.
+//
+// Headers become metadata. A header key the record carries more than once keeps its
+// first value under its name and each later one, in record order, under
+// metadata.RepeatedKey(name, n) for n = 1, 2...; metadata.Values reads them all. The
+// record key, when not empty, is metadata.Key; a "pubsub_key" header (earlier
+// pubsubkit versions wrote the key there too) is ignored.
 func toMessage(r *kgo.Record) *message.Message {
 	md := make(message.Metadata, len(r.Headers)+1)
 	id := ""
 	for _, h := range r.Headers {
-		if h.Key == UUIDHeader {
-			id = string(h.Value)
+		switch h.Key {
+		case UUIDHeader:
+			if id == "" {
+				id = string(h.Value)
+			}
+			continue
+		case metadata.Key:
 			continue
 		}
-		md[h.Key] = string(h.Value)
+		k := h.Key
+		if _, seen := md[k]; seen {
+			k = nextRepeatedKey(md, k)
+		}
+		md[k] = string(h.Value)
 	}
 	if id == "" {
 		// A record from a producer outside pubsubkit: its position names it uniquely
@@ -67,4 +111,18 @@ func toMessage(r *kgo.Record) *message.Message {
 	msg := message.NewMessage(id, r.Value)
 	msg.Metadata = md
 	return msg
+}
+
+// nextRepeatedKey is the first metadata.RepeatedKey(key, n) not yet in md.
+func nextRepeatedKey(md message.Metadata, key string) string {
+	for n := 1; ; n++ {
+		if k := metadata.RepeatedKey(key, n); !has(md, k) {
+			return k
+		}
+	}
+}
+
+func has(md message.Metadata, k string) bool {
+	_, ok := md[k]
+	return ok
 }
