@@ -328,8 +328,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ProducerRetries < 1 {
 		bad("producer retries %d is below 1", c.ProducerRetries)
 	}
-	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > math.MaxInt32 {
-		bad("max message bytes %d is not between 1 and %d", c.MaxMessageBytes, math.MaxInt32)
+	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > maxBatchBytes-transport.DeadLetterHeadroom {
+		bad("max message bytes %d is not between 1 and %d", c.MaxMessageBytes, maxBatchBytes-transport.DeadLetterHeadroom)
 	}
 	if c.FetchBytes < 1 || c.FetchBytes > math.MaxInt32/4 {
 		bad("fetch bytes %d is not between 1 and %d", c.FetchBytes, math.MaxInt32/4)
@@ -416,15 +416,28 @@ func (c Config) clientOptions() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// recordBatchOverhead bounds a record batch's bytes beyond its records' (the v2
+// batch header is 61 bytes), which a broker counts against max.message.bytes.
+const recordBatchOverhead = 64
+
+// topicMaxMessageBytes is the max.message.bytes of the topics the transport creates:
+// MaxMessageBytes and the dead-letter headroom.
+func (c Config) topicMaxMessageBytes() int { return c.MaxMessageBytes + transport.DeadLetterHeadroom }
+
+// deadLetterMaxBytes is the largest dead letter Publish accepts: one that fits, in a
+// batch of its own, a topic the transport created.
+func (c Config) deadLetterMaxBytes() int { return c.topicMaxMessageBytes() - recordBatchOverhead }
+
 // producerOptions: acks from every in-sync replica, the idempotent producer (kgo's
-// default, kept), bounded retries, Java's key hashing, a bounded queue.
-func (c Config) producerOptions() []kgo.Opt {
+// default, kept), bounded retries, Java's key hashing, a bounded queue; batchMax
+// gives each topic's largest batch.
+func (c Config) producerOptions(batchMax func(topic string) int32) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordRetries(c.ProducerRetries),
 		kgo.RecordDeliveryTimeout(c.DeliveryTimeout),
 		kgo.ProducerLinger(c.Linger),
-		kgo.ProducerBatchMaxBytes(int32(c.MaxMessageBytes)),
+		kgo.ProducerBatchMaxBytesFn(batchMax),
 		kgo.MaxBufferedRecords(c.PublishQueue),
 		kgo.MaxBufferedBytes(c.PublishQueueBytes),
 		kgo.RecordPartitioner(partitioners[c.Partitioner]()),
