@@ -168,3 +168,20 @@ func TestGroupLagEndIsLastStable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCapabilities: the Kafka transport declares everything it does: groups, order
+// per key, per-key concurrency, retention, persistence and keys choosing partitions.
+func TestCapabilities(t *testing.T) {
+	t.Parallel()
+	tr := newTransport(t, kafkatest.New(t), kafka.Config{})
+	want := transport.Capabilities{MessagingSystem: "kafka", ConsumerGroups: true, Ordered: true, Concurrency: true,
+		Retains: true, Persistent: true, PartitionKeys: true}
+	if got := tr.Capabilities(); got != want {
+		t.Fatalf("Capabilities() = %+v, want %+v", got, want)
+	}
+	var _ transport.Reader = tr
+	var _ transport.TopicLister = tr
+	var _ transport.GroupLagger = tr
+	var _ transport.AsyncPublisher = tr
+	var _ transport.Provisioner = tr
+}
