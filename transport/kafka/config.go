@@ -135,7 +135,12 @@ type Config struct {
 	// anyway, so the default, 0, costs no throughput and adds no latency.
 	Linger time.Duration
 	// MaxMessageBytes is the largest message Publish accepts (value, key and headers);
-	// keep it at most the brokers' message.max.bytes. Default DefaultMaxMessageBytes.
+	// a larger one fails at once with an error wrapping transport.ErrMessageTooLarge.
+	// A dead letter (a message carrying metadata.DeadLetterReason) may be up to
+	// transport.DeadLetterHeadroom larger, so that a message accepted at the limit can
+	// be dead-lettered; topics the transport creates get a max.message.bytes of
+	// MaxMessageBytes plus the headroom, and an existing topic that takes less is
+	// logged as a warning, not changed. Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// Partitioner chooses a keyed record's partition: PartitionerMurmur2 (the
 	// default, as Java), PartitionerCRC32 (librdkafka's default) or PartitionerFNV1a
