@@ -11,8 +11,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub"
+	"github.com/pubsubkit/pubsub/codec"
+	"github.com/pubsubkit/pubsub/internal/kafkatest"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/pubsubtest"
+	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
 )
 
@@ -230,6 +233,60 @@ func TestRetryTopicsDrainedAfterPolicyChange(t *testing.T) {
 			if dead[0].MessageID != "left-1" {
 				t.Fatalf("dead-lettered %s", dead[0].MessageID)
 			}
+		})
+	}
+}
+
+// TestDeadLetterAtTheSizeLimit: the largest message the transport accepts, whose
+// handler fails with a long reason, is dead-lettered whole on Kafka and on memory:
+// the limits leave room for the dead-letter keys.
+func TestDeadLetterAtTheSizeLimit(t *testing.T) {
+	const limit = 64 << 10
+	for name, url := range map[string]func(t *testing.T) string{
+		"memory": func(*testing.T) string { return fmt.Sprintf("memory://?max_retained_bytes=%d", limit) },
+		"kafka":  func(t *testing.T) string { return kafkatest.New(t).URL(fmt.Sprintf("max_message_bytes=%d", limit)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			tr, err := pubsub.Transports().Open(ctx, url(t), transport.OpenOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := pubsubtest.NewOn(t, tr)
+			topic := pubsub.NewTopic[[]byte](kafkatest.Topic("big"), pubsub.WithCodec(codec.Raw))
+			must(t, pubsub.Subscribe(h.Client, topic, "g", func(context.Context, *pubsub.Message[[]byte]) error {
+				return pubsub.Permanent(errors.New(strings.Repeat("the reason is long. ", 1000)))
+			}))
+			// Find the largest payload the transport takes: what it refuses is refused
+			// as too large.
+			lo, hi, published := limit-8192, limit, 0 // lo is accepted, hi+1 is not
+			must(t, pubsub.Publish(ctx, h.Client, topic, make([]byte, lo)))
+			published++
+			for lo < hi {
+				mid := (lo + hi + 1) / 2
+				switch err := pubsub.Publish(ctx, h.Client, topic, make([]byte, mid)); {
+				case err == nil:
+					lo, published = mid, published+1
+				case errors.Is(err, transport.ErrMessageTooLarge):
+					hi = mid - 1
+				default:
+					t.Fatal(err)
+				}
+			}
+			dead := h.WaitDeadLettered(topic.Name(), "g", published)
+			largest := 0
+			for _, e := range dead {
+				d := e.Message
+				if d.Metadata.Get(metadata.DeadLetterPayloadDropped) != "" || len(d.Metadata.Get(metadata.DeadLetterReason)) > metadata.MaxReasonBytes {
+					t.Errorf("dead letter of %d bytes: payload dropped %q, reason of %d bytes", len(d.Payload),
+						d.Metadata.Get(metadata.DeadLetterPayloadDropped), len(d.Metadata.Get(metadata.DeadLetterReason)))
+				}
+				largest = max(largest, len(d.Payload))
+			}
+			if largest != lo {
+				t.Errorf("the largest message accepted has %d bytes, the largest dead letter %d", lo, largest)
+			}
+			t.Logf("largest accepted payload %d bytes of a %d byte limit; %d dead letters", lo, limit, len(dead))
 		})
 	}
 }

@@ -78,6 +78,11 @@ const (
 	DeadLetterLastFailure  = Prefix + "dlq_last_failure"
 	// DeadLetterMessageID is the id of the original message.
 	DeadLetterMessageID = Prefix + "dlq_message_id"
+	// DeadLetterPayloadDropped, when set, is the size in bytes of the original
+	// payload, which the dead letter does not carry because the dead-letter topic
+	// refused a letter that large; the original stays at DeadLetterPartition and
+	// DeadLetterOffset of DeadLetterTopic.
+	DeadLetterPayloadDropped = Prefix + "dlq_payload_dropped"
 
 	// CloudEvents keys (the Kafka protocol binding, binary mode): every attribute of
 	// an event is a header "ce_<name>"; the content type is ContentType. Decode also

@@ -48,6 +48,11 @@ type DeadLetterConfig struct {
 // so its first reason and origin are not lost. Each dead letter is reported
 // (EventDeadLettered) to the observers of an Observe stage around it.
 //
+// Every message a transport accepted fits its dead-letter topic with these keys
+// (transport.DeadLetterHeadroom). Should the dead-letter topic still refuse the
+// letter as too large, it is written without its payload, with
+// metadata.DeadLetterPayloadDropped saying how large it was.
+//
 // An error is not dead-lettered, but returned so that the message is nacked and
 // redelivered, when the message's context ended (its partition was revoked, its
 // subscription ended) or the error wraps ErrRedeliver (a shutdown cut a retry wait
@@ -89,7 +94,16 @@ func deadLetter(cfg DeadLetterConfig, msg *message.Message, err error) error {
 				err.Error()+" (not written as a Knative dead letter: "+kerr.Error()+")", cfg.ReasonLimit-len("…")))
 		}
 	}
-	if perr := cfg.Publisher.Publish(cfg.Topic, dead); perr != nil {
+	perr := cfg.Publisher.Publish(cfg.Topic, dead)
+	if errors.Is(perr, transport.ErrMessageTooLarge) && len(dead.Payload) > 0 {
+		// The letter is over what the dead-letter topic takes (a record from another
+		// producer above our limit, a topic made by hand with a smaller one): it goes
+		// without its payload, which stays in the source topic where the letter says.
+		dead.Metadata.Set(metadata.DeadLetterPayloadDropped, strconv.Itoa(len(dead.Payload)))
+		dead.Payload = nil
+		perr = cfg.Publisher.Publish(cfg.Topic, dead)
+	}
+	if perr != nil {
 		return fmt.Errorf("cannot publish dead letter to %q (message stays unacked): %w; handler error: %w", cfg.Topic, perr, err)
 	}
 	Report(msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),

@@ -86,7 +86,9 @@ type Config struct {
 	// MaxRetained bounds how many messages a topic keeps. 0 means DefaultMaxRetained.
 	MaxRetained int
 	// MaxRetainedBytes bounds the payload and metadata bytes a topic keeps. 0 means
-	// DefaultMaxRetainedBytes. A single message larger than this is refused.
+	// DefaultMaxRetainedBytes. A single message larger than this is refused with an
+	// error wrapping transport.ErrMessageTooLarge, except a dead letter, which may be
+	// transport.DeadLetterHeadroom larger (it then waits for an empty topic).
 	MaxRetainedBytes int64
 	// MaxBytes bounds the payload and metadata bytes of all topics together. 0 means
 	// DefaultMaxBytes.

@@ -91,9 +91,9 @@ func (tp *topic) end() int64 { return tp.first + int64(len(tp.log)) }
 // otherwise waiting for room.
 func (tp *topic) append(ctx context.Context, r *record) error {
 	cfg := tp.t.cfg
-	if r.size > cfg.MaxRetainedBytes {
-		return fmt.Errorf("%w: message %s of %d bytes on topic %q exceeds max_retained_bytes %d",
-			ErrTopicFull, r.uuid, r.size, tp.name, cfg.MaxRetainedBytes)
+	if limit := tp.limit(r); r.size > limit {
+		return fmt.Errorf("memory: %w: message %s of %d bytes on topic %q exceeds max_retained_bytes %d (%w)",
+			transport.ErrMessageTooLarge, r.uuid, r.size, tp.name, limit, ErrTopicFull)
 	}
 	var (
 		room     <-chan struct{} // set once append has to wait
@@ -104,7 +104,7 @@ func (tp *topic) append(ctx context.Context, r *record) error {
 			room = tp.t.roomChanged() // before the check, so that no room made after it is missed
 		}
 		tp.mu.Lock()
-		if tp.makeRoomLocked(r.size) {
+		if tp.makeRoomLocked(r.size, tp.limit(r)) {
 			if tp.t.ctx.Err() != nil {
 				tp.t.bytes.Add(-r.size)
 				tp.mu.Unlock()
@@ -153,13 +153,27 @@ func (tp *topic) append(ctx context.Context, r *record) error {
 	}
 }
 
+// limit is the largest message the topic takes: MaxRetainedBytes, and for a dead
+// letter transport.DeadLetterHeadroom more, so that every message a subscription
+// accepted can be dead-lettered with the keys the client adds.
+func (tp *topic) limit(r *record) int64 {
+	if _, dead := r.metadata[metadata.DeadLetterReason]; dead {
+		return tp.t.cfg.MaxRetainedBytes + transport.DeadLetterHeadroom
+	}
+	return tp.t.cfg.MaxRetainedBytes
+}
+
 // makeRoomLocked makes room for size more bytes within the topic's and the
 // transport's bounds, dropping messages that may go, and reserves the bytes in the
-// transport's count. It reports false when there is no room; the lock is held
-// throughout, but released while other topics are trimmed.
-func (tp *topic) makeRoomLocked(size int64) bool {
+// transport's count. A message larger than MaxRetainedBytes (a dead letter within
+// limit) fits only a topic that holds nothing else. It reports false when there is
+// no room; the lock is held throughout, but released while other topics are trimmed.
+func (tp *topic) makeRoomLocked(size, limit int64) bool {
 	cfg := tp.t.cfg
-	fits := func() bool { return len(tp.log) < cfg.MaxRetained && tp.bytes+size <= cfg.MaxRetainedBytes }
+	fits := func() bool {
+		return len(tp.log) < cfg.MaxRetained &&
+			(tp.bytes+size <= cfg.MaxRetainedBytes || len(tp.log) == 0 && size <= limit)
+	}
 	for !fits() && tp.trimLocked() {
 	}
 	if !fits() {
