@@ -132,6 +132,9 @@ func (o *Outbox) busySlots(ctx context.Context) ([]int16, error) {
 	return slots, nil
 }
 
+// batchTimeout bounds the database work of one batch.
+const batchTimeout = 2 * time.Minute
+
 // row is one outbox row read by the relay.
 type row struct {
 	seq   int64
@@ -142,6 +145,11 @@ type row struct {
 // relaySlot relays one batch of slot s, unless another relay holds it, and returns
 // how many rows it read.
 func (o *Outbox) relaySlot(ctx context.Context, s int16) (int, error) {
+	// A batch once begun is finished even when Run is stopping: database/sql rolls a
+	// transaction back when its context ends, and the rows it published would then be
+	// published again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	defer cancel()
 	tx, err := o.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: relaying slot %d: %w", s, err)

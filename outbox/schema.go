@@ -37,13 +37,14 @@ func newTables(o options) tables {
 	}
 }
 
-// ddl creates the tables of schema version 1 when they are missing.
-const ddl = `
-CREATE TABLE IF NOT EXISTS {version} (
+// ddl creates the tables of schema version 1 when they are missing, one statement at
+// a time (drivers that prepare every statement take one command only).
+var ddl = []string{
+	`CREATE TABLE IF NOT EXISTS {version} (
 	version    integer     NOT NULL,
 	applied_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS {outbox} (
+)`,
+	`CREATE TABLE IF NOT EXISTS {outbox} (
 	seq        bigserial   PRIMARY KEY,
 	slot       smallint    NOT NULL,
 	id         text        NOT NULL,
@@ -52,23 +53,23 @@ CREATE TABLE IF NOT EXISTS {outbox} (
 	metadata   jsonb       NOT NULL,
 	payload    bytea       NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS {prefix}outbox_slot_seq ON {outbox} (slot, seq);
-CREATE TABLE IF NOT EXISTS {inbox} (
+)`,
+	`CREATE INDEX IF NOT EXISTS {prefix}outbox_slot_seq ON {outbox} (slot, seq)`,
+	`CREATE TABLE IF NOT EXISTS {inbox} (
 	group_name text        NOT NULL,
 	message_id text        NOT NULL,
 	handled_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (group_name, message_id)
-);
-CREATE INDEX IF NOT EXISTS {prefix}inbox_handled_at ON {inbox} (handled_at);
-CREATE OR REPLACE FUNCTION {notify}() RETURNS trigger LANGUAGE plpgsql AS $$
+)`,
+	`CREATE INDEX IF NOT EXISTS {prefix}inbox_handled_at ON {inbox} (handled_at)`,
+	`CREATE OR REPLACE FUNCTION {notify}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM pg_notify('{channel}', '');
 	RETURN NULL;
-END $$;
-DROP TRIGGER IF EXISTS {trigger} ON {outbox};
-CREATE TRIGGER {trigger} AFTER INSERT ON {outbox} FOR EACH STATEMENT EXECUTE FUNCTION {notify}();
-`
+END $$`,
+	`DROP TRIGGER IF EXISTS {trigger} ON {outbox}`,
+	`CREATE TRIGGER {trigger} AFTER INSERT ON {outbox} FOR EACH STATEMENT EXECUTE FUNCTION {notify}()`,
+}
 
 // migrate creates the tables when missing and checks the recorded schema version.
 // It runs under a transaction-scoped advisory lock so that processes starting at
@@ -101,8 +102,10 @@ func (t tables) migrate(ctx context.Context, db *sql.DB, prefix string) error {
 	}
 	r := strings.NewReplacer("{version}", t.version, "{outbox}", t.outbox, "{inbox}", t.inbox,
 		"{notify}", t.notify, "{trigger}", t.trigger, "{channel}", t.channel, "{prefix}", prefix)
-	if _, err := tx.ExecContext(ctx, r.Replace(ddl)); err != nil {
-		return fmt.Errorf("outbox: creating the tables: %w", err)
+	for _, stmt := range ddl {
+		if _, err := tx.ExecContext(ctx, r.Replace(stmt)); err != nil {
+			return fmt.Errorf("outbox: creating the tables: %w", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO `+t.version+` (version) VALUES ($1)`, SchemaVersion); err != nil {
 		return fmt.Errorf("outbox: recording the schema version: %w", err)
