@@ -92,23 +92,26 @@ func (o *Outbox) Run(ctx context.Context) error {
 }
 
 // relayOnce relays one batch of every slot that has rows and another relay does not
-// hold. more says that a slot had a full batch, so more rows may wait.
+// hold. more says that a slot had a full batch, so more rows may wait; the error is
+// the first slot's failure.
 func (o *Outbox) relayOnce(ctx context.Context) (more bool, err error) {
 	slots, err := o.busySlots(ctx)
 	if err != nil {
 		return false, err
 	}
 	rand.Shuffle(len(slots), func(i, j int) { slots[i], slots[j] = slots[j], slots[i] })
+	var first error
 	for _, s := range slots {
+		// A slot that fails does not hold up the others.
 		n, err := o.relaySlot(ctx, s)
-		if err != nil {
-			return false, err
+		if err != nil && first == nil {
+			first = err
 		}
 		if n == o.opts.batchSize {
 			more = true
 		}
 	}
-	return more, nil
+	return more, first
 }
 
 // busySlots returns the slots of the oldest rows.
