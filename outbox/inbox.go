@@ -18,6 +18,9 @@ import (
 // (retries, dead letters) exactly as with pubsub.Subscribe. h must do its database
 // work in tx and must not commit or roll it back.
 func Subscribe[T any](o *Outbox, t pubsub.Topic[T], group string, h func(ctx context.Context, tx *sql.Tx, m *pubsub.Message[T]) error, opts ...pubsub.SubscribeOption) error {
+	if o == nil || o.c == nil {
+		return errNoOutbox
+	}
 	if h == nil {
 		return fmt.Errorf("outbox: %w: Subscribe(%q, %q) with a nil handler", pubsub.ErrInvalidOption, t.Name(), group)
 	}

@@ -3,7 +3,6 @@ package outbox
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -66,4 +65,7 @@ func (o *Outbox) Pending(ctx context.Context) (int64, error) {
 }
 
 // errNilTx is returned by Publish without a transaction.
-var errNilTx = errors.New("outbox: Publish needs a transaction (a nil *sql.Tx was given)")
+var errNilTx = fmt.Errorf("outbox: %w: Publish needs a transaction (a nil *sql.Tx was given)", pubsub.ErrInvalidOption)
+
+// errNoOutbox is returned by Publish and Subscribe without an Outbox made by New.
+var errNoOutbox = fmt.Errorf("outbox: %w: a nil Outbox, or one not made by New", pubsub.ErrInvalidOption)

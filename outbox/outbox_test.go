@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -298,12 +299,24 @@ func TestNewCreatesVersionedTablesAndRefusesANewerVersion(t *testing.T) {
 	if _, err := outbox.New(db, c, outbox.WithTablePrefix("shop_")); err == nil {
 		t.Fatal("New accepted tables of schema version 99")
 	}
-	for _, bad := range []outbox.Option{outbox.WithTablePrefix("Bad-Prefix"), outbox.WithSchema("x;drop"), outbox.WithBatchSize(0), outbox.WithPollInterval(0)} {
-		if _, err := outbox.New(db, c, bad); err == nil {
-			t.Error("New accepted an invalid option")
+	for _, bad := range []outbox.Option{outbox.WithTablePrefix("Bad-Prefix"), outbox.WithSchema("x;drop"), outbox.WithBatchSize(0),
+		outbox.WithPollInterval(0), outbox.WithInboxRetention(-time.Hour), outbox.WithLogger(nil)} {
+		if _, err := outbox.New(db, c, bad); !errors.Is(err, pubsub.ErrInvalidOption) {
+			t.Errorf("New with an invalid option: %v, want ErrInvalidOption", err)
 		}
 	}
-	if err := outbox.Publish(context.Background(), nil, &outbox.Outbox{}, orders, order{}); err == nil {
-		t.Error("Publish accepted a nil transaction")
+	if err := outbox.Publish(context.Background(), nil, &outbox.Outbox{}, orders, order{}); !errors.Is(err, pubsub.ErrInvalidOption) {
+		t.Errorf("Publish with a nil transaction: %v, want ErrInvalidOption", err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := outbox.Publish(context.Background(), tx, nil, orders, order{}); !errors.Is(err, pubsub.ErrInvalidOption) {
+		t.Errorf("Publish with a nil Outbox: %v, want ErrInvalidOption", err)
+	}
+	if err := outbox.Subscribe[order](nil, orders, "g", nil); !errors.Is(err, pubsub.ErrInvalidOption) {
+		t.Errorf("Subscribe with a nil Outbox: %v, want ErrInvalidOption", err)
 	}
 }

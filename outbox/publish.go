@@ -27,6 +27,9 @@ func Publish[T any](ctx context.Context, tx *sql.Tx, o *Outbox, t pubsub.Topic[T
 	if tx == nil {
 		return errNilTx
 	}
+	if o == nil || o.c == nil {
+		return errNoOutbox
+	}
 	msg, err := pubsub.Encode(ctx, o.c, t, v, opts...)
 	if err != nil {
 		return err
