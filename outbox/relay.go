@@ -41,7 +41,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 		stopListening()
 		wg.Wait()
 	}()
-	if o.opts.listen {
+	// The listener holds a connection for as long as Run runs: on a pool of one it
+	// would leave none to relay with.
+	if o.opts.listen && o.db.Stats().MaxOpenConnections != 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
