@@ -3,7 +3,6 @@ package interop
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -112,14 +111,6 @@ func TestLagMatchesLibrdkafka(t *testing.T) {
 	observer := openClient(t, cluster, "")
 	stats, err := observer.Lag(ctx, topic, group)
 	switch {
-	case errors.Is(err, pubsub.ErrInvalidOption) && strings.Contains(err.Error(), "GroupLagger"):
-		t.Logf("Client.Lag: %v; comparing with kadm's committed offsets instead", err)
-		fetched, err := adm.FetchOffsetsForTopics(ctx, group, topic)
-		must(t, err)
-		must(t, fetched.Error())
-		got := positions{}
-		fetched.Each(func(o kadm.OffsetResponse) { got[o.Partition] = position{Committed: o.At, End: want[o.Partition].End} })
-		compare("kadm FetchOffsets", got)
 	case err != nil:
 		t.Fatalf("Client.Lag: %v", err)
 	default:
