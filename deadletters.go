@@ -97,13 +97,14 @@ type Resolution struct {
 
 // ReplaySelector chooses the dead letters Replay sends back, or Discard resolves.
 type ReplaySelector struct {
-	all     bool
-	ids     []string
-	first   int
-	filters []DeadLetterFilter
-	by      string
-	note    string
-	payload []byte // with exactly one id: the edited payload to replay
+	all      bool
+	ids      []string
+	first    int
+	filters  []DeadLetterFilter
+	by       string
+	note     string
+	payload  []byte                // with exactly one id: the edited payload to replay
+	progress func(done, total int) // OnProgress's
 }
 
 // ReplayAll selects every pending dead letter.
@@ -291,6 +292,9 @@ func (c *Client) resolve(ctx context.Context, topic, group string, sel ReplaySel
 		}
 		c.obs.report(ctx, Event{Kind: kind, Topic: topic, Group: group, MessageID: dead.ID, CorrelationID: dead.CorrelationID,
 			Attempt: 1, Message: dead.message()})
+		if sel.progress != nil {
+			sel.progress(i+1, len(chosen))
+		}
 	}
 	return len(chosen), nil
 }

@@ -1,0 +1,13 @@
+package pubsub
+
+// OnProgress makes Replay and Discard call fn after each letter they resolve, with how
+// many are done and how many were selected, on the calling goroutine: the CLI draws
+// its progress bar with it.
+func (s ReplaySelector) OnProgress(fn func(done, total int)) ReplaySelector {
+	s.progress = fn
+	return s
+}
+
+// HistoryEnabled reports whether the client keeps events for History
+// (WithEventHistory). It is safe for concurrent use.
+func (c *Client) HistoryEnabled() bool { return c.history != nil }
