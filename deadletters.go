@@ -224,7 +224,7 @@ func (c *Client) Resolved(ctx context.Context, topic, group string) ([]Resolutio
 		return nil, err // an unknown subscription
 	}
 	records, err := c.readTopic(ctx, ResolutionTopicName(dlq))
-	if err != nil {
+	if err != nil && !errors.Is(err, transport.ErrUnknownTopic) { // nothing resolved yet
 		return nil, err
 	}
 	var out []Resolution
