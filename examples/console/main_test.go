@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -38,7 +39,7 @@ func TestSetup(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	jar := &cookieJar{}
+	jar, _ := cookiejar.New(nil)
 	cl := &http.Client{Jar: jar}
 	resp, err := cl.PostForm(srv.URL+"/login", url.Values{"token": {"wrong"}})
 	if err != nil {
@@ -58,9 +59,3 @@ func TestSetup(t *testing.T) {
 		t.Fatalf("after login: %s\n%s", resp.Status, body)
 	}
 }
-
-// cookieJar keeps the cookies of one test server.
-type cookieJar struct{ cookies []*http.Cookie }
-
-func (j *cookieJar) SetCookies(_ *url.URL, cs []*http.Cookie) { j.cookies = append(j.cookies, cs...) }
-func (j *cookieJar) Cookies(*url.URL) []*http.Cookie          { return j.cookies }
