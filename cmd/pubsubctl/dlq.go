@@ -234,9 +234,10 @@ func (c *cli) dlqResolve(replay bool) *cobra.Command {
 		name, short = "replay", "Send dead letters back to their subscription (who and why are recorded)"
 	}
 	cmd := &cobra.Command{
-		Use:   name + " TOPIC GROUP (--all | --id ID... | --first N | --error MASKED-REASON)",
-		Short: short,
-		Args:  args("TOPIC", "GROUP"),
+		Use:         name + " TOPIC GROUP (--all | --id ID... | --first N | --error MASKED-REASON)",
+		Short:       short,
+		Args:        args("TOPIC", "GROUP"),
+		Annotations: map[string]string{"timeout": "10m"}, // a long replay publishes one letter at a time
 		RunE: func(cmd *cobra.Command, a []string) error {
 			filters, err := f.filters()
 			if err != nil {

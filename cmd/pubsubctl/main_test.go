@@ -240,4 +240,19 @@ func TestDeadLettersOnKafka(t *testing.T) {
 	if strings.Contains(r.errOut, "\r") {
 		t.Fatalf("a progress bar was drawn on a stderr that is not a terminal: %q", r.errOut)
 	}
+
+	// On a terminal (script(1) gives the command one), discard draws its progress bar.
+	if _, err := exec.LookPath("script"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("script(1) is needed to run pubsubctl on a terminal (Debian package bsdutils)")
+		}
+		t.Skip("script(1) is not installed: the progress bar is not checked")
+	}
+	term := exec.Command("script", "-q", "-e", "-c", binary+" dlq discard "+topic+" billing --all --why obsolete", "/dev/null")
+	term.Env = append(os.Environ(), env...)
+	out, err := term.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "5/5") || !strings.Contains(string(out), "discarded 5 dead letter(s)") {
+		t.Fatalf("discard on a terminal: %v\n%q", err, out)
+	}
+	waitPending(t, c, topic, 0)
 }

@@ -58,7 +58,7 @@ Exit codes: 0 success, 1 the operation failed, 2 usage error,
 	}
 	root.PersistentFlags().StringVar(&c.url, "url", "", "transport URL (default $PUBSUB_URL)")
 	root.PersistentFlags().BoolVar(&c.json, "json", false, "print JSON for scripts instead of tables")
-	root.PersistentFlags().DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on a request after this long (tail: while connecting)")
+	root.PersistentFlags().DurationVar(&c.timeout, "timeout", 30*time.Second, "give up on a command after this long (replay and discard: 10m unless given; tail: while connecting)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(c.dlqCommand(), c.lagCommand(), c.tailCommand())
 	return root
@@ -91,7 +91,11 @@ func (c *cli) open(ctx context.Context) (*pubsub.Client, error) {
 
 // withClient runs fn with a client and closes it after.
 func (c *cli) withClient(cmd *cobra.Command, fn func(ctx context.Context, cl *pubsub.Client) error) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
+	timeout := c.timeout
+	if long := cmd.Annotations["timeout"]; long != "" && !cmd.Flags().Changed("timeout") {
+		timeout, _ = time.ParseDuration(long)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 	defer cancel()
 	cl, err := c.open(ctx)
 	if err != nil {
