@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/console"
@@ -191,5 +192,31 @@ func TestAuthorizerReadOnlyAndHistory(t *testing.T) {
 	}
 	if code, _ := ana.do("POST", "action", url.Values{"csrf": {ana.csrf()}, "op": {"pause"}, "topic": {topic}, "group": {group}}); code != http.StatusForbidden {
 		t.Fatalf("pause under ReadOnly: %d", code)
+	}
+}
+
+// TestFiltersByTimeAndKey: the time range and key filters narrow the list; a bad time
+// is a 400 that says which field.
+func TestFiltersByTimeAndKey(t *testing.T) {
+	f := newFixture(t, console.WithoutAuth())
+	s := newSession(t, f)
+	base := "subscription?topic=payments&group=ledger"
+	future := time.Now().UTC().Add(time.Hour).Format("2006-01-02T15:04")
+	past := time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")
+	rows := regexp.MustCompile(`class="letter"`)
+	for _, c := range []struct {
+		query string
+		want  int
+	}{{"", 6}, {"&since=" + past, 6}, {"&since=" + future, 0}, {"&until=" + past, 0}, {"&until=" + future + "&key=p-1", 1}} {
+		code, page := s.do("GET", base+c.query, nil)
+		if n := len(rows.FindAllString(page, -1)); code != http.StatusOK || n != c.want {
+			t.Fatalf("%s: %d, %d letters listed, want %d", c.query, code, n, c.want)
+		}
+	}
+	if code, page := s.do("GET", base+"&since=tomorrow", nil); code != http.StatusBadRequest || !strings.Contains(page, "since") {
+		t.Fatalf("a bad time: %d", code)
+	}
+	if code, _ := s.do("GET", "subscription?topic=payments&group=ledgr", nil); code != http.StatusNotFound {
+		t.Fatalf("a misspelt group: %d, want 404", code)
 	}
 }
