@@ -80,10 +80,14 @@ func TestUsageErrors(t *testing.T) {
 		{"--url", "kafak://x:1", "dlq", "list", "orders", "g"},      // unknown scheme
 		{"--url", "kafka://127.0.0.1:1", "dlq", "replay", "o", "g"}, // no selector
 		{"--url", "kafka://127.0.0.1:1", "dlq", "list", "o", "g", "--since", "yesterday"},
+		{"--url", "kafka://ops:hunter2@127.0.0.1:1?bogus=1", "lag", "o", "g"}, // an unknown parameter
 	} {
 		r := pubsubctl(t, noURL, args...).want(t, exitUsage, args...)
 		if r.errOut == "" || r.out != "" {
 			t.Errorf("pubsubctl %v: stdout %q, stderr %q: want the error on stderr only", args, r.out, r.errOut)
+		}
+		if strings.Contains(r.errOut, "hunter2") {
+			t.Errorf("pubsubctl %v shows the password: %s", args, r.errOut)
 		}
 	}
 }
