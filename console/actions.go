@@ -22,11 +22,6 @@ func (h *console) action(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "console: your role ("+v.role.String()+") may not change anything", http.StatusForbidden)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "console: reading the form: "+err.Error(), http.StatusBadRequest)
-		return
-	}
 	topic, group, op := r.PostFormValue("topic"), r.PostFormValue("group"), r.PostFormValue("op")
 	back := "subscription?" + url.Values{"topic": {topic}, "group": {group}}.Encode()
 	note := strings.TrimSpace(r.PostFormValue("note"))

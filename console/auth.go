@@ -121,6 +121,11 @@ func (h *console) authed(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, "console: reading the form: "+err.Error(), http.StatusBadRequest)
+				return
+			}
 			got := r.PostFormValue("csrf")
 			if subtle.ConstantTimeCompare([]byte(got), []byte(v.session.csrf)) != 1 {
 				http.Error(w, "console: missing or wrong CSRF token: reload the page", http.StatusForbidden)
