@@ -217,4 +217,16 @@ var (
 	ErrUnknownScheme = errors.New("unknown URL scheme")
 	// ErrUnknownTopic: the topic does not exist (Reader.ReadAll).
 	ErrUnknownTopic = errors.New("unknown topic")
+	// ErrMessageTooLarge: a message is larger than the transport accepts (Kafka:
+	// max_message_bytes, or a topic's max.message.bytes). Publish fails with it at
+	// once; publishing the message again cannot succeed.
+	ErrMessageTooLarge = errors.New("message too large")
 )
+
+// DeadLetterHeadroom is how many bytes a transport with a message size limit keeps
+// free beyond it for the headers the client adds when it dead-letters a message
+// (reason, origin, attempts, times): a message marked as a dead letter (it carries
+// metadata.DeadLetterReason) may be up to this much larger than the limit, and topics
+// the transport creates take messages that large, so every message a subscription
+// accepted can be dead-lettered. The client keeps what it adds within it.
+const DeadLetterHeadroom = 32 << 10

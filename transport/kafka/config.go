@@ -135,7 +135,12 @@ type Config struct {
 	// anyway, so the default, 0, costs no throughput and adds no latency.
 	Linger time.Duration
 	// MaxMessageBytes is the largest message Publish accepts (value, key and headers);
-	// keep it at most the brokers' message.max.bytes. Default DefaultMaxMessageBytes.
+	// a larger one fails at once with an error wrapping transport.ErrMessageTooLarge.
+	// A dead letter (a message carrying metadata.DeadLetterReason) may be up to
+	// transport.DeadLetterHeadroom larger, so that a message accepted at the limit can
+	// be dead-lettered; topics the transport creates get a max.message.bytes of
+	// MaxMessageBytes plus the headroom, and an existing topic that takes less is
+	// logged as a warning, not changed. Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// Partitioner chooses a keyed record's partition: PartitionerMurmur2 (the
 	// default, as Java), PartitionerCRC32 (librdkafka's default) or PartitionerFNV1a
@@ -328,8 +333,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ProducerRetries < 1 {
 		bad("producer retries %d is below 1", c.ProducerRetries)
 	}
-	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > math.MaxInt32 {
-		bad("max message bytes %d is not between 1 and %d", c.MaxMessageBytes, math.MaxInt32)
+	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > maxBatchBytes-transport.DeadLetterHeadroom {
+		bad("max message bytes %d is not between 1 and %d", c.MaxMessageBytes, maxBatchBytes-transport.DeadLetterHeadroom)
 	}
 	if c.FetchBytes < 1 || c.FetchBytes > math.MaxInt32/4 {
 		bad("fetch bytes %d is not between 1 and %d", c.FetchBytes, math.MaxInt32/4)
@@ -416,15 +421,28 @@ func (c Config) clientOptions() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// recordBatchOverhead bounds a record batch's bytes beyond its records' (the v2
+// batch header is 61 bytes), which a broker counts against max.message.bytes.
+const recordBatchOverhead = 64
+
+// topicMaxMessageBytes is the max.message.bytes of the topics the transport creates:
+// MaxMessageBytes and the dead-letter headroom.
+func (c Config) topicMaxMessageBytes() int { return c.MaxMessageBytes + transport.DeadLetterHeadroom }
+
+// deadLetterMaxBytes is the largest dead letter Publish accepts: one that fits, in a
+// batch of its own, a topic the transport created.
+func (c Config) deadLetterMaxBytes() int { return c.topicMaxMessageBytes() - recordBatchOverhead }
+
 // producerOptions: acks from every in-sync replica, the idempotent producer (kgo's
-// default, kept), bounded retries, Java's key hashing, a bounded queue.
-func (c Config) producerOptions() []kgo.Opt {
+// default, kept), bounded retries, Java's key hashing, a bounded queue; batchMax
+// gives each topic's largest batch.
+func (c Config) producerOptions(batchMax func(topic string) int32) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordRetries(c.ProducerRetries),
 		kgo.RecordDeliveryTimeout(c.DeliveryTimeout),
 		kgo.ProducerLinger(c.Linger),
-		kgo.ProducerBatchMaxBytes(int32(c.MaxMessageBytes)),
+		kgo.ProducerBatchMaxBytesFn(batchMax),
 		kgo.MaxBufferedRecords(c.PublishQueue),
 		kgo.MaxBufferedBytes(c.PublishQueueBytes),
 		kgo.RecordPartitioner(partitioners[c.Partitioner]()),
@@ -437,16 +455,20 @@ func (c Config) producerOptions() []kgo.Opt {
 // transactions are skipped, commits are the transport's (the watermarks), fetches are
 // bounded.
 func (c Config) consumerOptions() []kgo.Opt {
-	isolation := kgo.ReadCommitted()
-	if c.Isolation == ReadUncommitted {
-		isolation = kgo.ReadUncommitted()
-	}
 	return []kgo.Opt{
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(isolation),
+		kgo.FetchIsolationLevel(c.isolation()),
 		kgo.FetchMaxPartitionBytes(int32(c.FetchBytes)),
 		kgo.FetchMaxBytes(int32(4 * c.FetchBytes)),
 	}
+}
+
+// isolation is the consumers' isolation level, Config.Isolation.
+func (c Config) isolation() kgo.IsolationLevel {
+	if c.Isolation == ReadUncommitted {
+		return kgo.ReadUncommitted()
+	}
+	return kgo.ReadCommitted()
 }
 
 // groupOptions: the balancer, the timeouts, static membership.

@@ -48,7 +48,8 @@ type subscription struct {
 // group, a new group starts at the oldest offset, the balancer is Config.Balancer and
 // the committed offset of each partition is its lowest unfinished offset. Without a
 // group the subscription reads every partition from the oldest offset and commits
-// nothing. Each delivered message's context carries its transport.Position.
+// nothing; with opts.FromEnd it reads from each partition's end as Subscribe found it
+// (see consumeFrom). Each delivered message's context carries its transport.Position.
 func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.SubscribeOptions) (transport.Subscription, error) {
 	if opts.Concurrency < 0 || opts.Drain < 0 {
 		return nil, fmt.Errorf("kafka: %w: Concurrency %d and Drain %s must not be negative", transport.ErrInvalidOption, opts.Concurrency, opts.Drain)
@@ -66,7 +67,11 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 		lanes: map[int32]*lane.Lane{}, committed: map[int32]int64{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 
-	kopts := append(t.cfg.consumerOptions(), kgo.ConsumeTopics(topic))
+	kopts, err := t.consumeFrom(ctx, topic, opts)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
 	if opts.Group != "" {
 		kopts = append(kopts, t.cfg.groupOptions()...)
 		kopts = append(kopts, kgo.ConsumerGroup(opts.Group),
@@ -91,6 +96,31 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 	t.mu.Unlock()
 	go s.run()
 	return s, nil
+}
+
+// consumeFrom returns the consumer options that say what s reads: topic, in a group
+// or from the oldest offset; or, for a tail (no group, FromEnd), each partition from
+// its end as listed now (the last stable offset under read_committed), so that every
+// message published after Subscribe returns is read and none before it. A tail follows
+// the partitions the topic has now. A topic that does not exist yet (provisioning is
+// off) is waited for and read from its start: all it will hold comes after Subscribe.
+func (t *Transport) consumeFrom(ctx context.Context, topic string, opts transport.SubscribeOptions) ([]kgo.Opt, error) {
+	kopts := t.cfg.consumerOptions()
+	if opts.Group != "" || !opts.FromEnd {
+		return append(kopts, kgo.ConsumeTopics(topic)), nil
+	}
+	ends, err := t.endOffsets(ctx, topic)
+	switch {
+	case errors.Is(err, transport.ErrUnknownTopic):
+		return append(kopts, kgo.ConsumeTopics(topic)), nil
+	case err != nil:
+		return nil, err
+	}
+	from := make(map[int32]kgo.Offset, len(ends))
+	for p, end := range ends {
+		from[p] = kgo.NewOffset().At(end)
+	}
+	return append(kopts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from})), nil
 }
 
 // run is the poll loop, then the end of the subscription.

@@ -1,62 +1,168 @@
-// Package kafka is the Kafka transport, built on watermill-kafka v3 and IBM/sarama.
+// Package kafka is the Kafka transport, built on franz-go: kgo produces and consumes,
+// kadm administers (topics, offsets, lag). It is a Watermill publisher and, through
+// transport.NewSubscriber, a Watermill subscriber, and implements every optional
+// interface of package transport: AsyncPublisher, Provisioner, Reader, TopicLister
+// and GroupLagger. A Transport is safe for concurrent use.
 //
-// Open it by URL through pubsub.Open ("kafka://host1:9092,host2:9092?...", see
-// ParseURL for the parameters) or with New and a Config; the URL is parsed into the
-// same Config, so both are validated the same way.
+// Open it by URL through pubsub.Open or Open, or with New and a Config; the URL is
+// parsed into the same Config (ParseURL), so both are validated the same way, every
+// error wrapping transport.ErrInvalidOption. New fails within about DialTimeout when
+// no broker answers, a broker accepts connections but never answers, TLS fails or
+// SASL is refused, and says which it likely was.
+//
+// # URL parameters
+//
+// Every parameter is optional; an unknown or malformed one is an error that names it.
+// Defaults in parentheses; each sets the Config field of the same name.
+//
+//	kafka://[user@]host1:9092,host2:9092?...
+//
+//	client_id (pubsubkit)          ClientID, the client id brokers see
+//	version ("": newest)           Version, the highest protocol version spoken, as "3.6.0"
+//	tls (false)                    TLS.Enable
+//	tls_ca, tls_cert, tls_key      TLS.CAFile, CertFile, KeyFile: PEM files (cert and key together)
+//	tls_server_name                TLS.ServerName
+//	tls_insecure_skip_verify       TLS.InsecureSkipVerify (false), for local experiments only
+//	sasl ("": off)                 SASL.Mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; the user is the URL's
+//	sasl_password_env              SASL.PasswordEnv (PUBSUB_KAFKA_PASSWORD), the variable holding the password
+//	partitions (3)                 Partitions of the topics the transport creates
+//	replication_factor (3)         ReplicationFactor of created topics, and the least accepted
+//	min_insync_replicas (2)        MinInsyncReplicas of created topics, and the least accepted
+//	provision (true)               false sets DisableProvisioning: missing topics are not created
+//	strict_durability (false)      StrictDurability: a less durable topic is an error, not a warning
+//	dial_timeout (10s)             DialTimeout
+//	producer_retries (10)          ProducerRetries after retriable broker errors
+//	retry_backoff (250ms)          RetryBackoff, growing to 4 times it
+//	delivery_timeout (2m)          DeliveryTimeout, the longest a record may take to be stored
+//	linger (0s)                    Linger before a partition's batch is sent
+//	max_message_bytes (1048576)    MaxMessageBytes, the largest message Publish accepts
+//	partitioner (murmur2)          Partitioner: murmur2, crc32 or fnv1a (see below)
+//	compression (snappy)           Compression: snappy, lz4, zstd, gzip or none
+//	balancer (cooperative-sticky)  Balancer: cooperative-sticky, range, roundrobin or kip848
+//	isolation (read_committed)     Isolation: read_committed or read_uncommitted
+//	session_timeout (10s)          SessionTimeout of group members
+//	rebalance_timeout              RebalanceTimeout (the session timeout, at least 10s)
+//	instance_id ("": dynamic)      InstanceID, static group membership (KIP-345)
+//	commit_interval (1s)           CommitInterval of the groups' offsets
+//	nack_delay (500ms)             NackDelay before a nacked message comes again
+//	drain (30s)                    Drain, the default of SubscribeOptions.Drain
+//	prefetch (256)                 Prefetch, messages held per partition
+//	fetch_bytes (1048576)          FetchBytes asked per partition and fetch
+//	publish_queue (65536)          PublishQueue, records the producer holds unstored
+//	publish_queue_bytes (67108864) PublishQueueBytes, bytes the producer holds unstored
+//
+// A URL holding a password is refused: the password is read from the environment
+// variable sasl_password_env names (or Config.SASL.Password), and never appears in a
+// log line or an error. ack_grace, a parameter of the earlier transport on sarama, is
+// refused with the reason.
 //
 // # Durable by default
 //
-// The zero Config (with Brokers) is the production one:
+// A Config with only Brokers set is the production one:
 //
-//   - Publish returns once every in-sync replica has the message (acks=all), through
-//     an idempotent producer that retries retriable broker errors a bounded number of
-//     times with backoff, so a retry neither loses nor duplicates a message.
-//   - A new consumer group starts at the oldest message. An offset is marked only when
-//     its message is acked and committed every CommitInterval and when a consumer
-//     stops, so a crash redoes work rather than skipping it. An ack that arrives after
-//     a rebalance took the partition away is dropped, and the message is delivered
-//     again to the new owner. When a subscription ends (a graceful drain), the
-//     partitions are kept until the messages handed on are acked or nacked, for at
-//     most Config.AckGrace, so work finished during the drain is not done again
-//     (watermill-kafka alone drops those acks).
-//   - Records are turned into messages by an unmarshaler that cannot fail: a bad
-//     payload reaches the client's decode step and its dead-letter topic, instead of
-//     stalling the partition as watermill-kafka does with an unmarshal error.
-//   - Missing topics are created with Config.Partitions, ReplicationFactor (3) and
-//     MinInsyncReplicas (2); an existing topic with less is logged as a warning, or
-//     refused with ErrLessDurable under StrictDurability.
+//   - Publish returns once every in-sync replica has each record (acks=all). The
+//     producer is kgo's idempotent one: it retries retriable errors up to
+//     ProducerRetries times within DeliveryTimeout and never writes a record twice by
+//     resending it; a final error (a message too large, an authorization failure)
+//     reaches the caller.
+//   - Consumers read read_committed: records of aborted or still open transactions
+//     are not delivered.
+//   - A new consumer group starts at the oldest offset of each partition.
+//   - A group commits, per partition, its watermark: the lowest offset whose message
+//     is not finished (acked, or nacked and then handled). It commits every
+//     CommitInterval, when partitions are revoked and when a subscription ends, so a
+//     crash redoes at most the messages in flight and one commit interval, and never
+//     skips one. A failed final commit is part of Close's error.
+//   - Groups balance with cooperative-sticky (kgo's, which a librdkafka member with
+//     partition.assignment.strategy=cooperative-sticky joins): a rebalance moves only
+//     the partitions that must move. range and roundrobin are the classic eager
+//     balancers; kip848 asks the broker to assign (KIP-848, Kafka 4.0+, falling back
+//     to range otherwise). instance_id makes the member static: restarted with the
+//     same id it takes its partitions back without a rebalance; it leaves only when
+//     its session times out.
+//   - Missing topics are created (unless provision=false) with Partitions,
+//     ReplicationFactor, MinInsyncReplicas and a max.message.bytes of
+//     MaxMessageBytes plus transport.DeadLetterHeadroom, and the transport waits until
+//     every partition has a leader. An existing topic is never altered: a replication
+//     factor or min.insync.replicas below the configured one is logged as a warning
+//     (an error wrapping ErrLessDurable with strict_durability), and so is a
+//     max.message.bytes that leaves no room for the dead-letter headroom. A topic
+//     deleted while in use is created again by the next Publish.
 //
-// # Delivery
+// # Partitioners
 //
-// Within a group each partition is consumed in order with one message in flight. The
-// metadata key metadata.Key becomes the record key and chooses the partition (sarama's
-// FNV-1a hash, which differs from the Java client's murmur2: producers in other
-// languages that must co-partition with this one need the same hash). Metadata
-// travels as record headers, and the message id in watermill-kafka's
-// "_watermill_message_uuid" header, so watermill-kafka consumers read these records
-// too. A record without that header (from another producer) gets the id
-// "topic-partition-offset". A nacked message is delivered again after
-// Config.NackDelay, ahead of the rest of its partition.
+// The record key is metadata.Key and chooses the partition. Services that must put
+// one key on one partition, so that it keeps its order across a mixed fleet, need
+// the same hash:
 //
-// # Publishing
+//	partitioner  hash of the key          clients that hash so by default
+//	murmur2      murmur2, as Java's       Java and Kafka Streams, franz-go; librdkafka with partitioner=murmur2_random
+//	crc32        CRC-32 (IEEE)            librdkafka's consistent_random: confluent-kafka (Python, Go, .NET), kcat, Karafka
+//	fnv1a        FNV-1a, 32 bits          IBM/sarama's NewHashPartitioner, watermill-kafka
 //
-// Publish calls queue their records and a single loop sends them in rounds: each round
-// takes everything queued, one record batch per partition, in one produce request per
-// leader broker, and settles the callers when the brokers answer. So concurrent calls
-// share requests, and each call returns when its own messages are acknowledged by all
-// in-sync replicas or have failed; a call with many messages sends them together.
-// watermill-kafka's publisher, by contrast, sends one message per round trip. The
-// producer is idempotent (a producer id and per-partition sequence numbers, one batch
-// per partition in flight), resends a batch unchanged after a retriable error or a
-// lost connection, and returns a final broker error (a record too large, an invalid
-// record, an authorization failure) to the caller; nothing is dropped silently.
-// Records without a key go to one partition per round (sticky, as Kafka's own
-// producer does), so they share requests too.
+// Records without a key stick to one partition for a while (murmur2: 64 KiB, as
+// Java's KIP-794 partitioner; crc32 and fnv1a: a batch), then move to another.
 //
-// # Security
+// # Delivery and per-key concurrency
 //
-// TLS (CA, client certificate, server name) and SASL PLAIN, SCRAM-SHA-256 and
-// SCRAM-SHA-512. The SASL password comes from Config.SASL.Password or from the
-// environment (PUBSUB_KAFKA_PASSWORD by default), never from the URL, and never
-// appears in a log line or an error.
+// Each partition a member owns is a lane (transport/internal/lane) that hands
+// messages out under SubscribeOptions: with Concurrency 1, one at a time in offset
+// order; with Concurrency N, up to N of the partition at once, never two of one key
+// (a key's messages go in offset order, so one key holds at most one of the N slots),
+// unless Unordered. A nacked message comes again after NackDelay, before the later
+// messages of its key (with Concurrency 1, of its partition). Each delivered
+// message's context carries its transport.Position (partition, offset, record
+// timestamp) and ends when the message is settled, its partition is revoked, the
+// subscription ends or the transport closes.
+//
+// Memory is bounded: a lane holds at most Prefetch messages (at least Concurrency)
+// in flight, waiting or finished ahead of the watermark, and the partition's fetching
+// pauses while it is full; each fetch asks at most FetchBytes per partition and
+// 4·FetchBytes per broker (a larger single record is still fetched). The producer
+// holds at most PublishQueue records and PublishQueueBytes bytes; Publish and
+// PublishAsync wait while it is full.
+//
+// When partitions are revoked, nothing new of them goes out, nack waits end, the
+// messages in flight may finish for Drain (cut to half the rebalance timeout, so the
+// member is not evicted) and the watermarks are committed before the partitions go.
+// A subscription without a group reads every partition from the oldest offset and
+// commits nothing; with SubscribeOptions.FromEnd it is a tail: it starts at each
+// partition's end listed in Subscribe (the last stable offset under read_committed)
+// and reads every message published after Subscribe returns, none before; a topic
+// that does not exist yet is waited for and read from its start.
+//
+// # Records and messages
+//
+// The wire format is watermill-kafka's, so services on watermill-kafka read our
+// records and we read theirs: the payload is the record value, the message id is the
+// "_watermill_message_uuid" header (UUIDHeader), and every other metadata entry is a
+// header of its own. The key is written once, as the record key; metadata.Key of a
+// delivered message is the record key (none for a record without one), and a
+// "pubsub_key" header, which earlier versions wrote too, is ignored. A record without
+// the id header (from another producer) gets the id "topic-partition-offset", the
+// same on every delivery. A header key a record carries more than once (librdkafka
+// and Java allow it) keeps every value: the first under its name, later ones under
+// "name[1]", "name[2]"... in record order, which metadata.Values reads; a message
+// with such entries is written back as the repeated header.
+//
+// # Message size and dead letters
+//
+// Publish refuses at once, with an error wrapping transport.ErrMessageTooLarge, a
+// message larger than MaxMessageBytes (key, value and headers, as it estimates them),
+// and maps the producer's and the broker's MESSAGE_TOO_LARGE to the same error. A dead
+// letter (a message carrying metadata.DeadLetterReason) may be up to
+// transport.DeadLetterHeadroom larger, less a record batch header, and topics the
+// transport creates take it: a message accepted at the limit can always be
+// dead-lettered with its reason and origin. The producer's batches for a topic are at
+// most its max.message.bytes (and MaxMessageBytes plus the headroom); for a topic it
+// could not read, at most MaxMessageBytes.
+//
+// # Reading without a group
+//
+// ReadAll (the client's dead-letter listing) lists every partition's start and end,
+// fetches all partitions at once and stops at those ends; 10,000 records of 300 bytes
+// take tens of milliseconds against the in-process test cluster. Topics lists topics
+// by prefix, asking a broker each time so a new topic is seen; GroupLag reads a
+// group's committed offsets and the partitions' ends from any process. ReadAll and
+// GroupLag of a missing topic are errors wrapping transport.ErrUnknownTopic.
 package kafka

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/transport"
 )
 
@@ -38,6 +39,8 @@ var (
 	_ transport.AsyncPublisher = (*Transport)(nil)
 	_ transport.Provisioner    = (*Transport)(nil)
 	_ transport.Reader         = (*Transport)(nil)
+	_ transport.TopicLister    = (*Transport)(nil)
+	_ transport.GroupLagger    = (*Transport)(nil)
 )
 
 // New connects to the cluster described by cfg and returns the transport. It fails
@@ -54,7 +57,8 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{cfg: cfg, common: common, subs: map[*subscription]struct{}{}}
-	t.producer, err = t.newClient(cfg.producerOptions()...)
+	t.topics.t = t
+	t.producer, err = t.newClient(cfg.producerOptions(t.topics.batchMaxBytes)...)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +67,6 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t.admin = kadm.NewClient(t.producer)
-	t.topics.t = t
 	return t, nil
 }
 
@@ -166,16 +169,24 @@ func (t *Transport) publish(ctx context.Context, topic string, messages []*messa
 	return t.produceError(topic, errors.Join(errs...))
 }
 
-// record is the record of msg, or an error when it is larger than MaxMessageBytes.
+// record is the record of msg, or an error wrapping kerr.MessageTooLarge when it is
+// larger than MaxMessageBytes; a dead letter (a message carrying
+// metadata.DeadLetterReason) may use transport.DeadLetterHeadroom beyond it, less the
+// record batch's own header, so that it fits a topic made for it.
 func (t *Transport) record(topic string, msg *message.Message) (*kgo.Record, error) {
 	r := toRecord(topic, msg)
-	if n := recordSize(r); n > t.cfg.MaxMessageBytes {
-		return nil, fmt.Errorf("kafka: %w: message %s of about %d bytes exceeds max_message_bytes %d",
-			kerr.MessageTooLarge, msg.UUID, n, t.cfg.MaxMessageBytes)
+	limit, what := t.cfg.MaxMessageBytes, "max_message_bytes"
+	if _, dead := msg.Metadata[metadata.DeadLetterReason]; dead {
+		limit, what = t.cfg.deadLetterMaxBytes(), "max_message_bytes and the dead-letter headroom"
+	}
+	if n := recordSize(r); n > limit {
+		return nil, fmt.Errorf("message %s of about %d bytes exceeds %s (%d bytes): %w", msg.UUID, n, what, limit, kerr.MessageTooLarge)
 	}
 	return r, nil
 }
 
+// produceError is the error Publish returns for err: a message too large (refused by
+// record, by the producer or by the broker) wraps transport.ErrMessageTooLarge.
 func (t *Transport) produceError(topic string, err error) error {
 	switch {
 	case err == nil:
@@ -184,6 +195,8 @@ func (t *Transport) produceError(topic string, err error) error {
 		return err
 	case errors.Is(err, kgo.ErrClientClosed):
 		return fmt.Errorf("kafka: publishing to %q: %w", topic, transport.ErrClosed)
+	case errors.Is(err, kerr.MessageTooLarge):
+		return fmt.Errorf("kafka: publishing to %q: %w: %w", topic, transport.ErrMessageTooLarge, err)
 	default:
 		return fmt.Errorf("kafka: publishing to %q: %w", topic, err)
 	}
@@ -208,7 +221,7 @@ func (t *Transport) PublishAsync(ctx context.Context, topic string, msg *message
 	}
 	r, err := t.record(topic, msg)
 	if err != nil {
-		done(err)
+		done(t.produceError(topic, err))
 		return
 	}
 	r.Context = context.Background() // once queued, the record does not depend on ctx

@@ -27,6 +27,29 @@ type topicCache struct {
 type topicState struct {
 	done atomic.Bool
 	mu   sync.Mutex // held while the topic is being provisioned
+	// maxMessageBytes is the topic's max.message.bytes as read when it was
+	// provisioned; 0 when not known (a missing topic with provisioning off).
+	maxMessageBytes atomic.Int64
+}
+
+// Bounds of kgo's ProducerBatchMaxBytes.
+const (
+	minBatchBytes = 512
+	maxBatchBytes = 1 << 30
+)
+
+// batchMaxBytes is the producer's largest record batch for topic: the topic's
+// max.message.bytes, at most MaxMessageBytes with the dead-letter headroom, so that
+// no batch is larger than the broker takes; MaxMessageBytes for a topic not known.
+// The producer asks once per partition, after ensure has provisioned the topic.
+func (tc *topicCache) batchMaxBytes(topic string) int32 {
+	n := tc.t.cfg.MaxMessageBytes
+	if v, ok := tc.topics.Load(topic); ok {
+		if known := v.(*topicState).maxMessageBytes.Load(); known > 0 {
+			n = int(min(known, int64(tc.t.cfg.topicMaxMessageBytes())))
+		}
+	}
+	return int32(min(max(n, minBatchBytes), maxBatchBytes))
 }
 
 // ensure provisions and checks topic once. A failure is not remembered, so the next
@@ -45,9 +68,11 @@ func (tc *topicCache) ensure(ctx context.Context, topic string) error {
 	if st.done.Load() {
 		return nil
 	}
-	if err := tc.t.provision(ctx, topic); err != nil {
+	maxMessageBytes, err := tc.t.provision(ctx, topic)
+	if err != nil {
 		return err
 	}
+	st.maxMessageBytes.Store(int64(maxMessageBytes))
 	st.done.Store(true)
 	return nil
 }
@@ -56,44 +81,52 @@ func (tc *topicCache) ensure(ctx context.Context, topic string) error {
 func (tc *topicCache) forget(topic string) { tc.topics.Delete(topic) }
 
 // provision creates topic when it is missing and provisioning is on, waits until
-// every partition has a leader, and checks its durability.
-func (t *Transport) provision(ctx context.Context, topic string) error {
+// every partition has a leader, and checks its durability and its max.message.bytes.
+// It returns the topic's max.message.bytes, 0 when the topic does not exist (with
+// provisioning off).
+//
+// A topic it creates gets Config.Partitions, ReplicationFactor, MinInsyncReplicas and
+// max.message.bytes of MaxMessageBytes plus transport.DeadLetterHeadroom. The
+// configuration of a topic that exists is never changed: one less durable, or with a
+// smaller max.message.bytes, is logged (see checkTopic).
+func (t *Transport) provision(ctx context.Context, topic string) (int, error) {
 	if ctx.Err() != nil {
-		return fmt.Errorf("kafka: provisioning %q: %w", topic, ctx.Err())
+		return 0, fmt.Errorf("kafka: provisioning %q: %w", topic, ctx.Err())
 	}
 	ctx, cancel := context.WithTimeout(ctx, adminTimeout(t.cfg))
 	defer cancel()
 	detail, err := t.describe(ctx, topic)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if detail == nil {
 		if t.cfg.DisableProvisioning {
 			// The cluster may create it on first use (auto.create.topics.enable); if
 			// not, the producer's error names the topic.
 			t.cfg.Logger.Debug("kafka: topic does not exist and provisioning is off", "topic", topic)
-			return nil
+			return 0, nil
 		}
-		minISR := strconv.Itoa(t.cfg.MinInsyncReplicas)
+		minISR, maxBytes := strconv.Itoa(t.cfg.MinInsyncReplicas), strconv.Itoa(t.cfg.topicMaxMessageBytes())
 		resp, err := t.admin.CreateTopic(ctx, t.cfg.Partitions, t.cfg.ReplicationFactor,
-			map[string]*string{"min.insync.replicas": &minISR}, topic)
+			map[string]*string{"min.insync.replicas": &minISR, "max.message.bytes": &maxBytes}, topic)
 		if err == nil {
 			err = resp.Err
 		}
 		switch {
 		case err == nil:
 			t.cfg.Logger.Info("kafka: created topic", "topic", topic, "partitions", t.cfg.Partitions,
-				"replication_factor", t.cfg.ReplicationFactor, "min_insync_replicas", t.cfg.MinInsyncReplicas)
+				"replication_factor", t.cfg.ReplicationFactor, "min_insync_replicas", t.cfg.MinInsyncReplicas,
+				"max_message_bytes", maxBytes)
 		case errors.Is(err, kerr.TopicAlreadyExists):
 		default:
-			return fmt.Errorf("kafka: creating topic %q with %d partitions, replication factor %d, min.insync.replicas %d: %w",
-				topic, t.cfg.Partitions, t.cfg.ReplicationFactor, t.cfg.MinInsyncReplicas, err)
+			return 0, fmt.Errorf("kafka: creating topic %q with %d partitions, replication factor %d, min.insync.replicas %d, max.message.bytes %s: %w",
+				topic, t.cfg.Partitions, t.cfg.ReplicationFactor, t.cfg.MinInsyncReplicas, maxBytes, err)
 		}
 		if detail, err = t.waitLeaders(ctx, topic); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return t.checkDurability(ctx, topic, detail)
+	return t.checkTopic(ctx, topic, detail)
 }
 
 // adminTimeout bounds one provisioning.
@@ -167,53 +200,66 @@ func (d *topicInfo) allLed() bool {
 	return true
 }
 
-// checkDurability compares an existing topic's replication factor and
-// min.insync.replicas with the configured ones: a warning, or with StrictDurability an
-// error wrapping ErrLessDurable.
-func (t *Transport) checkDurability(ctx context.Context, topic string, d *topicInfo) error {
+// checkTopic compares an existing topic's replication factor and
+// min.insync.replicas with the configured ones (a warning, or with StrictDurability
+// an error wrapping ErrLessDurable), and warns when its max.message.bytes leaves no
+// room for the dead-letter headroom: a message near MaxMessageBytes could then not be
+// dead-lettered there. It returns the topic's max.message.bytes.
+func (t *Transport) checkTopic(ctx context.Context, topic string, d *topicInfo) (int, error) {
 	rf := -1
 	for _, p := range d.partitions {
 		if rf < 0 || p.replicas < rf {
 			rf = p.replicas
 		}
 	}
-	minISR, err := t.minInsyncReplicas(ctx, topic)
+	minISR, maxBytes, err := t.topicConfigs(ctx, topic)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if maxBytes > 0 && maxBytes < t.cfg.topicMaxMessageBytes() {
+		t.cfg.Logger.Warn("kafka topic takes smaller messages than max_message_bytes and the dead-letter headroom: larger ones are refused with ErrMessageTooLarge; raise the topic's max.message.bytes",
+			"topic", topic, "max_message_bytes", maxBytes, "want_max_message_bytes", t.cfg.topicMaxMessageBytes())
 	}
 	if rf >= int(t.cfg.ReplicationFactor) && minISR >= t.cfg.MinInsyncReplicas {
-		return nil
+		return maxBytes, nil
 	}
 	if t.cfg.StrictDurability {
-		return fmt.Errorf("%w: %q has replication factor %d (want %d) and min.insync.replicas %d (want %d)",
+		return 0, fmt.Errorf("%w: %q has replication factor %d (want %d) and min.insync.replicas %d (want %d)",
 			ErrLessDurable, topic, rf, t.cfg.ReplicationFactor, minISR, t.cfg.MinInsyncReplicas)
 	}
 	t.cfg.Logger.Warn("kafka topic is less durable than configured: an acknowledged message can be lost with fewer broker failures",
 		"topic", topic, "replication_factor", rf, "want_replication_factor", t.cfg.ReplicationFactor,
 		"min_insync_replicas", minISR, "want_min_insync_replicas", t.cfg.MinInsyncReplicas)
-	return nil
+	return maxBytes, nil
 }
 
-// minInsyncReplicas reads the topic's effective min.insync.replicas (its own setting
-// or the broker default it inherits).
-func (t *Transport) minInsyncReplicas(ctx context.Context, topic string) (int, error) {
+// topicConfigs reads the topic's effective min.insync.replicas and max.message.bytes
+// (its own settings or the broker defaults it inherits); Kafka's defaults, 1 and 0
+// (unknown), when the broker reports none.
+func (t *Transport) topicConfigs(ctx context.Context, topic string) (minISR, maxMessageBytes int, err error) {
 	rcs, err := t.admin.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
-		return 0, fmt.Errorf("kafka: reading min.insync.replicas of %q: %w", topic, err)
+		return 0, 0, fmt.Errorf("kafka: reading the configuration of %q: %w", topic, err)
 	}
+	minISR = 1
 	for _, rc := range rcs {
 		if rc.Err != nil {
-			return 0, fmt.Errorf("kafka: reading min.insync.replicas of %q: %w", topic, rc.Err)
+			return 0, 0, fmt.Errorf("kafka: reading the configuration of %q: %w", topic, rc.Err)
 		}
 		for _, c := range rc.Configs {
-			if c.Key == "min.insync.replicas" && c.Value != nil {
-				n, err := strconv.Atoi(*c.Value)
-				if err != nil {
-					return 0, fmt.Errorf("kafka: min.insync.replicas of %q is %q", topic, *c.Value)
-				}
-				return n, nil
+			if c.Value == nil || (c.Key != "min.insync.replicas" && c.Key != "max.message.bytes") {
+				continue
+			}
+			n, err := strconv.Atoi(*c.Value)
+			if err != nil {
+				return 0, 0, fmt.Errorf("kafka: %s of %q is %q", c.Key, topic, *c.Value)
+			}
+			if c.Key == "min.insync.replicas" {
+				minISR = n
+			} else {
+				maxMessageBytes = n
 			}
 		}
 	}
-	return 1, nil // Kafka's default when nothing sets it
+	return minISR, maxMessageBytes, nil
 }

@@ -1,7 +1,10 @@
 package kafka
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,23 +17,64 @@ import (
 const UUIDHeader = "_watermill_message_uuid"
 
 // toRecord turns a Watermill message into a Kafka record: the payload as the value,
-// metadata.Key, when set, as the record key (which chooses the partition), the
-// message id in UUIDHeader and every other metadata entry as a header.
+// metadata.Key, when set, as the record key (which chooses the partition; it is not
+// also written as a header), the message id in UUIDHeader and every other metadata
+// entry as a header. An entry "k[n]" (metadata.RepeatedKey) beside an entry "k" is
+// written as one more header "k", after k's value and in the order of n, so that a
+// header a record carried several times is written back as it was read.
 func toRecord(topic string, msg *message.Message) *kgo.Record {
+	// One buffer holds the id, the key and every header value, sliced for each: one
+	// allocation, not one per header.
+	size := len(msg.UUID)
+	for k, v := range msg.Metadata {
+		if k != UUIDHeader {
+			size += len(v)
+		}
+	}
+	buf := make([]byte, 0, size)
+	bytesOf := func(v string) []byte {
+		start := len(buf)
+		buf = append(buf, v...)
+		return buf[start:len(buf):len(buf)]
+	}
 	r := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
-	r.Headers = append(r.Headers, kgo.RecordHeader{Key: UUIDHeader, Value: []byte(msg.UUID)})
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: UUIDHeader, Value: bytesOf(msg.UUID)})
+	var repeats []repeated
 	for k, v := range msg.Metadata {
 		switch k {
 		case metadata.Key:
 			if v != "" {
-				r.Key = []byte(v)
+				r.Key = bytesOf(v)
 			}
+			continue
 		case UUIDHeader: // the message's own id wins over a copied header
-		default:
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+			continue
+		}
+		if len(k) > 0 && k[len(k)-1] == ']' {
+			if base, n, ok := metadata.SplitRepeatedKey(k); ok {
+				if _, first := msg.Metadata[base]; first {
+					repeats = append(repeats, repeated{key: base, n: n, value: v})
+					continue
+				}
+			}
+		}
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: bytesOf(v)})
+	}
+	if len(repeats) > 0 {
+		slices.SortFunc(repeats, func(a, b repeated) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.n, b.n)) })
+		for _, rp := range repeats {
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: rp.key, Value: bytesOf(rp.value)})
 		}
 	}
 	return r
+}
+
+// repeated is a later value of a header key, read from the metadata entry
+// metadata.RepeatedKey(key, n).
+type repeated struct {
+	key   string
+	n     int
+	value string
 }
 
 // recordSize is an upper bound of r's encoded size, for the max_message_bytes check.
@@ -46,25 +90,81 @@ func recordSize(r *kgo.Record) int {
 // anything a record holds becomes a message, and a bad payload fails later, in the
 // client's decode step, where it is dead-lettered instead of stalling its partition.
 // The payload is the record's value, shared by every delivery of the record.
+//
+// Headers become metadata. A header key the record carries more than once keeps its
+// first value under its name and each later one, in record order, under
+// metadata.RepeatedKey(name, n) for n = 1, 2...; metadata.Values reads them all. The
+// record key, when not empty, is metadata.Key; a "pubsub_key" header (earlier
+// pubsubkit versions wrote the key there too) is ignored.
 func toMessage(r *kgo.Record) *message.Message {
-	md := make(message.Metadata, len(r.Headers)+1)
-	id := ""
+	// One string holds the key and every header value, cut for each: one allocation,
+	// not one per header.
+	var sb strings.Builder
+	sb.Grow(len(r.Key) + headerBytes(r.Headers))
+	sb.Write(r.Key)
 	for _, h := range r.Headers {
-		if h.Key == UUIDHeader {
-			id = string(h.Value)
+		sb.Write(h.Value)
+	}
+	values := sb.String()
+	key, values := values[:len(r.Key)], values[len(r.Key):]
+
+	msg := message.NewMessage("", r.Value)
+	md := msg.Metadata
+	if len(r.Headers) >= mapGroup {
+		md = make(message.Metadata, len(r.Headers)+1) // sized once, instead of growing
+		msg.Metadata = md
+	}
+	for _, h := range r.Headers {
+		v := values[:len(h.Value)]
+		values = values[len(h.Value):]
+		switch h.Key {
+		case UUIDHeader:
+			if msg.UUID == "" {
+				msg.UUID = v
+			}
+			continue
+		case metadata.Key:
 			continue
 		}
-		md[h.Key] = string(h.Value)
+		k := h.Key
+		if _, seen := md[k]; seen {
+			k = nextRepeatedKey(md, k)
+		}
+		md[k] = v
 	}
-	if id == "" {
+	if msg.UUID == "" {
 		// A record from a producer outside pubsubkit: its position names it uniquely
 		// and stays the same on redelivery.
-		id = r.Topic + "-" + strconv.Itoa(int(r.Partition)) + "-" + strconv.FormatInt(r.Offset, 10)
+		msg.UUID = r.Topic + "-" + strconv.Itoa(int(r.Partition)) + "-" + strconv.FormatInt(r.Offset, 10)
 	}
-	if len(r.Key) > 0 {
-		md[metadata.Key] = string(r.Key)
+	if key != "" {
+		md[metadata.Key] = key
 	}
-	msg := message.NewMessage(id, r.Value)
-	msg.Metadata = md
 	return msg
+}
+
+// mapGroup is how many entries a Go map holds before it grows past its first group:
+// metadata of fewer headers fills the map message.NewMessage made.
+const mapGroup = 8
+
+func headerBytes(hs []kgo.RecordHeader) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Value)
+	}
+	return n
+}
+
+// nextRepeatedKey is the first metadata.RepeatedKey(key, n) not yet in md.
+func nextRepeatedKey(md message.Metadata, key string) string {
+	for n := 1; ; n++ {
+		if k := metadata.RepeatedKey(key, n); !has(md, k) {
+			return k
+		}
+	}
+}
+
+func has(md message.Metadata, k string) bool {
+	_, ok := md[k]
+	return ok
 }
