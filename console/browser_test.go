@@ -13,6 +13,7 @@ import (
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/console"
+	"github.com/pubsubkit/pubsub/internal/kafkatest"
 )
 
 // browser starts headless Chromium for the test, or skips (fails with CI=true) when
@@ -45,7 +46,16 @@ func browser(t *testing.T) context.Context {
 // replay it edited, tick two and discard them, replay a group of errors; each step is
 // checked through the library.
 func TestBrowserClickThrough(t *testing.T) {
-	f := newFixture(t, console.WithToken("tok-3f9a"))
+	clickThrough(t, newFixture(t, console.WithToken("tok-3f9a")), true)
+}
+
+// TestBrowserClickThroughKafka is the same on an in-process Kafka cluster.
+func TestBrowserClickThroughKafka(t *testing.T) {
+	url := kafkatest.New(t).URL("")
+	clickThrough(t, newFixtureOn(t, url, kafkatest.Topic("payments"), console.WithToken("tok-3f9a")), false)
+}
+
+func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -78,7 +88,7 @@ func TestBrowserClickThrough(t *testing.T) {
 	if role := text("#role"); role != "admin" {
 		t.Fatalf("role %q after logging in with the token", role)
 	}
-	if got := text("#subscriptions tbody"); !strings.Contains(got, "payments") || !strings.Contains(got, "ledger") {
+	if got := text("#subscriptions tbody"); !strings.Contains(got, f.topic) || !strings.Contains(got, "ledger") {
 		t.Fatalf("subscriptions table: %q", got)
 	}
 
@@ -92,7 +102,7 @@ func TestBrowserClickThrough(t *testing.T) {
 	if got := text("#groups tbody tr:first-child"); !strings.Contains(got, "account <n> is over its limit") || !strings.HasPrefix(strings.TrimSpace(got), "3") {
 		t.Fatalf("largest group: %q", got)
 	}
-	if os.Getenv("PUBSUB_UPDATE_SCREENSHOT") != "" {
+	if screenshot && os.Getenv("PUBSUB_UPDATE_SCREENSHOT") != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +143,7 @@ func TestBrowserClickThrough(t *testing.T) {
 	}
 
 	over := f.letters(t, pubsub.ByReason("over its limit"))
-	do("tick two and discard", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic=payments&group=ledger"),
+	do("tick two and discard", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger"),
 		chromedp.WaitVisible(chromedp.ID("letters")),
 		chromedp.Click(chromedp.CSS(`input[value="`+over[0].ID+`"]`)), chromedp.Click(chromedp.CSS(`input[value="`+over[1].ID+`"]`)),
 		chromedp.SendKeys(chromedp.ID("note"), "duplicates"), chromedp.Click(chromedp.ID("discard")), chromedp.WaitVisible(chromedp.ID("flash")))
@@ -146,7 +156,7 @@ func TestBrowserClickThrough(t *testing.T) {
 		t.Fatalf("resolutions after the discard: %+v", r)
 	}
 
-	do("replay a group", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic=payments&group=ledger"), // no flash on it
+	do("replay a group", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger"), // no flash on it
 		chromedp.WaitVisible(chromedp.ID("groups")), chromedp.Click(chromedp.CSS("button.replay-group")), chromedp.WaitVisible(chromedp.ID("flash")))
 	if got := text("#flash"); !strings.Contains(got, "letter(s) replayed") {
 		t.Fatalf("flash after replaying a group: %q", got)

@@ -21,15 +21,22 @@ type payment struct {
 // six dead letters: three over the limit, two negative (permanent) and one "ledger
 // closed"; and the console of it served under /ops/.
 type fixture struct {
-	c   *pubsub.Client
-	srv *httptest.Server
+	c     *pubsub.Client
+	srv   *httptest.Server
+	topic string
 }
 
 const topic, group = "payments", "ledger"
 
 func newFixture(t *testing.T, opts ...console.Option) *fixture {
 	t.Helper()
-	c, err := pubsub.Open(context.Background(), "memory://", pubsub.WithEventHistory(1000))
+	return newFixtureOn(t, "memory://", topic, opts...)
+}
+
+// newFixtureOn is newFixture on the transport of url, with the topic named topic.
+func newFixtureOn(t *testing.T, url, topic string, opts ...console.Option) *fixture {
+	t.Helper()
+	c, err := pubsub.Open(context.Background(), url, pubsub.WithEventHistory(1000))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +67,7 @@ func newFixture(t *testing.T, opts ...console.Option) *fixture {
 			t.Fatal(err)
 		}
 	}
-	f := &fixture{c: c}
+	f := &fixture{c: c, topic: topic}
 	f.waitPending(t, 6)
 	h, err := console.Handler(c, opts...)
 	if err != nil {
@@ -78,7 +85,7 @@ func (f *fixture) waitPending(t *testing.T, n int) []pubsub.DeadLetter {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		letters, err := f.c.DeadLetters(context.Background(), topic, group)
+		letters, err := f.c.DeadLetters(context.Background(), f.topic, group)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +101,7 @@ func (f *fixture) waitPending(t *testing.T, n int) []pubsub.DeadLetter {
 
 func (f *fixture) letters(t *testing.T, filters ...pubsub.DeadLetterFilter) []pubsub.DeadLetter {
 	t.Helper()
-	letters, err := f.c.DeadLetters(context.Background(), topic, group, filters...)
+	letters, err := f.c.DeadLetters(context.Background(), f.topic, group, filters...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +110,7 @@ func (f *fixture) letters(t *testing.T, filters ...pubsub.DeadLetterFilter) []pu
 
 func (f *fixture) resolved(t *testing.T) []pubsub.Resolution {
 	t.Helper()
-	r, err := f.c.Resolved(context.Background(), topic, group)
+	r, err := f.c.Resolved(context.Background(), f.topic, group)
 	if err != nil {
 		t.Fatal(err)
 	}
