@@ -97,13 +97,14 @@ type Resolution struct {
 
 // ReplaySelector chooses the dead letters Replay sends back, or Discard resolves.
 type ReplaySelector struct {
-	all      bool
-	ids      []string
-	first    int
-	filters  []DeadLetterFilter
-	by       string
-	note     string
-	payload  []byte                // with exactly one id: the edited payload to replay
+	all     bool
+	ids     []string
+	first   int
+	filters []DeadLetterFilter
+	by      string
+	note    string
+	payload []byte // with exactly one id: the edited payload to replay
+
 	progress func(done, total int) // OnProgress's
 }
 
