@@ -31,6 +31,9 @@ func TestOnProgressAndHistoryEnabled(t *testing.T) {
 	c, err := pubsub.Open(ctx, "memory://", pubsub.WithEventHistory(10))
 	must(t, err)
 	defer c.Close()
+	if c.URL() != "memory://" || h.Client.URL() != "" && h.Client.URL() != "memory://" {
+		t.Fatalf("URL: %q, %q", c.URL(), h.Client.URL())
+	}
 	if !c.HistoryEnabled() {
 		t.Fatal("HistoryEnabled is false with WithEventHistory")
 	}

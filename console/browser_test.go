@@ -85,6 +85,9 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 	do("log in", chromedp.Navigate(f.srv.URL+"/ops/"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), "tok-3f9a"), chromedp.Click(chromedp.ID("login")),
 		chromedp.WaitVisible(chromedp.ID("subscriptions")))
+	if u := text("#url"); !strings.HasPrefix(u, strings.SplitN(f.c.URL(), ":", 2)[0]+"://") {
+		t.Fatalf("transport URL shown: %q", u)
+	}
 	if role := text("#role"); role != "admin" {
 		t.Fatalf("role %q after logging in with the token", role)
 	}

@@ -47,6 +47,7 @@ type page struct {
 	LoggedIn bool
 	CSRF     string
 	Flash    string
+	URL      string // the client's transport URL, redacted
 	Data     any
 }
 
@@ -57,6 +58,7 @@ func (h *console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	if v := visitorOf(r); v.session != nil {
 		p.Role, p.CanEdit, p.CSRF, p.LoggedIn = v.role.String(), v.canChange(), v.session.csrf, true
 		p.Flash = h.sessions.takeFlash(v.session)
+		p.URL = h.c.URL()
 	}
 	var buf bytes.Buffer
 	if err := h.pages[name].Execute(&buf, p); err != nil {
