@@ -104,6 +104,8 @@ type ReplaySelector struct {
 	by      string
 	note    string
 	payload []byte // with exactly one id: the edited payload to replay
+
+	progress func(done, total int) // OnProgress's
 }
 
 // ReplayAll selects every pending dead letter.
@@ -223,7 +225,7 @@ func (c *Client) Resolved(ctx context.Context, topic, group string) ([]Resolutio
 		return nil, err // an unknown subscription
 	}
 	records, err := c.readTopic(ctx, ResolutionTopicName(dlq))
-	if err != nil {
+	if err != nil && !errors.Is(err, transport.ErrUnknownTopic) { // nothing resolved yet
 		return nil, err
 	}
 	var out []Resolution
@@ -291,6 +293,9 @@ func (c *Client) resolve(ctx context.Context, topic, group string, sel ReplaySel
 		}
 		c.obs.report(ctx, Event{Kind: kind, Topic: topic, Group: group, MessageID: dead.ID, CorrelationID: dead.CorrelationID,
 			Attempt: 1, Message: dead.message()})
+		if sel.progress != nil {
+			sel.progress(i+1, len(chosen))
+		}
 	}
 	return len(chosen), nil
 }

@@ -31,7 +31,7 @@ var (
 	ErrNotFlushed = errors.New("pubsub: queued messages not stored")
 	// ErrUnknownSubscription: no such subscription: this client did not make it, and
 	// its transport knows none by that topic and group.
-	ErrUnknownSubscription = errors.New("pubsub: unknown subscription")
+	ErrUnknownSubscription = errors.New("unknown subscription") // wrapped as "pubsub: unknown subscription: ..."
 	// ErrPayloadTooLarge: a payload is larger than WithMaxPayload allows. Publish
 	// returns it; a consumer dead-letters such a message with it as the reason.
 	ErrPayloadTooLarge = errors.New("pubsub: payload too large")

@@ -35,6 +35,7 @@ type Client struct {
 	router  *message.Router
 	queue   *publishQueue // PublishAsync for transports without transport.AsyncPublisher
 	history *history      // WithEventHistory's, or nil
+	url     string        // Open's URL, redacted (URL)
 	// lagGauge is the callback of messaging.client.consumer.lag; Close unregisters it.
 	lagGauge metric.Registration
 
@@ -100,6 +101,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, errors.Join(err, tr.Close())
 	}
+	c.url = transport.RedactURL(rawURL)
 	return c, nil
 }
 
