@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
@@ -259,11 +260,26 @@ func publishOrders(t *testing.T, url, topic string, n int) {
 	}
 }
 
+// restartPostgres restarts the PostgreSQL server (PUBSUB_PG_RESTART=1 only: the
+// server is shared with every other test of the run).
+func restartPostgres(t *testing.T) {
+	t.Helper()
+	versions, err := os.ReadDir("/etc/postgresql")
+	if err != nil || len(versions) == 0 {
+		t.Fatalf("PUBSUB_PG_RESTART needs a Debian PostgreSQL cluster in /etc/postgresql: %v", err)
+	}
+	out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", versions[0].Name(), "main", "restart").CombinedOutput()
+	if err != nil {
+		t.Fatalf("restarting PostgreSQL: %v\n%s", err, out)
+	}
+}
+
 // TestOutboxRelayAcrossDatabaseRestarts ends every PostgreSQL connection of the
 // scenario's database (pg_terminate_backend: what a restart does to the relay and
 // the writers, without restarting the server other tests use) five times while
 // orders are written and relayed: the relay reconnects and resumes, every committed
-// order has its event.
+// order has its event. With PUBSUB_PG_RESTART=1 the third round restarts the whole
+// server instead.
 func TestOutboxRelayAcrossDatabaseRestarts(t *testing.T) {
 	d := newDatabase(t)
 	url := outboxCluster(t)
@@ -306,9 +322,14 @@ func TestOutboxRelayAcrossDatabaseRestarts(t *testing.T) {
 		}
 		writeDone <- nil
 	}()
-	terminated := 0
-	for range 5 {
+	terminated, restarted := 0, false
+	for round := range 5 {
 		time.Sleep(time.Duration(300+rand.IntN(400)) * time.Millisecond)
+		if round == 2 && os.Getenv("PUBSUB_PG_RESTART") == "1" {
+			restartPostgres(t) // the whole server: stopped, then started again
+			restarted = true
+			continue
+		}
 		terminated += d.terminate(t)
 	}
 	if err := <-writeDone; err != nil {
@@ -331,8 +352,8 @@ func TestOutboxRelayAcrossDatabaseRestarts(t *testing.T) {
 		return lost == 0
 	})
 	lost, uncommitted, duplicates := compare(committed, got)
-	t.Logf("%d orders, %d connections terminated in 5 rounds, %d writes retried: %d events lost, %d of uncommitted orders, %d duplicates, %d relayed",
-		len(committed), terminated, retries, lost, uncommitted, duplicates, o.Stats().Relayed)
+	t.Logf("%d orders, %d connections terminated in 5 rounds (server restarted in one: %v), %d writes retried: %d events lost, %d of uncommitted orders, %d duplicates, %d relayed",
+		len(committed), terminated, restarted, retries, lost, uncommitted, duplicates, o.Stats().Relayed)
 	if len(committed) != n || lost != 0 || uncommitted != 0 {
 		t.Fatalf("%d of %d orders committed, %d events lost, %d of uncommitted orders", len(committed), n, lost, uncommitted)
 	}
