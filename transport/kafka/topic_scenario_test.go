@@ -1,0 +1,102 @@
+package kafka_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pubsubkit/pubsub/internal/kafkatest"
+	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/kafka"
+)
+
+// deleteTopic deletes topic through the admin API and waits until the cluster no
+// longer lists it.
+func deleteTopic(t *testing.T, cluster *kafkatest.Cluster, topic string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := adm.DeleteTopic(ctx, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("deleting %s: %v", topic, err)
+	}
+	if !waitFor(10*time.Second, func() bool { return !topicExists(t, cluster, topic) }) {
+		t.Fatalf("%s still listed after its deletion", topic)
+	}
+}
+
+func topicExists(t *testing.T, cluster *kafkatest.Cluster, topic string) bool {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatalf("listing topics: %v", err)
+	}
+	d, ok := details[topic]
+	return ok && d.Err == nil && len(d.Partitions) > 0
+}
+
+// TestDeletedTopicProvisionedAgainOnPublish: a topic deleted after the transport
+// provisioned it is created again by the next Publish, which succeeds, and its
+// message is consumed.
+func TestDeletedTopicProvisionedAgainOnPublish(t *testing.T) {
+	t.Parallel()
+	cluster := kafkatest.New(t)
+	topic := kafkatest.Topic("deleted-pub")
+	tr := newTransport(t, cluster, kafka.Config{Partitions: 2})
+	if err := tr.Publish(topic, keyed(1, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	deleteTopic(t, cluster, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	msg := keyed(2, nil)[1]
+	msg.SetContext(ctx)
+	if err := tr.Publish(topic, msg); err != nil {
+		t.Fatalf("Publish after the topic was deleted: %v", err)
+	}
+	if !topicExists(t, cluster, topic) {
+		t.Fatal("the topic was not created again")
+	}
+	sub := subscribe(t, tr, topic, transport.SubscribeOptions{Group: "g"})
+	got := receive(t, sub, 1, 20*time.Second)
+	if string(got[0].Payload) != "1" {
+		t.Errorf("received %q, want the message published after the deletion", got[0].Payload)
+	}
+}
+
+// TestDeletedTopicProvisionedAgainOnSubscribe: a topic deleted after the transport
+// provisioned it is created again by the next Subscribe, with the configured
+// partitions.
+func TestDeletedTopicProvisionedAgainOnSubscribe(t *testing.T) {
+	t.Parallel()
+	cluster := kafkatest.New(t)
+	topic := kafkatest.Topic("deleted-sub")
+	tr := newTransport(t, cluster, kafka.Config{Partitions: 2})
+	if err := tr.Provision(context.Background(), topic); err != nil {
+		t.Fatal(err)
+	}
+	deleteTopic(t, cluster, topic)
+	subscribe(t, tr, topic, transport.SubscribeOptions{Group: "g"})
+	if !topicExists(t, cluster, topic) {
+		t.Fatal("Subscribe did not create the deleted topic again")
+	}
+}
