@@ -144,10 +144,8 @@ func (t *Transport) Publish(topic string, messages ...*message.Message) error {
 	ctx := messages[0].Context()
 	err := t.publish(ctx, topic, messages)
 	if isUnknownTopic(err) {
-		// Deleted since it was provisioned: provision it again, once, and drop the
-		// producer's memory of the old topic (its id), which the new one does not have.
+		// Deleted since it was provisioned: provision it again, once.
 		t.topics.forget(topic)
-		t.producer.PurgeTopicsFromClient(topic)
 		err = t.publish(ctx, topic, messages)
 	}
 	return err

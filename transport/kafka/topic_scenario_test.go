@@ -100,3 +100,36 @@ func TestDeletedTopicProvisionedAgainOnSubscribe(t *testing.T) {
 		t.Fatal("Subscribe did not create the deleted topic again")
 	}
 }
+
+// TestDeletedTopicProvisionedAgainOnPublishAsync: after a topic is deleted, at most
+// the first PublishAsync fails; the next one creates the topic again and is stored.
+func TestDeletedTopicProvisionedAgainOnPublishAsync(t *testing.T) {
+	t.Parallel()
+	cluster := kafkatest.New(t)
+	topic := kafkatest.Topic("deleted-async")
+	tr := newTransport(t, cluster, kafka.Config{Partitions: 2})
+	if err := tr.Publish(topic, keyed(1, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	deleteTopic(t, cluster, topic)
+	publish := func(i int) error {
+		done := make(chan error, 1)
+		tr.PublishAsync(context.Background(), topic, keyed(i+1, nil)[i], func(err error) { done <- err })
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatalf("PublishAsync %d was not done within 30s", i)
+			return nil
+		}
+	}
+	if err := publish(1); err != nil {
+		t.Logf("the first PublishAsync after the deletion failed: %v", err)
+		if err := publish(2); err != nil {
+			t.Fatalf("the second PublishAsync after the deletion failed too: %v", err)
+		}
+	}
+	if !topicExists(t, cluster, topic) {
+		t.Fatal("the topic was not created again")
+	}
+}
