@@ -45,7 +45,7 @@ func run(args []string) error {
 	n := fs.Int("n", 100_000, "messages to publish or consume")
 	size := fs.Int("size", 1024, "payload bytes of each published message (at least 8)")
 	produce := fs.Bool("produce", false, "publish the messages instead of consuming them")
-	compressible := fs.Bool("compressible", false, "publish payloads that compress about twentyfold instead of random bytes")
+	compressible := fs.Bool("compressible", false, "publish payloads that compress about 19-fold instead of random bytes")
 	concurrency := fs.Int("concurrency", 0, "Delivery.Concurrency of the subscription")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	if err := fs.Parse(args); err != nil {
