@@ -12,8 +12,9 @@ import (
 // TestFullLaneDoesNotWaitForIdleSibling: two partitions led by one broker, only one
 // with messages; its lane fills (prefetch 4) again and again, so its fetching is
 // paused and resumed many times while its idle sibling's fetch waits on the broker
-// for data. No message waits more than 2.5 s (half the 5 s long poll that stalled it before): a resumed partition is fetched when
-// the sibling's fetch returns, which the broker holds for at most the fetch wait.
+// for data. No message waits more than 2.5 s (half the 5 s long poll that stalled
+// it before): a resumed partition is fetched when the sibling's fetch returns, which
+// the broker holds for at most the fetch wait.
 func TestFullLaneDoesNotWaitForIdleSibling(t *testing.T) {
 	t.Parallel()
 	cluster := kafkatest.New(t)
