@@ -32,6 +32,20 @@ func FuzzOpenHidesPassword(f *testing.F) {
 		{"kafka", "alice", "hunter2secret", "b1:9092", "", 3},
 		{"memory", "alice", "hunter2secret", "", "max_retained=5", 0},
 		{"gochannel", "bob", "s3cret/pass?word", "x", "", 0},
+		// The forms of issue 12: kafka://alice:pw@host:1, kafka:alice:pw@host:1,
+		// kafka:/alice:pw@host, and passwords holding '/', '?' and '#' together or
+		// percent-encoded, with parameters after them.
+		{"kafka", "alice", "pwsecret", "host:1", "", 0},
+		{"kafka", "alice", "pwsecret", "host:1", "", 1},
+		{"kafka", "alice", "pwsecret", "host", "", 2},
+		{"kafka", "alice", "p/w?x#yz12", "host:1", "dial_timeout=1s", 0},
+		{"kafka", "alice", "p/w?x#yz12", "host:1", "", 1},
+		{"kafka", "alice", "p/w?x#yz12", "host", "", 2},
+		{"kafka", "alice", "pw%2Fsecret%3F", "host:1", "sasl=PLAIN", 0},
+		{"kafka", "alice", "#secretpw", "host:1", "", 0},
+		{"kafka", "alice", "secretpw/", "host:1,host:2", "partitions=3", 0},
+		{"kafka", "al/ice", "secret?pw", "host:1", "", 3},
+		{"KAFKA", "alice", "Secret:pw@x", "host:1", "", 0},
 	} {
 		f.Add(seed.scheme, seed.user, seed.password, seed.host, seed.query, seed.form)
 	}

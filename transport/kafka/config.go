@@ -459,6 +459,10 @@ func (c Config) consumerOptions() []kgo.Opt {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(c.isolation()),
 		kgo.FetchMaxPartitionBytes(int32(c.FetchBytes)),
+		// A broker holds a fetch for at most this long when it has no data (Java's
+		// fetch.max.wait.ms; franz-go's default is 5s). A partition resumed after its
+		// lane was full waits for its broker's fetch in flight, so this bounds the stall.
+		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.FetchMaxBytes(int32(4 * c.FetchBytes)),
 	}
 }

@@ -57,6 +57,7 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 	if err := t.checkOpen(); err != nil {
 		return nil, err
 	}
+	t.topics.forget(topic) // a topic deleted since it was provisioned is created again
 	if err := t.topics.ensure(ctx, topic); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/transport"
@@ -88,10 +90,19 @@ func (t *Transport) ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
 	defer cancel()
 	err := t.producer.Ping(ctx)
+	brokers := strings.Join(t.cfg.Brokers, ",")
 	if err == nil {
+		// Kafka 0.11 (produce version 3) brought the record headers that carry the
+		// message id, the idempotent producer and transactions.
+		resp, verr := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, t.producer)
+		if verr != nil {
+			return fmt.Errorf("kafka: asking %s for its API versions: %w", brokers, verr)
+		}
+		if v, ok := kversion.FromApiVersionsResponse(resp).LookupMaxKeyVersion(int16(kmsg.Produce)); !ok || v < 3 {
+			return fmt.Errorf("kafka: the brokers of %s are too old: they speak produce version %d, older than Kafka 0.11 (version 3), which record headers and the idempotent producer need", brokers, v)
+		}
 		return nil
 	}
-	brokers := strings.Join(t.cfg.Brokers, ",")
 	hint := ""
 	msg := err.Error()
 	switch {

@@ -106,6 +106,9 @@ func (t *Transport) provision(ctx context.Context, topic string) (int, error) {
 			t.cfg.Logger.Debug("kafka: topic does not exist and provisioning is off", "topic", topic)
 			return 0, nil
 		}
+		// A topic deleted since the producer last wrote to it: the producer still holds
+		// the old topic's id, which the new topic does not have.
+		t.producer.PurgeTopicsFromClient(topic)
 		minISR, maxBytes := strconv.Itoa(t.cfg.MinInsyncReplicas), strconv.Itoa(t.cfg.topicMaxMessageBytes())
 		resp, err := t.admin.CreateTopic(ctx, t.cfg.Partitions, t.cfg.ReplicationFactor,
 			map[string]*string{"min.insync.replicas": &minISR, "max.message.bytes": &maxBytes}, topic)
