@@ -39,7 +39,7 @@ type memoryLoad struct {
 	handled chan struct{}
 }
 
-func (l memoryLoad) run(s spec, start func()) ([]time.Duration, error) {
+func (l memoryLoad) run(s spec, m *meter) ([]time.Duration, error) {
 	lat, err := callers(1, latencyN, func(w, i int) error {
 		if err := l.publish(w, i); err != nil {
 			return err
@@ -50,7 +50,7 @@ func (l memoryLoad) run(s spec, start func()) ([]time.Duration, error) {
 	if err != nil {
 		return nil, err
 	}
-	start()
+	m.start()
 	done := make(chan struct{})
 	go func() {
 		for range s.N {
@@ -62,11 +62,12 @@ func (l memoryLoad) run(s spec, start func()) ([]time.Duration, error) {
 		return nil, err
 	}
 	<-done
+	m.stop()
 	return lat, nil
 }
 
-func memorySDK(s spec, start func()) ([]time.Duration, error) {
-	tr, err := memory.New(memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40})
+func memorySDK(s spec, m *meter) ([]time.Duration, error) {
+	tr, err := memory.New(memory.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func memorySDK(s spec, start func()) ([]time.Duration, error) {
 	defer c.Close()
 	topic := pubsub.NewTopic[memoryMsg]("bench")
 	handled := make(chan struct{}, s.N)
-	if err := pubsub.Subscribe(c, topic, "g", func(_ context.Context, m *pubsub.Message[memoryMsg]) error {
+	if err := pubsub.Subscribe(c, topic, "g", func(context.Context, *pubsub.Message[memoryMsg]) error {
 		handled <- struct{}{}
 		return nil
 	}); err != nil {
@@ -89,10 +90,10 @@ func memorySDK(s spec, start func()) ([]time.Duration, error) {
 	<-c.Running()
 	return memoryLoad{handled: handled, publish: func(w, i int) error {
 		return pubsub.Publish(ctx, c, topic, newMemoryMsg(s.Size, w, i))
-	}}.run(s, start)
+	}}.run(s, m)
 }
 
-func memoryWatermill(s spec, start func()) ([]time.Duration, error) {
+func memoryWatermill(s spec, m *meter) ([]time.Duration, error) {
 	g := gochannel.NewGoChannel(gochannel.Config{}, nil)
 	router, err := message.NewRouter(message.RouterConfig{}, nil)
 	if err != nil {
@@ -116,5 +117,5 @@ func memoryWatermill(s spec, start func()) ([]time.Duration, error) {
 			return err
 		}
 		return g.Publish("bench", message.NewMessage(uuid.NewString(), body))
-	}}.run(s, start)
+	}}.run(s, m)
 }
