@@ -48,7 +48,7 @@ func label(r result) string {
 // printResults prints the rows, then every comparison and check with its verdict.
 func printResults(out io.Writer, rs []result) {
 	w := tabwriter.NewWriter(out, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(w, "scenario\tclient\tsize\tcallers\tmsgs\tmsgs/s\tp50 ms\tp99 ms\tallocs/msg\tpeak RSS MiB\t")
+	fmt.Fprintln(w, "scenario\tclient\tsize\tcallers\tmsgs\tmsgs/s\tp50 ms\tp99 ms\tallocs/msg\tCPU µs/msg\tpeak RSS MiB\tmax gap ms\t")
 	for _, r := range rs {
 		lat := func(v float64) string {
 			if v == 0 {
@@ -60,8 +60,8 @@ func printResults(out io.Writer, rs []result) {
 		if r.Callers > 0 {
 			callers = fmt.Sprint(r.Callers)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d B\t%s\t%d\t%.0f\t%s\t%s\t%.1f\t%.1f\t\n", r.Scenario, label(r), r.Size, callers, r.N,
-			r.MsgsPerSec, lat(r.P50), lat(r.P99), r.AllocsPerMsg, r.PeakRSSMiB)
+		fmt.Fprintf(w, "%s\t%s\t%d B\t%s\t%d\t%.0f\t%s\t%s\t%.1f\t%.2f\t%.1f\t%s\t\n", r.Scenario, label(r), r.Size, callers, r.N,
+			r.MsgsPerSec, lat(r.P50), lat(r.P99), r.AllocsPerMsg, r.CPUPerMsg, r.PeakRSSMiB, lat(r.MaxGapMs))
 	}
 	w.Flush()
 	fmt.Fprintln(out)
@@ -88,7 +88,7 @@ func printResults(out io.Writer, rs []result) {
 	for _, r := range rs {
 		switch {
 		case r.Scenario == "memory" && r.Client == "sdk":
-			fmt.Fprintf(w, "memory\t%d B\t%s\tSDK allocs/msg\t%.1f\t≤ %d\t%s\t\n", r.Size, dash(r.Callers), r.AllocsPerMsg, memoryAllocs, pass(r.AllocsPerMsg <= memoryAllocs))
+			fmt.Fprintf(w, "memory\t%d B\t%s\tSDK allocs/msg\t%.2f\t≤ %d\t%s\t\n", r.Size, dash(r.Callers), r.AllocsPerMsg, memoryAllocs, pass(r.AllocsPerMsg <= memoryAllocs))
 		case r.Scenario == "slow":
 			fmt.Fprintf(w, "slow\t%d B\t-\t%s key order errors\t%d\t0\t%s\t\n", r.Size, label(r), r.OrderErrors, pass(r.OrderErrors == 0))
 		}

@@ -27,13 +27,15 @@ const consumeTimeout = 10 * time.Minute
 
 var errShort = errors.New("consumed fewer messages than the topic holds")
 
-// counter starts the meter at the first message and stops it at the n-th.
+// counter starts the meter at the first message and stops it at the n-th, and keeps
+// the longest time between two messages (a stall shows there).
 type counter struct {
 	n     int64
 	seen  atomic.Int64
 	first sync.Once
 	m     *meter
 	done  chan struct{}
+	last  atomic.Int64 // UnixNano of the latest message
 }
 
 func newCounter(n int, m *meter) *counter {
@@ -42,6 +44,15 @@ func newCounter(n int, m *meter) *counter {
 
 func (c *counter) add(k int) {
 	c.first.Do(c.m.start)
+	now := time.Now().UnixNano()
+	if prev := c.last.Swap(now); prev != 0 {
+		for gap := now - prev; ; {
+			longest := c.m.maxGap.Load()
+			if gap <= longest || c.m.maxGap.CompareAndSwap(longest, gap) {
+				break
+			}
+		}
+	}
 	if v := c.seen.Add(int64(k)); v >= c.n && v-int64(k) < c.n {
 		c.m.stop()
 		close(c.done)
@@ -66,9 +77,13 @@ func (c *counter) wait() error {
 }
 
 // kafkaConfig is the SDK transport's configuration for a row: the defaults, with the
-// row's prefetch (0: the default).
+// row's prefetch and fetch wait when set.
 func kafkaConfig(s spec) kafka.Config {
-	return kafka.Config{Brokers: s.Brokers, Prefetch: s.Prefetch}
+	cfg := kafka.Config{Brokers: s.Brokers, Prefetch: s.Prefetch}
+	if s.FetchMaxWait > 0 {
+		cfg.ClientOptions = []kgo.Opt{kgo.FetchMaxWait(s.FetchMaxWait)}
+	}
+	return cfg
 }
 
 // kafkaClient is an SDK client on the Kafka transport for a row.

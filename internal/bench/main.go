@@ -37,6 +37,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Environment of the child processes: the role (broker or row) and the row's spec.
@@ -50,8 +51,10 @@ func main() {
 	scale := flag.Float64("scale", 1, "multiply every message count by this (0.1 for a quick look)")
 	sizes := flag.String("size", "100,1024", "payload sizes in bytes (comma-separated)")
 	prefetch := flag.Int("prefetch", 0, "kafka.Config.Prefetch of the SDK consumers (0: the default)")
+	fetchMaxWait := flag.Duration("fetch-max-wait", 0, "diagnostic: franz-go FetchMaxWait of the SDK consumers, through kafka.Config.ClientOptions (0: the transport's default)")
+	clients := flag.String("client", "", "run only these clients (comma-separated, such as sdk,watermill); default all")
 	flag.Parse()
-	if err := dispatch(plan{scenarios: *scenarios, scale: *scale, sizes: *sizes, prefetch: *prefetch}); err != nil {
+	if err := dispatch(plan{scenarios: *scenarios, scale: *scale, sizes: *sizes, prefetch: *prefetch, clients: *clients, fetchMaxWait: *fetchMaxWait}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -63,6 +66,9 @@ type plan struct {
 	scale     float64
 	sizes     string
 	prefetch  int
+	clients   string // "" for all
+	// fetchMaxWait, when not 0, is the SDK consumers' franz-go FetchMaxWait.
+	fetchMaxWait time.Duration
 }
 
 // dispatch runs this process's role: the broker, one row, or (no role) the whole plan.
@@ -84,7 +90,14 @@ func dispatch(p plan) error {
 		if err != nil {
 			return err
 		}
-		rs, err := runAll(want, sizes, p.scale, p.prefetch)
+		var only map[string]bool
+		if p.clients != "" {
+			only = map[string]bool{}
+			for _, c := range strings.Split(p.clients, ",") {
+				only[strings.TrimSpace(c)] = true
+			}
+		}
+		rs, err := runAll(want, sizes, p.scale, tuning{prefetch: p.prefetch, fetchMaxWait: p.fetchMaxWait}, only)
 		if len(rs) > 0 {
 			printResults(os.Stdout, rs)
 		}

@@ -53,7 +53,9 @@ func saramaConfig() *sarama.Config {
 
 // sdkTopic is the SDK's topic of a publishing row: the raw codec, so that the payload
 // is the same bytes as the raw clients send.
-func sdkTopic(s spec) pubsub.Topic[[]byte] { return pubsub.NewTopic[[]byte](s.Topic, pubsub.WithCodec(codec.Raw)) }
+func sdkTopic(s spec) pubsub.Topic[[]byte] {
+	return pubsub.NewTopic[[]byte](s.Topic, pubsub.WithCodec(codec.Raw))
+}
 
 // publishSDK: s.Callers goroutines call Publish, each waiting for its message.
 func publishSDK(s spec, m *meter) ([]time.Duration, error) {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +29,8 @@ type spec struct {
 	Topic       string   `json:"topic,omitempty"`
 	Group       string   `json:"group,omitempty"`
 	Prefetch    int      `json:"prefetch,omitempty"` // SDK consumers: kafka.Config.Prefetch (0: default)
+	// FetchMaxWait, when not 0, is the SDK consumers' franz-go FetchMaxWait.
+	FetchMaxWait time.Duration `json:"fetch_max_wait,omitempty"`
 }
 
 // result is what a row measured. Latencies are zero where they do not apply.
@@ -38,10 +41,15 @@ type result struct {
 	P50          float64 `json:"p50_ms,omitempty"` // milliseconds
 	P99          float64 `json:"p99_ms,omitempty"`
 	AllocsPerMsg float64 `json:"allocs_per_msg"`
+	// CPUPerMsg is the row process's CPU time (user and system, every goroutine) over
+	// the measured part, in microseconds per message: less disturbed by other load on
+	// the machine than msgs/s.
+	CPUPerMsg float64 `json:"cpu_us_per_msg"`
 	// OrderErrors counts messages of a key that did not come right after the key's
 	// previous one (slow scenario only).
 	OrderErrors int     `json:"order_errors,omitempty"`
-	PeakRSSMiB  float64 `json:"peak_rss_mib"` // the row's process, VmHWM
+	MaxGapMs    float64 `json:"max_gap_ms,omitempty"` // longest time between two messages consumed
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`         // the row's process, VmHWM
 }
 
 // runner runs a row's work and returns the latency of each message (or nil). It
@@ -80,11 +88,16 @@ type meter struct {
 	s             spec
 	began, ended  time.Time
 	before, after runtime.MemStats
+	cpuBefore     time.Duration // user and system CPU time of the process
+	cpuAfter      time.Duration
 	profile       *os.File
 	stopped       sync.Once
 	// orderErrors counts messages of a key that did not come right after the key's
 	// previous one; rows that check order set it.
 	orderErrors atomic.Int64
+	// maxGap is the longest time, in nanoseconds, between two messages consumed;
+	// consuming rows set it.
+	maxGap atomic.Int64
 }
 
 func (m *meter) start() {
@@ -96,6 +109,7 @@ func (m *meter) start() {
 			m.profile = f
 		}
 	}
+	m.cpuBefore = cpuTime()
 	m.began = time.Now()
 }
 
@@ -103,6 +117,7 @@ func (m *meter) start() {
 func (m *meter) stop() {
 	m.stopped.Do(func() {
 		m.ended = time.Now()
+		m.cpuAfter = cpuTime()
 		runtime.ReadMemStats(&m.after)
 		if m.profile != nil {
 			pprof.StopCPUProfile()
@@ -132,7 +147,8 @@ func runRow(raw string) error {
 	m.stop()
 	elapsed := m.ended.Sub(m.began)
 	r := result{spec: s, Seconds: elapsed.Seconds(), MsgsPerSec: float64(s.N) / elapsed.Seconds(),
-		AllocsPerMsg: float64(m.after.Mallocs-m.before.Mallocs) / float64(s.N), OrderErrors: int(m.orderErrors.Load())}
+		AllocsPerMsg: float64(m.after.Mallocs-m.before.Mallocs) / float64(s.N), OrderErrors: int(m.orderErrors.Load()),
+		MaxGapMs: float64(m.maxGap.Load()) / 1e6, CPUPerMsg: float64((m.cpuAfter-m.cpuBefore).Microseconds()) / float64(s.N)}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		r.P50 = ms(lat[len(lat)/2])
@@ -164,6 +180,15 @@ func peakRSSMiB() (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

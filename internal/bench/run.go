@@ -30,13 +30,23 @@ const (
 	boundLarge     = 1_000_000
 )
 
+// tuning is the SDK transport's configuration the command line changes.
+type tuning struct {
+	prefetch     int
+	fetchMaxWait time.Duration
+}
+
 // runAll runs the rows of the wanted scenarios, each in a child process, and returns
 // their results: those measured so far when a row fails.
-func runAll(want map[string]bool, sizes []int, scale float64, prefetch int) ([]result, error) {
+// only, when not nil, names the clients to run.
+func runAll(want map[string]bool, sizes []int, scale float64, tune tuning, only map[string]bool) ([]result, error) {
 	n := func(v int) int { return max(1, int(float64(v)*scale)) }
 	var results []result
 	run := func(s spec) error {
-		s.Prefetch = prefetch
+		if only != nil && !only[s.Client] {
+			return nil
+		}
+		s.Prefetch, s.FetchMaxWait = tune.prefetch, tune.fetchMaxWait
 		fmt.Fprintf(os.Stderr, "running %s/%s %d B callers=%d concurrency=%d n=%d\n", s.Scenario, s.Client, s.Size, s.Callers, s.Concurrency, s.N)
 		r, err := measure(s)
 		if err != nil {
