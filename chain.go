@@ -160,7 +160,9 @@ type warmPool struct {
 	stop <-chan struct{}
 }
 
-func newWarmPool(stop <-chan struct{}) *warmPool { return &warmPool{jobs: make(chan *warmJob), stop: stop} }
+func newWarmPool(stop <-chan struct{}) *warmPool {
+	return &warmPool{jobs: make(chan *warmJob), stop: stop}
+}
 
 // warmJob is one message handed to a warm goroutine, and what became of it.
 type warmJob struct {

@@ -148,7 +148,7 @@ func runRow(raw string) error {
 	elapsed := m.ended.Sub(m.began)
 	r := result{spec: s, Seconds: elapsed.Seconds(), MsgsPerSec: float64(s.N) / elapsed.Seconds(),
 		AllocsPerMsg: float64(m.after.Mallocs-m.before.Mallocs) / float64(s.N), OrderErrors: int(m.orderErrors.Load()),
-		MaxGapMs: float64(m.maxGap.Load()) / 1e6, CPUPerMsg: float64((m.cpuAfter-m.cpuBefore).Microseconds()) / float64(s.N)}
+		MaxGapMs: float64(m.maxGap.Load()) / 1e6, CPUPerMsg: float64((m.cpuAfter - m.cpuBefore).Microseconds()) / float64(s.N)}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		r.P50 = ms(lat[len(lat)/2])
