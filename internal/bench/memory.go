@@ -25,7 +25,8 @@ type memoryMsg struct {
 // per row so that the measured part does not count its allocation.
 func memoryPad(size int) string { return strings.Repeat("x", max(0, size-32)) }
 
-// The memory rows run in two phases. First one caller publishes latencyN messages,
+// The memory rows run in two phases. First one caller publishes latencyN messages (at
+// most s.N),
 // waiting for each to be handled before the next: the latency, publish to handler,
 // of an unloaded client. Then s.Callers goroutines publish s.N messages without
 // waiting, and the row ends when the handler has seen them all: the throughput and
@@ -40,7 +41,7 @@ type memoryLoad struct {
 }
 
 func (l memoryLoad) run(s spec, m *meter) ([]time.Duration, error) {
-	lat, err := callers(1, latencyN, func(w, i int) error {
+	lat, err := callers(1, min(latencyN, s.N), func(w, i int) error {
 		if err := l.publish(w, i); err != nil {
 			return err
 		}
