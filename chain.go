@@ -202,16 +202,25 @@ func (p *warmPool) run(h message.HandlerFunc, msg *message.Message) ([]*message.
 	return produced, err
 }
 
-// work runs j, then the jobs handed to it, until it idles or the client stops.
+// work runs j, then the jobs handed to it, until it idles or the client stops. The
+// idle timer is not reset per job: when it fires after some work, it starts again, so
+// a goroutine ends between warmIdle and twice that after its last job.
 func (p *warmPool) work(j *warmJob) {
 	idle := time.NewTimer(warmIdle)
 	defer idle.Stop()
 	for {
 		j.do()
-		idle.Reset(warmIdle)
+		worked := true
+	wait:
 		select {
 		case j = <-p.jobs:
+			continue
 		case <-idle.C:
+			if worked {
+				worked = false
+				idle.Reset(warmIdle)
+				goto wait
+			}
 			return
 		case <-p.stop:
 			return

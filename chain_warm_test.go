@@ -72,8 +72,23 @@ func TestWarmPoolPanicsAndExitsOnTheCaller(t *testing.T) {
 	}
 }
 
+// settledGoroutines waits for the goroutines of earlier tests to end and returns how
+// many are left.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 100 {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
+}
+
 func TestWarmPoolEndsItsGoroutinesOnStop(t *testing.T) {
-	before := runtime.NumGoroutine()
+	before := settledGoroutines()
 	stop := make(chan struct{})
 	p := newWarmPool(stop)
 	var wg sync.WaitGroup
