@@ -92,13 +92,19 @@ func TestWarmPoolEndsItsGoroutinesOnStop(t *testing.T) {
 	stop := make(chan struct{})
 	p := newWarmPool(stop)
 	var wg sync.WaitGroup
-	release := make(chan struct{})
+	started, release := make(chan struct{}), make(chan struct{})
 	for range 20 {
 		wg.Go(func() {
-			p.run(func(*message.Message) ([]*message.Message, error) { <-release; return nil, nil }, message.NewMessage("in", nil))
+			p.run(func(*message.Message) ([]*message.Message, error) {
+				started <- struct{}{}
+				<-release
+				return nil, nil
+			}, message.NewMessage("in", nil))
 		})
 	}
-	time.Sleep(50 * time.Millisecond)
+	for range 20 {
+		<-started // all 20 run at once: each has a goroutine of the pool
+	}
 	close(release)
 	wg.Wait()
 	if n := runtime.NumGoroutine(); n < before+20 {
