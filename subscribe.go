@@ -245,6 +245,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	}
 	s.feeds = append(s.feeds, leftover...)
 	handlers := make([]message.NoPublishHandlerFunc, len(s.feeds))
+	warm := newWarmPool(c.stopped)
 	for i := range s.feeds {
 		f := &s.feeds[i]
 		chained, err := c.chain(s, f, handle)
@@ -252,7 +253,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 			return err
 		}
 		handlers[i] = func(msg *message.Message) error {
-			_, err := chained(msg)
+			_, err := warm.run(chained, msg)
 			return err
 		}
 		f.sub = transport.NewSubscriber(c.tr, transport.SubscribeOptions{

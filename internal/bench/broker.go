@@ -36,7 +36,8 @@ func startBroker() (*broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, "-role", "broker")
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), roleEnv+"=broker")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

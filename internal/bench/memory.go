@@ -21,11 +21,12 @@ type memoryMsg struct {
 	Pad    string `json:"pad"`
 }
 
-func newMemoryMsg(size, caller, seq int) memoryMsg {
-	return memoryMsg{Caller: caller, Seq: seq, Pad: strings.Repeat("x", max(0, size-32))}
-}
+// memoryPad returns the padding that brings a memoryMsg to about size bytes, made once
+// per row so that the measured part does not count its allocation.
+func memoryPad(size int) string { return strings.Repeat("x", max(0, size-32)) }
 
-// The memory rows run in two phases. First one caller publishes latencyN messages,
+// The memory rows run in two phases. First one caller publishes latencyN messages (at
+// most s.N),
 // waiting for each to be handled before the next: the latency, publish to handler,
 // of an unloaded client. Then s.Callers goroutines publish s.N messages without
 // waiting, and the row ends when the handler has seen them all: the throughput and
@@ -39,8 +40,8 @@ type memoryLoad struct {
 	handled chan struct{}
 }
 
-func (l memoryLoad) run(s spec, start func()) ([]time.Duration, error) {
-	lat, err := callers(1, latencyN, func(w, i int) error {
+func (l memoryLoad) run(s spec, m *meter) ([]time.Duration, error) {
+	lat, err := callers(1, min(latencyN, s.N), func(w, i int) error {
 		if err := l.publish(w, i); err != nil {
 			return err
 		}
@@ -50,7 +51,7 @@ func (l memoryLoad) run(s spec, start func()) ([]time.Duration, error) {
 	if err != nil {
 		return nil, err
 	}
-	start()
+	m.start()
 	done := make(chan struct{})
 	go func() {
 		for range s.N {
@@ -62,11 +63,12 @@ func (l memoryLoad) run(s spec, start func()) ([]time.Duration, error) {
 		return nil, err
 	}
 	<-done
+	m.stop()
 	return lat, nil
 }
 
-func memorySDK(s spec, start func()) ([]time.Duration, error) {
-	tr, err := memory.New(memory.Config{MaxRetained: 1 << 30, MaxRetainedBytes: 1 << 40})
+func memorySDK(s spec, m *meter) ([]time.Duration, error) {
+	tr, err := memory.New(memory.Config{})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func memorySDK(s spec, start func()) ([]time.Duration, error) {
 	defer c.Close()
 	topic := pubsub.NewTopic[memoryMsg]("bench")
 	handled := make(chan struct{}, s.N)
-	if err := pubsub.Subscribe(c, topic, "g", func(_ context.Context, m *pubsub.Message[memoryMsg]) error {
+	if err := pubsub.Subscribe(c, topic, "g", func(context.Context, *pubsub.Message[memoryMsg]) error {
 		handled <- struct{}{}
 		return nil
 	}); err != nil {
@@ -87,12 +89,13 @@ func memorySDK(s spec, start func()) ([]time.Duration, error) {
 	defer cancel()
 	go c.Run(ctx)
 	<-c.Running()
+	pad := memoryPad(s.Size)
 	return memoryLoad{handled: handled, publish: func(w, i int) error {
-		return pubsub.Publish(ctx, c, topic, newMemoryMsg(s.Size, w, i))
-	}}.run(s, start)
+		return pubsub.Publish(ctx, c, topic, memoryMsg{Caller: w, Seq: i, Pad: pad})
+	}}.run(s, m)
 }
 
-func memoryWatermill(s spec, start func()) ([]time.Duration, error) {
+func memoryWatermill(s spec, m *meter) ([]time.Duration, error) {
 	g := gochannel.NewGoChannel(gochannel.Config{}, nil)
 	router, err := message.NewRouter(message.RouterConfig{}, nil)
 	if err != nil {
@@ -110,11 +113,12 @@ func memoryWatermill(s spec, start func()) ([]time.Duration, error) {
 	go router.Run(context.Background())
 	<-router.Running()
 	defer func() { router.Close(); g.Close() }()
+	pad := memoryPad(s.Size)
 	return memoryLoad{handled: handled, publish: func(w, i int) error {
-		body, err := json.Marshal(newMemoryMsg(s.Size, w, i))
+		body, err := json.Marshal(memoryMsg{Caller: w, Seq: i, Pad: pad})
 		if err != nil {
 			return err
 		}
 		return g.Publish("bench", message.NewMessage(uuid.NewString(), body))
-	}}.run(s, start)
+	}}.run(s, m)
 }

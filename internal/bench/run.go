@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -18,44 +16,38 @@ import (
 	"github.com/pubsubkit/pubsub/transport/kafka"
 )
 
-var sizes = []int{100, 1024}
-
 // Message counts per row, before -scale.
 const (
-	memoryN    = 50_000
-	publish1N  = 5_000
-	publish16N = 40_000
-	consumeN   = 200_000
-	boundSmall = 100_000
-	boundLarge = 1_000_000
+	memoryN        = 50_000
+	consumeN       = 200_000
+	slowSDKN       = 30_000
+	slowWatermillN = 3_000 // about 5 s at 3 partitions × one 5 ms message at a time
+	publishN       = 40_000
+	publishCallers = 16
+	asyncN         = 200_000
+	batchN         = 200_000
+	boundSmall     = 100_000
+	boundLarge     = 1_000_000
 )
 
-// Targets from the issue: SDK / reference msgs/s.
-const (
-	memoryTarget  = 0.8 // against raw Watermill on gochannel
-	publishTarget = 0.8 // 16 callers, against sarama's AsyncProducer
-	consumeTarget = 0.9 // against watermill-kafka's subscriber
-	boundRSSMiB   = 150
-	boundSpread   = 0.2
-)
+// tuning is the SDK transport's configuration the command line changes.
+type tuning struct {
+	prefetch     int
+	fetchMaxWait time.Duration
+}
 
-func runAll(scenarios []string, scale float64, prefetch int) error {
-	want := map[string]bool{}
-	for _, s := range scenarios {
-		if s == "all" {
-			for _, a := range []string{"memory", "publish", "consume", "bound"} {
-				want[a] = true
-			}
-			continue
-		}
-		want[strings.TrimSpace(s)] = true
-	}
+// runAll runs the rows of the wanted scenarios, each in a child process, and returns
+// their results: those measured so far when a row fails.
+// only, when not nil, names the clients to run.
+func runAll(want map[string]bool, sizes []int, scale float64, tune tuning, only map[string]bool) ([]result, error) {
 	n := func(v int) int { return max(1, int(float64(v)*scale)) }
-
 	var results []result
 	run := func(s spec) error {
-		s.Prefetch = prefetch
-		fmt.Fprintf(os.Stderr, "running %s/%s %dB callers=%d n=%d\n", s.Scenario, s.Client, s.Size, s.Callers, s.N)
+		if only != nil && !only[s.Client] {
+			return nil
+		}
+		s.Prefetch, s.FetchMaxWait = tune.prefetch, tune.fetchMaxWait
+		fmt.Fprintf(os.Stderr, "running %s/%s %d B callers=%d concurrency=%d n=%d\n", s.Scenario, s.Client, s.Size, s.Callers, s.Concurrency, s.N)
 		r, err := measure(s)
 		if err != nil {
 			return err
@@ -66,98 +58,138 @@ func runAll(scenarios []string, scale float64, prefetch int) error {
 
 	if want["memory"] {
 		for _, size := range sizes {
-			for _, client := range []string{"sdk", "watermill"} {
-				if err := run(spec{Scenario: "memory", Client: client, Size: size, Callers: 16, N: n(memoryN)}); err != nil {
-					return err
+			for _, k := range []int{1, 16} {
+				for _, client := range []string{"sdk", "watermill"} {
+					if err := run(spec{Scenario: "memory", Client: client, Size: size, Callers: k, N: n(memoryN)}); err != nil {
+						return results, err
+					}
 				}
 			}
 		}
 	}
-	if !(want["publish"] || want["consume"] || want["bound"]) {
-		printResults(results)
-		return nil
+	kafkaScenarios := []string{"consume", "slow", "publish", "async", "batch", "bound"}
+	needKafka := false
+	for _, sc := range kafkaScenarios {
+		needKafka = needKafka || want[sc]
+	}
+	if !needKafka {
+		return results, nil
 	}
 
 	b, err := startBroker()
 	if err != nil {
-		return err
+		return results, err
 	}
 	defer b.stop()
 	admin, err := kafka.New(context.Background(), kafka.Config{Brokers: b.addrs})
 	if err != nil {
-		return err
+		return results, err
 	}
 	defer admin.Close()
 	newTopic := func(name string) (string, error) {
 		name = "bench." + name + "." + uuid.NewString()[:8]
 		return name, admin.Provision(context.Background(), name)
 	}
-
-	if want["publish"] {
+	// publishing runs every client of a publishing scenario on a topic of its own.
+	publishing := func(scenario string, count, callers int, clients ...string) error {
 		for _, size := range sizes {
-			for _, k := range []int{1, 16} {
-				count := n(publish1N)
-				if k == 16 {
-					count = n(publish16N)
+			for _, client := range clients {
+				topic, err := newTopic(scenario)
+				if err != nil {
+					return err
 				}
-				for _, client := range []string{"sdk", "watermill", "sarama", "franz-go"} {
-					topic, err := newTopic("publish")
-					if err != nil {
-						return err
-					}
-					if err := run(spec{Scenario: "publish", Client: client, Size: size, Callers: k, N: count, Brokers: b.addrs, Topic: topic}); err != nil {
-						return err
-					}
+				if err := run(spec{Scenario: scenario, Client: client, Size: size, Callers: callers, N: count, Brokers: b.addrs, Topic: topic}); err != nil {
+					return err
 				}
 			}
 		}
+		return nil
 	}
+
 	if want["consume"] {
 		for _, size := range sizes {
 			topic, err := newTopic("consume")
 			if err != nil {
-				return err
+				return results, err
 			}
-			if err := prefill(admin, topic, size, n(consumeN)); err != nil {
-				return err
+			if err := prefill(admin, topic, n(consumeN), 8, func(int) *message.Message { return message.NewMessage(uuid.NewString(), payload(size)) }); err != nil {
+				return results, err
 			}
-			for _, client := range []string{"sdk", "transport", "watermill", "sarama", "franz-go"} {
-				if err := run(spec{Scenario: "consume", Client: client, Size: size, N: n(consumeN), Brokers: b.addrs,
-					Topic: topic, Group: "bench-" + client}); err != nil {
-					return err
+			for _, r := range []struct {
+				client      string
+				concurrency int
+			}{{"sdk", 1}, {"sdk", 16}, {"transport", 1}, {"watermill", 0}, {"franz-go", 0}} {
+				if err := run(spec{Scenario: "consume", Client: r.client, Concurrency: r.concurrency, Size: size, N: n(consumeN), Brokers: b.addrs,
+					Topic: topic, Group: fmt.Sprintf("bench-%s-%d", r.client, r.concurrency)}); err != nil {
+					return results, err
 				}
 			}
+		}
+	}
+	if want["slow"] {
+		const size = 100
+		topic, err := newTopic("slow")
+		if err != nil {
+			return results, err
+		}
+		if err := prefill(admin, topic, n(slowSDKN), 1, func(i int) *message.Message {
+			m := message.NewMessage(uuid.NewString(), slowPayload(i, size))
+			key, _ := slowKey(i)
+			m.Metadata.Set(metadata.Key, key)
+			return m
+		}); err != nil {
+			return results, err
+		}
+		if err := run(spec{Scenario: "slow", Client: "sdk", Concurrency: slowConcurrency, Size: size, N: n(slowSDKN), Brokers: b.addrs, Topic: topic, Group: "slow-sdk"}); err != nil {
+			return results, err
+		}
+		if err := run(spec{Scenario: "slow", Client: "watermill", Size: size, N: n(slowWatermillN), Brokers: b.addrs, Topic: topic, Group: "slow-watermill"}); err != nil {
+			return results, err
+		}
+	}
+	if want["publish"] {
+		if err := publishing("publish", n(publishN), publishCallers, "sdk", "franz-go"); err != nil {
+			return results, err
+		}
+	}
+	if want["async"] {
+		if err := publishing("async", n(asyncN), 0, "sdk", "franz-go", "sarama"); err != nil {
+			return results, err
+		}
+	}
+	if want["batch"] {
+		if err := publishing("batch", n(batchN), 0, "sdk", "franz-go"); err != nil {
+			return results, err
 		}
 	}
 	if want["bound"] {
 		topic, err := newTopic("bound")
 		if err != nil {
-			return err
+			return results, err
 		}
-		if err := prefill(admin, topic, 1024, n(boundLarge)); err != nil {
-			return err
+		if err := prefill(admin, topic, n(boundLarge), 8, func(int) *message.Message { return message.NewMessage(uuid.NewString(), payload(1024)) }); err != nil {
+			return results, err
 		}
 		for i, count := range []int{n(boundSmall), n(boundLarge)} {
 			if err := run(spec{Scenario: "bound", Client: "sdk", Size: 1024, N: count, Brokers: b.addrs,
 				Topic: topic, Group: fmt.Sprintf("bound-%d", i)}); err != nil {
-				return err
+				return results, err
 			}
 		}
 	}
-	printResults(results)
-	return nil
+	return results, nil
 }
 
-// prefill publishes n messages of size bytes to topic through the transport, in
-// batches, as fast as it goes.
-func prefill(tr *kafka.Transport, topic string, size, n int) error {
+// prefill publishes gen(0) to gen(n-1) to topic through the transport, in batches
+// from workers goroutines, as fast as it goes. With one worker the messages are
+// stored in the order of i, so each key's messages keep their order.
+func prefill(tr *kafka.Transport, topic string, n, workers int, gen func(i int) *message.Message) error {
 	start := time.Now()
-	body := payload(size)
-	const batch = 500
+	const batch = 1000
 	var next atomic.Int64
 	var first atomic.Pointer[error]
 	var wg sync.WaitGroup
-	for range 8 {
+	for range workers {
 		wg.Go(func() {
 			for {
 				from := int(next.Add(batch)) - batch
@@ -165,8 +197,8 @@ func prefill(tr *kafka.Transport, topic string, size, n int) error {
 					return
 				}
 				msgs := make([]*message.Message, 0, batch)
-				for range min(batch, n-from) {
-					m := message.NewMessage(uuid.NewString(), body)
+				for i := from; i < min(from+batch, n); i++ {
+					m := gen(i)
 					m.Metadata.Set(metadata.ContentType, codec.Raw.ContentType())
 					msgs = append(msgs, m)
 				}
@@ -181,88 +213,6 @@ func prefill(tr *kafka.Transport, topic string, size, n int) error {
 	if err := first.Load(); err != nil {
 		return *err
 	}
-	fmt.Fprintf(os.Stderr, "prefilled %s with %d messages of %d B in %s\n", topic, n, size, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "prefilled %s with %d messages in %s\n", topic, n, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// printResults prints the rows, then each SDK row's ratio to its references.
-func printResults(rs []result) {
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.Debug)
-	fmt.Fprintln(w, "scenario\tclient\tsize\tcallers\tmsgs\tmsgs/s\tp50 ms\tp99 ms\tallocs/msg\tpeak RSS MiB\t")
-	for _, r := range rs {
-		lat := func(v float64) string {
-			if v == 0 {
-				return "-"
-			}
-			return fmt.Sprintf("%.3f", v)
-		}
-		callers := "-"
-		if r.Callers > 0 {
-			callers = fmt.Sprint(r.Callers)
-		}
-		fmt.Fprintf(w, "%s\t%s\t%d B\t%s\t%d\t%.0f\t%s\t%s\t%.1f\t%.1f\t\n", r.Scenario, r.Client, r.Size, callers, r.N,
-			r.MsgsPerSec, lat(r.P50), lat(r.P99), r.AllocsPerMsg, r.PeakRSSMiB)
-	}
-	w.Flush()
-	fmt.Println()
-	find := func(scenario, client string, size, callers int) *result {
-		for i := range rs {
-			r := &rs[i]
-			if r.Scenario == scenario && r.Client == client && r.Size == size && r.Callers == callers {
-				return r
-			}
-		}
-		return nil
-	}
-	for _, r := range rs {
-		if r.Client != "sdk" || r.Scenario == "bound" {
-			continue
-		}
-		var parts []string
-		for _, ref := range []string{"watermill", "sarama", "franz-go"} {
-			o := find(r.Scenario, ref, r.Size, r.Callers)
-			if o == nil {
-				continue
-			}
-			ratio := r.MsgsPerSec / o.MsgsPerSec
-			mark := ""
-			switch {
-			case r.Scenario == "memory" && ref == "watermill":
-				mark = verdict(ratio, memoryTarget)
-			case r.Scenario == "publish" && ref == "sarama" && r.Callers == 16:
-				mark = verdict(ratio, publishTarget)
-			case r.Scenario == "consume" && ref == "watermill":
-				mark = verdict(ratio, consumeTarget)
-			}
-			parts = append(parts, fmt.Sprintf("%.2f× %s%s", ratio, ref, mark))
-		}
-		callers := ""
-		if r.Callers > 0 {
-			callers = fmt.Sprintf(", %d caller", r.Callers)
-			if r.Callers > 1 {
-				callers += "s"
-			}
-		}
-		fmt.Printf("%s %d B%s: SDK = %s\n", r.Scenario, r.Size, callers, strings.Join(parts, ", "))
-	}
-	var bound []result
-	for _, r := range rs {
-		if r.Scenario == "bound" {
-			bound = append(bound, r)
-		}
-	}
-	if len(bound) == 2 {
-		small, large := bound[0], bound[1]
-		spread := large.PeakRSSMiB/small.PeakRSSMiB - 1
-		ok := large.PeakRSSMiB <= boundRSSMiB && spread <= boundSpread
-		fmt.Printf("bound: SDK consumer peak RSS %.1f MiB after %d messages, %.1f MiB after %d (%+.0f%%); target ≤ %d MiB and ≤ +%.0f%%: %s\n",
-			small.PeakRSSMiB, small.N, large.PeakRSSMiB, large.N, spread*100, boundRSSMiB, boundSpread*100, map[bool]string{true: "met", false: "MISSED"}[ok])
-	}
-}
-
-func verdict(ratio, target float64) string {
-	if ratio >= target {
-		return fmt.Sprintf(" (target ≥ %.1f: met)", target)
-	}
-	return fmt.Sprintf(" (target ≥ %.1f: MISSED)", target)
 }
