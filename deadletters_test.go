@@ -290,3 +290,45 @@ func TestDeadLetterAtTheSizeLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestDeadLettersTenThousandOnKafka: DeadLetters of a subscription with 10,000
+// pending letters on Kafka answers within a second (three seconds under the race
+// detector, which slows the decoding of every letter several times).
+func TestDeadLettersTenThousandOnKafka(t *testing.T) {
+	const n = 10_000
+	ctx := context.Background()
+	tr, err := pubsub.Transports().Open(ctx, kafkatest.New(t).URL(""), transport.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := pubsubtest.NewOn(t, tr)
+	h.Timeout = 2 * time.Minute
+	topic := pubsub.NewTopic[payment](kafkatest.Topic("payments"), pubsub.WithKey(func(p payment) string { return p.ID }))
+	must(t, pubsub.Subscribe(h.Client, topic, "ledger", func(_ context.Context, m *pubsub.Message[payment]) error {
+		return pubsub.Permanent(fmt.Errorf("payment %s of %d is refused by the bank", m.Payload.ID, m.Payload.Amount))
+	}, pubsub.WithDelivery(pubsub.Delivery{Concurrency: 16, Ordering: pubsub.Unordered})))
+	batch := make([]payment, n)
+	for i := range batch {
+		batch[i] = payment{ID: fmt.Sprintf("p-%d", i), Amount: 100 + i}
+	}
+	must(t, pubsub.PublishBatch(ctx, h.Client, topic, batch))
+	h.WaitDeadLettered(topic.Name(), "ledger", n)
+	bound := time.Second
+	if raceEnabled {
+		bound = 3 * time.Second
+	}
+	var slowest time.Duration
+	for range 3 {
+		start := time.Now()
+		letters, err := h.Client.DeadLetters(ctx, topic.Name(), "ledger")
+		took := time.Since(start)
+		if err != nil || len(letters) != n {
+			t.Fatalf("DeadLetters: %d letters, %v", len(letters), err)
+		}
+		slowest = max(slowest, took)
+	}
+	t.Logf("DeadLetters of %d letters: slowest of 3 calls %v (race detector: %v)", n, slowest, raceEnabled)
+	if slowest > bound {
+		t.Errorf("DeadLetters of %d letters took %v, over %v", n, slowest, bound)
+	}
+}
