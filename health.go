@@ -146,7 +146,7 @@ func (c *Client) ReadinessHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		health := c.Health()
 		c.mu.Lock()
-		running := c.state == stateRunning
+		running := c.state.get() == stateRunning
 		c.mu.Unlock()
 		ready := running
 		select {

@@ -40,10 +40,8 @@ type Client struct {
 	lagGauge metric.Registration
 
 	mu    sync.Mutex
-	state state                    // changed under mu; read by publishing without it
+	state lifecycle                // changed under mu (a transition is checked and made under it); read anywhere
 	subs  map[string]*subscription // by "topic/group"
-	// closing is set once Close begins releasing the transport: Publish refuses.
-	closing atomic.Bool
 	// pending counts the messages queued by PublishAsync and not yet settled.
 	pending atomic.Int64
 
@@ -72,6 +70,13 @@ const (
 	stateClosing               // Close is flushing and releasing the transport
 	stateClosed                // the transport is released
 )
+
+// lifecycle holds a client's state; it is read without the client's lock (Publish
+// asks it on every message) and changed under it.
+type lifecycle struct{ v atomic.Int32 }
+
+func (l *lifecycle) get() state  { return state(l.v.Load()) }
+func (l *lifecycle) set(s state) { l.v.Store(int32(s)) }
 
 // Transports returns a registry holding the transports Open knows: memory://,
 // kafka:// and gochannel://. Add your own to it and pass it to WithRegistry.
@@ -159,7 +164,7 @@ func newClient(t transport.Transport, o options) (*Client, error) {
 // short, or the error that stopped consumption. Run may be called once.
 func (c *Client) Run(ctx context.Context) error {
 	c.mu.Lock()
-	switch c.state {
+	switch c.state.get() {
 	case stateNew:
 	case stateClosing, stateClosed:
 		c.mu.Unlock()
@@ -168,7 +173,7 @@ func (c *Client) Run(ctx context.Context) error {
 		c.mu.Unlock()
 		return ErrAlreadyRunning
 	}
-	c.state = stateRunning
+	c.state.set(stateRunning)
 	ctx, c.stopRun = context.WithCancel(ctx)
 	c.mu.Unlock()
 
@@ -203,7 +208,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 func (c *Client) setState(s state) {
 	c.mu.Lock()
-	c.state = s
+	c.state.set(s)
 	c.mu.Unlock()
 }
 
@@ -243,7 +248,7 @@ func (c *Client) Running() <-chan struct{} { return c.router.Running() }
 // from a handler: it waits for handlers.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	switch c.state {
+	switch c.state.get() {
 	case stateClosing, stateClosed:
 		c.mu.Unlock()
 		<-c.closed
@@ -254,9 +259,8 @@ func (c *Client) Close() error {
 		<-c.stopped
 		c.mu.Lock()
 	}
-	c.state = stateClosing
+	c.state.set(stateClosing)
 	c.mu.Unlock()
-	c.closing.Store(true)
 
 	var errs []error
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.drainTimeout)
@@ -278,7 +282,7 @@ func (c *Client) Close() error {
 }
 
 // publishing reports whether Publish may still hand messages to the transport.
-func (c *Client) publishing() bool { return !c.closing.Load() }
+func (c *Client) publishing() bool { return c.state.get() < stateClosing }
 
 // Capabilities reports what the client's transport guarantees.
 func (c *Client) Capabilities() transport.Capabilities { return c.tr.Capabilities() }

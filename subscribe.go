@@ -266,7 +266,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	name := s.topic + "/" + s.group
 
 	c.mu.Lock()
-	if c.state != stateNew && c.state != stateRunning {
+	if c.state.get() != stateNew && c.state.get() != stateRunning {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): client is shutting down: %w", s.topic, s.group, ErrClosed)
 	}
@@ -278,7 +278,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	for i, f := range s.feeds {
 		c.router.AddConsumerHandler(f.topic+"/"+f.group, f.topic, f.sub, handlers[i])
 	}
-	running := c.state == stateRunning
+	running := c.state.get() == stateRunning
 	c.mu.Unlock()
 
 	c.opts.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
