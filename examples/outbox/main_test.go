@@ -3,43 +3,18 @@ package main
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/pubsubkit/pubsub/internal/pgtest"
 )
 
 // testDSN creates a database for the test, dropped when it ends, and returns its DSN.
 // Without a reachable server the test is skipped, or fails with CI=true.
 func testDSN(t *testing.T) string {
 	t.Helper()
-	dsn := envOr("PUBSUB_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	if err := admin.Ping(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is unreachable (set PUBSUB_TEST_POSTGRES): %v", dsn, err)
-		}
-		t.Skipf("PostgreSQL at %s is unreachable (set PUBSUB_TEST_POSTGRES): %v", dsn, err)
-	}
-	name := fmt.Sprintf("outbox_example_%x", rand.Uint64())
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
-	base, query, _ := strings.Cut(dsn, "?")
-	own := base[:strings.LastIndex(base, "/")+1] + name
-	if query != "" {
-		own += "?" + query
-	}
-	return own
+	return pgtest.New(t, "outbox_example").DSN
 }
 
 func TestOrderServiceAndBilling(t *testing.T) {

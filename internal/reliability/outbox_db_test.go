@@ -1,23 +1,15 @@
 package reliability_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/pubsubkit/pubsub/internal/pgtest"
 )
-
-// envPostgres names the variable holding the DSN of the PostgreSQL server the outbox
-// scenarios use; the default is the server on 127.0.0.1:5432, database test.
-const envPostgres = "PUBSUB_TEST_POSTGRES"
 
 // database is a PostgreSQL database of one test.
 type database struct {
@@ -31,39 +23,8 @@ type database struct {
 // reachable server the test is skipped, or fails with CI=true.
 func newDatabase(t *testing.T) *database {
 	t.Helper()
-	dsn := os.Getenv(envPostgres)
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is unreachable (set %s): %v", dsn, envPostgres, err)
-		}
-		t.Skipf("PostgreSQL at %s is unreachable (set %s): %v", dsn, envPostgres, err)
-	}
-	name := fmt.Sprintf("reliability_%x", rand.Uint64())
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
-	base, query, _ := strings.Cut(dsn, "?")
-	own := base[:strings.LastIndex(base, "/")+1] + name
-	if query != "" {
-		own += "?" + query
-	}
-	db, err := sql.Open("pgx", own)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return &database{db: db, dsn: own, name: name, admin: admin}
+	d := pgtest.New(t, "reliability")
+	return &database{db: d.DB, dsn: d.DSN, name: d.Name, admin: d.Admin}
 }
 
 // terminate ends every server process connected to the database (the relay's and
