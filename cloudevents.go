@@ -23,13 +23,8 @@ func WithCloudEvents(source string) TopicOption {
 // setCloudEventsAttributes writes msg's CloudEvents attributes in binary mode.
 func setCloudEventsAttributes(msg *message.Message, source string) {
 	md := msg.Metadata
-	md[metadata.CloudEventsSpec] = "1.0"
-	md[metadata.CloudEventsID] = msg.UUID
-	md[metadata.CloudEventsType] = md[metadata.MessageType]
-	md[metadata.CloudEventsSource] = source
-	if t, ok := metadata.ParseTime(md[metadata.PublishedAt]); ok {
-		md[metadata.CloudEventsTime] = t.UTC().Format("2006-01-02T15:04:05.999999999Z07:00")
-	}
+	metadata.SetCloudEvent(md, msg.UUID, source, md[metadata.MessageType])
+	md[metadata.CloudEventsTime] = md[metadata.PublishedAt] // both RFC 3339 in UTC (metadata.FormatTime)
 }
 
 // event is what Decode reads of a message: its payload and content type, and the
@@ -66,7 +61,7 @@ func readEvent(msg *message.Message) (event, error) {
 		metadata.CloudEventsType:   ce.Type(),
 	}}
 	if !ce.Time().IsZero() {
-		e.attributes[metadata.CloudEventsTime] = ce.Time().UTC().Format("2006-01-02T15:04:05.999999999Z07:00")
+		e.attributes[metadata.CloudEventsTime] = metadata.FormatTime(ce.Time())
 	}
 	if s := ce.Subject(); s != "" {
 		e.attributes[metadata.CloudEventsPrefix+"subject"] = s

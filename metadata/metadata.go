@@ -216,6 +216,15 @@ func AttemptOf(v string) int {
 	return max(n, 1)
 }
 
+// SetCloudEvent makes md the attributes of a binary-mode CloudEvent: specversion
+// 1.0, id, source and type.
+func SetCloudEvent(md map[string]string, id, source, typ string) {
+	md[CloudEventsSpec] = "1.0"
+	md[CloudEventsID] = id
+	md[CloudEventsSource] = source
+	md[CloudEventsType] = typ
+}
+
 // FormatTime writes a time for a metadata value: RFC 3339 in UTC with nanoseconds,
 // the form of every time key above.
 func FormatTime(t time.Time) string { return string(AppendTime(nil, t)) }

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -60,13 +61,7 @@ func asKnativeDeadLetter(dead *message.Message, dest, reason string, code int) e
 		return nil
 	}
 	if md[metadata.CloudEventsSpec] == "" {
-		md[metadata.CloudEventsSpec] = "1.0"
-		md[metadata.CloudEventsID] = dead.UUID
-		md[metadata.CloudEventsSource] = dest
-		md[metadata.CloudEventsType] = md[metadata.MessageType]
-		if md[metadata.CloudEventsType] == "" {
-			md[metadata.CloudEventsType] = "dev.pubsubkit.deadletter"
-		}
+		metadata.SetCloudEvent(md, dead.UUID, dest, cmp.Or(md[metadata.MessageType], "dev.pubsubkit.deadletter"))
 	}
 	md[metadata.KnativeErrorDest] = dest
 	md[metadata.KnativeErrorCode] = strconv.Itoa(code)

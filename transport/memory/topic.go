@@ -91,7 +91,8 @@ func (tp *topic) end() int64 { return tp.first + int64(len(tp.log)) }
 // otherwise waiting for room.
 func (tp *topic) append(ctx context.Context, r *record) error {
 	cfg := tp.t.cfg
-	if limit := tp.limit(r); r.size > limit {
+	limit := tp.limit(r)
+	if r.size > limit {
 		return fmt.Errorf("memory: %w: message %s of %d bytes on topic %q exceeds max_retained_bytes %d (%w)",
 			transport.ErrMessageTooLarge, r.uuid, r.size, tp.name, limit, ErrTopicFull)
 	}
@@ -104,7 +105,7 @@ func (tp *topic) append(ctx context.Context, r *record) error {
 			room = tp.t.roomChanged() // before the check, so that no room made after it is missed
 		}
 		tp.mu.Lock()
-		if tp.makeRoomLocked(r.size, tp.limit(r)) {
+		if tp.makeRoomLocked(r.size, limit) {
 			if tp.t.ctx.Err() != nil {
 				tp.t.bytes.Add(-r.size)
 				tp.mu.Unlock()
