@@ -41,16 +41,11 @@ func (a *settled) wait() error {
 
 func asyncSDK(s spec, m *meter) ([]time.Duration, error) {
 	ctx := context.Background()
-	c, err := kafkaClient(s)
+	c, topic, body, err := warmSDK(s)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	topic := sdkTopic(s)
-	body := payload(s.Size)
-	if err := pubsub.Publish(ctx, c, topic, body); err != nil {
-		return nil, err
-	}
 	var acks settled
 	acks.wg.Add(s.N)
 	m.start()
@@ -63,16 +58,12 @@ func asyncSDK(s spec, m *meter) ([]time.Duration, error) {
 }
 
 func asyncFranz(s spec, m *meter) ([]time.Duration, error) {
-	cl, err := franzProducer(s)
+	cl, body, err := warmFranz(s)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
 	ctx := context.Background()
-	body := payload(s.Size)
-	if err := cl.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr(); err != nil {
-		return nil, err
-	}
 	var acks settled
 	acks.wg.Add(s.N)
 	done := func(_ *kgo.Record, err error) { acks.done(err) }
@@ -132,16 +123,11 @@ func asyncSarama(s spec, m *meter) ([]time.Duration, error) {
 
 func batchSDK(s spec, m *meter) ([]time.Duration, error) {
 	ctx := context.Background()
-	c, err := kafkaClient(s)
+	c, topic, body, err := warmSDK(s)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	topic := sdkTopic(s)
-	body := payload(s.Size)
-	if err := pubsub.Publish(ctx, c, topic, body); err != nil {
-		return nil, err
-	}
 	vs := make([][]byte, batchSize)
 	for i := range vs {
 		vs[i] = body
@@ -157,16 +143,12 @@ func batchSDK(s spec, m *meter) ([]time.Duration, error) {
 }
 
 func batchFranz(s spec, m *meter) ([]time.Duration, error) {
-	cl, err := franzProducer(s)
+	cl, body, err := warmFranz(s)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
 	ctx := context.Background()
-	body := payload(s.Size)
-	if err := cl.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr(); err != nil {
-		return nil, err
-	}
 	m.start()
 	for sent := 0; sent < s.N; sent += batchSize {
 		rs := make([]*kgo.Record, min(batchSize, s.N-sent))

@@ -57,19 +57,44 @@ func sdkTopic(s spec) pubsub.Topic[[]byte] {
 	return pubsub.NewTopic[[]byte](s.Topic, pubsub.WithCodec(codec.Raw))
 }
 
+// warmSDK opens the SDK's client for a publishing row and publishes one message, so
+// that the row measures publishing, not connecting and provisioning. The caller
+// closes the client.
+func warmSDK(s spec) (*pubsub.Client, pubsub.Topic[[]byte], []byte, error) {
+	c, err := kafkaClient(s)
+	if err != nil {
+		return nil, pubsub.Topic[[]byte]{}, nil, err
+	}
+	topic, body := sdkTopic(s), payload(s.Size)
+	if err := pubsub.Publish(context.Background(), c, topic, body); err != nil {
+		c.Close()
+		return nil, topic, nil, err
+	}
+	return c, topic, body, nil
+}
+
+// warmFranz is warmSDK for raw franz-go.
+func warmFranz(s spec) (*kgo.Client, []byte, error) {
+	cl, err := franzProducer(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	body := payload(s.Size)
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Value: body}).FirstErr(); err != nil {
+		cl.Close()
+		return nil, nil, err
+	}
+	return cl, body, nil
+}
+
 // publishSDK: s.Callers goroutines call Publish, each waiting for its message.
 func publishSDK(s spec, m *meter) ([]time.Duration, error) {
 	ctx := context.Background()
-	c, err := kafkaClient(s)
+	c, topic, body, err := warmSDK(s)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	topic := sdkTopic(s)
-	body := payload(s.Size)
-	if err := pubsub.Publish(ctx, c, topic, body); err != nil {
-		return nil, err
-	}
 	m.start()
 	lat, err := callers(s.Callers, s.N, func(_, _ int) error { return pubsub.Publish(ctx, c, topic, body) })
 	m.stop()
