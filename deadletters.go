@@ -67,6 +67,36 @@ func Until(t time.Time) DeadLetterFilter {
 	return func(d *DeadLetter) bool { return d.LastFailure.Before(t) }
 }
 
+// DeadLetterQuery is a dead-letter filter given field by field, as a form or a
+// command line gives it: each field that is set narrows the list (ByReason, ByKey,
+// ByCorrelationID, Since, Until); the zero query lets every letter through.
+type DeadLetterQuery struct {
+	Reason, Key, CorrelationID string
+	Since, Until               time.Time
+}
+
+// Filters returns the query's filters, for DeadLetters, DeadLetterGroups and
+// ReplayMatching.
+func (q DeadLetterQuery) Filters() []DeadLetterFilter {
+	var out []DeadLetterFilter
+	if q.Reason != "" {
+		out = append(out, ByReason(q.Reason))
+	}
+	if q.Key != "" {
+		out = append(out, ByKey(q.Key))
+	}
+	if q.CorrelationID != "" {
+		out = append(out, ByCorrelationID(q.CorrelationID))
+	}
+	if !q.Since.IsZero() {
+		out = append(out, Since(q.Since))
+	}
+	if !q.Until.IsZero() {
+		out = append(out, Until(q.Until))
+	}
+	return out
+}
+
 // ByReasonGroup keeps the letters whose reason, masked as DeadLetterGroups groups
 // them, is group: every letter of one group of errors.
 func ByReasonGroup(group string) DeadLetterFilter {

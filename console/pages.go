@@ -43,20 +43,11 @@ type filterForm struct {
 }
 
 func (f filterForm) filters() ([]pubsub.DeadLetterFilter, error) {
-	var out []pubsub.DeadLetterFilter
-	if f.Reason != "" {
-		out = append(out, pubsub.ByReason(f.Reason))
-	}
-	if f.Key != "" {
-		out = append(out, pubsub.ByKey(f.Key))
-	}
-	if f.CorrelationID != "" {
-		out = append(out, pubsub.ByCorrelationID(f.CorrelationID))
-	}
+	q := pubsub.DeadLetterQuery{Reason: f.Reason, Key: f.Key, CorrelationID: f.CorrelationID}
 	for _, t := range []struct {
 		name, value string
-		make        func(time.Time) pubsub.DeadLetterFilter
-	}{{"since", f.Since, pubsub.Since}, {"until", f.Until, pubsub.Until}} {
+		at          *time.Time
+	}{{"since", f.Since, &q.Since}, {"until", f.Until, &q.Until}} {
 		if t.value == "" {
 			continue
 		}
@@ -64,9 +55,9 @@ func (f filterForm) filters() ([]pubsub.DeadLetterFilter, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %q is not a time (want 2006-01-02T15:04, UTC)", t.name, t.value)
 		}
-		out = append(out, t.make(at))
+		*t.at = at
 	}
-	return out, nil
+	return q.Filters(), nil
 }
 
 // parseFormTime reads a datetime-local input (taken as UTC) or an RFC 3339 time.

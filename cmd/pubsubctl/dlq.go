@@ -31,20 +31,11 @@ func (f *filterFlags) register(cmd *cobra.Command) {
 }
 
 func (f *filterFlags) filters() ([]pubsub.DeadLetterFilter, error) {
-	var out []pubsub.DeadLetterFilter
-	if f.reason != "" {
-		out = append(out, pubsub.ByReason(f.reason))
-	}
-	if f.key != "" {
-		out = append(out, pubsub.ByKey(f.key))
-	}
-	if f.cid != "" {
-		out = append(out, pubsub.ByCorrelationID(f.cid))
-	}
+	q := pubsub.DeadLetterQuery{Reason: f.reason, Key: f.key, CorrelationID: f.cid}
 	for _, t := range []struct {
 		flag, value string
-		make        func(time.Time) pubsub.DeadLetterFilter
-	}{{"since", f.since, pubsub.Since}, {"until", f.until, pubsub.Until}} {
+		at          *time.Time
+	}{{"since", f.since, &q.Since}, {"until", f.until, &q.Until}} {
 		if t.value == "" {
 			continue
 		}
@@ -52,9 +43,9 @@ func (f *filterFlags) filters() ([]pubsub.DeadLetterFilter, error) {
 		if err != nil {
 			return nil, usagef("--%s %q: want an RFC 3339 time or a duration such as 90m", t.flag, t.value)
 		}
-		out = append(out, t.make(at))
+		*t.at = at
 	}
-	return out, nil
+	return q.Filters(), nil
 }
 
 // parseWhen reads an RFC 3339 time, or a duration meaning that long ago.
