@@ -14,6 +14,7 @@ import (
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/console"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
+	"github.com/pubsubkit/pubsub/internal/testenv"
 )
 
 // browser starts headless Chromium for the test, or skips (fails with CI=true) when
@@ -22,11 +23,7 @@ func browser(t *testing.T) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
-		msg := "headless Chromium is needed (Debian package chromium): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, "headless Chromium is needed (Debian package chromium): %v", err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU,

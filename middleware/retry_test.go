@@ -124,8 +124,8 @@ func TestRetryInPlaceOnPlainRouter(t *testing.T) {
 		t.Fatalf("handled %v", log)
 	}
 	for i, want := range []time.Duration{40 * time.Millisecond, 80 * time.Millisecond} {
-		if gap := times[i+1].Sub(times[i]); gap < want || gap > want+want/10+100*time.Millisecond {
-			t.Errorf("retry %d came %v after the attempt before it, want %v", i+1, gap, want)
+		if gap, late := times[i+1].Sub(times[i]), want+max(time.Second, want); gap < want || gap > late {
+			t.Errorf("retry %d came %v after the attempt before it, want %v to %v", i+1, gap, want, late)
 		}
 	}
 }
@@ -139,7 +139,7 @@ func TestRetryStopEndsTheWait(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, func() { close(stop) })
 	start := time.Now()
 	_, err := h(message.NewMessage("1", nil))
-	if !errors.Is(err, middleware.ErrInterrupted) || time.Since(start) > 2*time.Second {
+	if !errors.Is(err, middleware.ErrInterrupted) || time.Since(start) > 10*time.Second {
 		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 }

@@ -6,13 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pubsubkit/pubsub/internal/testenv"
 )
 
 // systemPython is Debian's interpreter, the one that sees python3-confluent-kafka; a
@@ -26,11 +27,7 @@ const toolTimeout = 60 * time.Second
 // installed.
 func missing(t testing.TB, what, debianPackage string, err error) {
 	t.Helper()
-	msg := what + " is not available (" + err.Error() + "): install the Debian package " + debianPackage
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	testenv.Missing(t, "%s is not available (%v): install the Debian package %s", what, err, debianPackage)
 }
 
 var (

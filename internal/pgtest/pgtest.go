@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+
+	"github.com/pubsubkit/pubsub/internal/testenv"
 )
 
 // EnvDSN names the variable holding the DSN of the server the tests use.
@@ -47,10 +49,7 @@ func New(t testing.TB, prefix string) *Database {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL at %s is unreachable (set %s): %v", dsn, EnvDSN, err)
-		}
-		t.Skipf("PostgreSQL at %s is unreachable (set %s): %v", dsn, EnvDSN, err)
+		testenv.Missing(t, "PostgreSQL at %s is unreachable (set %s): %v", dsn, EnvDSN, err)
 	}
 	name := fmt.Sprintf("%s_%x", prefix, rand.Uint64())
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {

@@ -6,6 +6,27 @@
 //
 // Each rule is a subtest named after it, so a failure names the broken rule. Rules that
 // need a capability the transport does not declare are skipped with the reason.
+//
+// # Timing rules
+//
+// These rules hold for every test of the module, not only this suite's: a test fails on
+// a real defect only, also on a loaded two-core machine (a laptop compiling, CI with
+// `go test` running two packages at once under -race, where a 50 ms timer was seen to
+// fire 270 ms late).
+//
+//   - A backoff is checked from below exactly (a retry never comes early) and from above
+//     generously: at most the delay plus max(1 s, 100% of the delay). Or it is checked
+//     against the due time the retry stage itself recorded, not the wall clock.
+//   - A wait for something that should happen ("within N seconds") uses a deadline of at
+//     least ten times the time it takes on a quiet machine, and returns as soon as the
+//     event comes; Harness.Timeout (15 s by default) is such a deadline.
+//   - Performance is measured in benchmarks (internal/bench, go test -bench). A test may
+//     bound a duration only to catch a regression of ten times or more.
+//   - No test depends on the order in which goroutines are scheduled: when workers hand
+//     out messages concurrently, the test takes them in whatever order they come. Tests
+//     wait on events (a channel, a condition polled until a deadline), never on a fixed
+//     sleep standing in for an event. A short sleep may give a wrong outcome the chance
+//     to show (nothing delivered while paused), never decide a passing one.
 package testsuite
 
 import (

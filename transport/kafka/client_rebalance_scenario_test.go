@@ -96,7 +96,9 @@ func TestClientRebalanceDuringInPlaceRetryBackoff(t *testing.T) {
 	joined := time.Now()
 	start("b")
 	var moved string
-	if !waitFor(15*time.Second, func() bool {
+	// Measured on a quiet machine: 0.6-1.0 s. Waiting for A's backoff would take 10
+	// minutes; two minutes is far from both.
+	if !waitFor(2*time.Minute, func() bool {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		for msg, clients := range h.by {
@@ -109,20 +111,17 @@ func TestClientRebalanceDuringInPlaceRetryBackoff(t *testing.T) {
 		}
 		return false
 	}) {
-		t.Fatal("B handled nothing within 15s of joining: the rebalance waited for A's retry backoff")
+		t.Fatal("B handled nothing within 2 minutes of joining: the rebalance waited for A's retry backoff")
 	}
-	took := time.Since(joined)
+	t.Logf("B handled %q %s after joining", moved, time.Since(joined).Round(time.Millisecond))
 	time.Sleep(time.Second)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if took > 10*time.Second {
-		t.Errorf("B handled %q %s after joining, want a few seconds", moved, took.Round(time.Millisecond))
-	}
 	if h.maxAtOnce > 1 {
 		t.Errorf("a message was handled %d times at once", h.maxAtOnce)
 	}
 	if got := h.by[moved]; len(got) != 2 || got[0] != "a" || got[1] != "b" {
 		t.Errorf("%q was handled by %v, want a (the failed attempt) then b", moved, got)
 	}
-	t.Logf("%q moved to B and was handled there %s after B joined; attempts %v", moved, took.Round(time.Millisecond), h.by)
+	t.Logf("%q moved to B; attempts %v", moved, h.by)
 }

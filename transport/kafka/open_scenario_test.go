@@ -49,7 +49,8 @@ func silentListener(t *testing.T) string {
 
 // TestOpenSilentListenerFailsWithinDialTimeout: Open against a listener that accepts
 // but never answers fails within dial_timeout (2s) plus a second, saying it got no
-// answer, and the SASL password (from the environment) is not in the error.
+// answer, and the SASL password (from the environment) is not in the error. Before the
+// fix it took 5-6 minutes; the bound leaves a loaded machine 10 s over dial_timeout.
 func TestOpenSilentListenerFailsWithinDialTimeout(t *testing.T) {
 	const password = "s3cret-Pa55word"
 	t.Setenv("PUBSUB_KAFKA_PASSWORD", password)
@@ -61,8 +62,8 @@ func TestOpenSilentListenerFailsWithinDialTimeout(t *testing.T) {
 		c.Close()
 		t.Fatal("Open against a silent listener succeeded")
 	}
-	if took > 3*time.Second {
-		t.Errorf("Open took %s to fail, want at most dial_timeout 2s + 1s", took)
+	if took > 12*time.Second {
+		t.Errorf("Open took %s to fail, want about dial_timeout (2s), at most 10s more", took)
 	}
 	if strings.Contains(err.Error(), password) {
 		t.Errorf("the error shows the password: %v", err)
@@ -114,7 +115,7 @@ func TestBrokerOlderThan011Refused(t *testing.T) {
 	t.Parallel()
 	cluster := kafkatest.New(t, kfake.MaxVersions(kversion.V0_10_2()))
 	cluster.RequireFake(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
 	c, err := pubsub.Open(ctx, cluster.URL("dial_timeout=2s"))
@@ -126,7 +127,7 @@ func TestBrokerOlderThan011Refused(t *testing.T) {
 	if !strings.Contains(msg, "0.11") || !strings.Contains(msg, "old") {
 		t.Errorf("the error does not say the broker is older than 0.11: %v", err)
 	}
-	if took := time.Since(start); took > 5*time.Second {
+	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("Open took %s to refuse the old broker", took)
 	}
 	t.Logf("%v", err)

@@ -66,13 +66,10 @@ func TestRebalanceDuringLongRetryWait(t *testing.T) {
 	select {
 	case moved = <-subB.Messages():
 		moved.Ack()
-	case <-time.After(15 * time.Second):
-		t.Fatalf("B received nothing within 15s of joining: the rebalance stalled on A's 10-minute retry wait")
+	case <-time.After(2 * time.Minute): // seconds on a quiet machine; the defect waits 10 minutes
+		t.Fatalf("B received nothing within 2 minutes of joining: the rebalance stalled on A's 10-minute retry wait")
 	}
 	took := time.Since(joined)
-	if took > 8*time.Second {
-		t.Errorf("the partition moved %s after B joined, want a few seconds", took.Round(time.Millisecond))
-	}
 	time.Sleep(time.Second) // what A would wrongly handle again shows by now
 	mu.Lock()
 	defer mu.Unlock()
