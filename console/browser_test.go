@@ -150,7 +150,7 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 		chromedp.WaitVisible(chromedp.ID("letters")),
 		chromedp.Click(chromedp.CSS(`input[value="`+over[0].ID+`"]`)), chromedp.Click(chromedp.CSS(`input[value="`+over[1].ID+`"]`)),
 		chromedp.SendKeys(chromedp.ID("note"), "duplicates"), chromedp.Click(chromedp.ID("discard")), chromedp.WaitVisible(chromedp.ID("flash")))
-	if got := text("#flash"); !strings.Contains(got, "2 letter(s) discarded") {
+	if got := text("#flash"); !strings.Contains(got, "Discarded 2 letter(s)") {
 		t.Fatalf("flash after discarding: %q", got)
 	}
 	f.waitPending(t, 3)
@@ -161,7 +161,7 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 
 	do("replay a group", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger"), // no flash on it
 		chromedp.WaitVisible(chromedp.ID("groups")), chromedp.Click(chromedp.CSS("button.replay-group")), chromedp.WaitVisible(chromedp.ID("flash")))
-	if got := text("#flash"); !strings.Contains(got, "letter(s) replayed") {
+	if got := text("#flash"); !strings.Contains(got, "Replayed 1 of the 1 letter(s) shown") {
 		t.Fatalf("flash after replaying a group: %q", got)
 	}
 	// The group replayed was the largest left: the one over-limit letter or the one
