@@ -65,7 +65,7 @@ func (c *Client) DeadLetterPage(ctx context.Context, topic, group string, q Page
 	if err != nil {
 		return DeadLetterPage{}, err
 	}
-	page := DeadLetterPage{Snapshot: snapshotOf(all)}
+	page := DeadLetterPage{Snapshot: DeadLetterSnapshot(all)}
 	letters := filtered(all, f)
 	page.Total, page.Groups = len(letters), groupsOf(letters)
 	// letters are oldest first: the page is the size letters before the cursor.
@@ -104,11 +104,11 @@ func parseCursor(cursor string) (*DeadLetter, error) {
 	return &DeadLetter{ID: id, LastFailure: t}, nil
 }
 
-// snapshotOf records how far letters reach in the dead-letter topic: for each
-// partition the offset after the newest letter, and the newest failure for letters
-// without a position. Format: "t<unix nanoseconds>" then ",<partition>:<offset>"
-// for each partition.
-func snapshotOf(letters []DeadLetter) string {
+// DeadLetterSnapshot records how far letters (a listing of DeadLetters) reach in the
+// dead-letter topic, for AsOf: for each partition the offset after the newest letter,
+// and the newest failure for letters without a position. It reads "t<unix
+// nanoseconds>" then ",<partition>:<offset>" for each partition.
+func DeadLetterSnapshot(letters []DeadLetter) string {
 	var newest time.Time
 	next := map[int32]int64{}
 	for _, l := range letters {
