@@ -105,6 +105,12 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 	if got := text("#groups tbody tr:first-child"); !strings.Contains(got, "account <n> is over its limit") || !strings.HasPrefix(strings.TrimSpace(got), "3") {
 		t.Fatalf("largest group: %q", got)
 	}
+
+	do("open a page of four", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger&size=4"),
+		chromedp.WaitVisible(chromedp.ID("older")))
+	if n := count("#letters tbody tr"); n != 4 {
+		t.Fatalf("%d letters on a page of 4", n)
+	}
 	if screenshot && os.Getenv("PUBSUB_UPDATE_SCREENSHOT") != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
@@ -114,6 +120,11 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 			t.Fatal(err)
 		}
 	}
+	do("open the older page", chromedp.Click(chromedp.ID("older")), chromedp.WaitVisible(chromedp.ID("newest")))
+	if n := count("#letters tbody tr"); n != 2 {
+		t.Fatalf("%d letters on the older page, want 2", n)
+	}
+	do("back to all", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger"), chromedp.WaitVisible(chromedp.ID("letters")))
 
 	do("filter by reason", chromedp.SendKeys(chromedp.ID("f-reason"), "negative"), chromedp.Click(chromedp.ID("filter")),
 		chromedp.WaitVisible(chromedp.CSS(`#f-reason[value="negative"]`)))
