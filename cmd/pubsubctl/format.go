@@ -42,4 +42,3 @@ func pretty(b []byte) string {
 }
 
 func mapsKeys(m map[string]string) iter.Seq[string] { return maps.Keys(m) }
-
