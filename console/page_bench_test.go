@@ -34,10 +34,7 @@ func manyLetters(b *testing.B, n int) (*http.Client, string, *pubsub.Client, str
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
+	runClient(b, c)
 	batch := make([]payment, n)
 	for i := range batch {
 		batch[i] = payment{ID: "cust-" + strconv.Itoa(i%10), Amount: i}

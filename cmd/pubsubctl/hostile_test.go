@@ -39,25 +39,15 @@ var hostilePayloads = [][]byte{
 // hostileFixture dead-letters the hostile payloads with a reason, key and header full
 // of escape sequences, on a fresh Kafka cluster.
 func hostileFixture(t *testing.T) (*pubsub.Client, []string, string) {
-	cluster := kafkatest.New(t)
-	url := cluster.URL("")
-	c, err := pubsub.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c, url := kafkaClient(t)
 	topic := pubsub.NewTopic[[]byte](kafkatest.Topic("hostile"), pubsub.WithCodec(codec.Raw))
-	err = pubsub.Subscribe(c, topic, "billing", func(_ context.Context, m *pubsub.Message[[]byte]) error {
+	err := pubsub.Subscribe(c, topic, "billing", func(_ context.Context, m *pubsub.Message[[]byte]) error {
 		return pubsub.Permanent(fmt.Errorf("refused %s%s%s\nsecond line%s", titleSeq, clearSeq, c1Seq, linkSeq))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-c.Running()
+	runClient(t, c)
 	for i, p := range hostilePayloads {
 		err := pubsub.Publish(context.Background(), c, topic, p, pubsub.WithMessageKey(fmt.Sprintf("k%d%s%s", i, clearSeq, bidiSeq)),
 			pubsub.WithMetadata("note", linkSeq+titleSeq+"\xff"))

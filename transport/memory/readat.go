@@ -14,23 +14,14 @@ var _ transport.RecordReader = (*Transport)(nil)
 // ReadAt returns the message at offset of topicName's one partition (0), without
 // touching any group's position; see transport.RecordReader.
 func (t *Transport) ReadAt(ctx context.Context, topicName string, partition int32, offset int64) (*message.Message, error) {
-	t.mu.Lock()
-	tp, ok := t.topics[topicName]
-	closed := t.closed
-	t.mu.Unlock()
-	switch {
-	case closed:
-		return nil, fmt.Errorf("memory: %w", transport.ErrClosed)
-	case !ok:
-		return nil, fmt.Errorf("memory: topic %q: %w", topicName, transport.ErrUnknownTopic)
+	tp, err := t.existing(topicName)
+	if err != nil {
+		return nil, err
 	}
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
 	if partition != 0 || offset < tp.first || offset >= tp.end() {
 		return nil, fmt.Errorf("memory: topic %q partition %d offset %d: %w", topicName, partition, offset, transport.ErrNoRecord)
 	}
-	r := tp.log[offset-tp.first]
-	msg := r.message()
-	msg.SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset, Time: r.time}))
-	return msg, nil
+	return tp.log[offset-tp.first].read(ctx), nil
 }
