@@ -35,8 +35,14 @@ type DeadLetter struct {
 	Partition   int32
 	Offset      int64
 	HasPosition bool
-	Payload     []byte            // byte for byte as published
-	Metadata    map[string]string // the original metadata and the dead-letter keys
+	// LetterPartition and LetterOffset locate the letter itself in the dead-letter
+	// topic where the transport has them (HasLetterPosition): DeadLetterAt reads it
+	// there alone.
+	LetterPartition   int32
+	LetterOffset      int64
+	HasLetterPosition bool
+	Payload           []byte            // byte for byte as published
+	Metadata          map[string]string // the original metadata and the dead-letter keys
 }
 
 // DeadLetterFilter narrows what DeadLetters lists; a letter is listed when every
@@ -197,6 +203,12 @@ func (c *Client) DeadLetterGroups(ctx context.Context, topic, group string, f ..
 	if err != nil {
 		return nil, err
 	}
+	return groupsOf(letters), nil
+}
+
+// groupsOf groups letters (oldest first) by their masked reason, the largest group
+// first.
+func groupsOf(letters []DeadLetter) []DeadLetterGroup {
 	byReason := map[string]*DeadLetterGroup{}
 	var groups []*DeadLetterGroup
 	for _, l := range letters {
@@ -216,7 +228,7 @@ func (c *Client) DeadLetterGroups(ctx context.Context, topic, group string, f ..
 	for i, g := range groups {
 		out[i] = *g
 	}
-	return out, nil
+	return out
 }
 
 // masks are what MaskReason replaces, in order.
@@ -425,19 +437,9 @@ func (c *Client) pendingLetters(ctx context.Context, topic, group string) ([]Dea
 	if err != nil {
 		return nil, "", err
 	}
-	records, err := c.readTopic(ctx, ResolutionTopicName(dlq))
-	if err != nil && !errors.Is(err, transport.ErrUnknownTopic) {
+	resolvedUpTo, err := c.resolvedUpTo(ctx, topic, group, dlq)
+	if err != nil {
 		return nil, "", err
-	}
-	resolvedUpTo := map[string]time.Time{} // message id → the newest failure resolved
-	for _, m := range records {
-		if m.Metadata.Get(metadata.ResolvedTopic) != topic || m.Metadata.Get(metadata.ResolvedGroup) != group {
-			continue
-		}
-		r := resolutionOf(m)
-		if at, ok := resolvedUpTo[r.ID]; !ok || r.Failure.After(at) {
-			resolvedUpTo[r.ID] = r.Failure
-		}
 	}
 	latest := map[string]DeadLetter{} // a message dead-lettered more than once: its newest letter
 	for _, m := range msgs {
@@ -453,8 +455,37 @@ func (c *Client) pendingLetters(ctx context.Context, topic, group string) ([]Dea
 		}
 	}
 	letters := slices.Collect(maps.Values(latest))
-	slices.SortStableFunc(letters, func(a, b DeadLetter) int { return a.LastFailure.Compare(b.LastFailure) })
+	slices.SortFunc(letters, olderFirst)
 	return letters, dlq, nil
+}
+
+// olderFirst orders letters by their last failure, then by id: the order of
+// DeadLetters and of the pages of DeadLetterPage.
+func olderFirst(a, b DeadLetter) int {
+	if c := a.LastFailure.Compare(b.LastFailure); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// resolvedUpTo reads the resolution topic of dlq: for each message id of the
+// subscription (topic, group), the newest failure that was resolved.
+func (c *Client) resolvedUpTo(ctx context.Context, topic, group, dlq string) (map[string]time.Time, error) {
+	records, err := c.readTopic(ctx, ResolutionTopicName(dlq))
+	if err != nil && !errors.Is(err, transport.ErrUnknownTopic) {
+		return nil, err
+	}
+	upTo := map[string]time.Time{}
+	for _, m := range records {
+		if m.Metadata.Get(metadata.ResolvedTopic) != topic || m.Metadata.Get(metadata.ResolvedGroup) != group {
+			continue
+		}
+		r := resolutionOf(m)
+		if at, ok := upTo[r.ID]; !ok || r.Failure.After(at) {
+			upTo[r.ID] = r.Failure
+		}
+	}
+	return upTo, nil
 }
 
 func (c *Client) deadLetterReader() (transport.Reader, error) {
@@ -570,7 +601,10 @@ func deadLetterOf(m *message.Message) DeadLetter {
 		Reason:        md.Get(metadata.DeadLetterReason),
 		Permanent:     md.Get(metadata.DeadLetterPermanent) == "true",
 		Payload:       m.Payload,
-		Metadata:      maps.Clone(map[string]string(md)),
+		Metadata:      md, // the reader's fresh copy: nobody else holds it
+	}
+	if p, ok := transport.PositionFrom(m.Context()); ok {
+		d.LetterPartition, d.LetterOffset, d.HasLetterPosition = p.Partition, p.Offset, true
 	}
 	// The letter may come from another client or a hand-made replay: malformed
 	// numbers read as unknown (0), never as a wrong position.

@@ -12,7 +12,8 @@ func (s ReplaySelector) OnProgress(fn func(done, total int)) ReplaySelector {
 // (WithEventHistory). It is safe for concurrent use.
 func (c *Client) HistoryEnabled() bool { return c.history != nil }
 
-// URL returns the URL the client was opened with, its password replaced by "xxxxx"
-// (transport.RedactURL), for operators to see where it points; "" for a client made
+// URL returns the URL the client was opened with, its password and the values of
+// query parameters that look like secrets replaced by "xxxxx" (transport.RedactURL),
+// for operators to see where it points; "" for a client made
 // with New. It is safe for concurrent use.
 func (c *Client) URL() string { return c.url }

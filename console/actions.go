@@ -47,9 +47,19 @@ func (h *console) action(w http.ResponseWriter, r *http.Request) {
 		}
 		msg, err = h.resolve(r, topic, group, op, pubsub.ReplayIDs(ids...).Note(v.identity, note))
 	case "replay-group", "discard-group":
-		reason := r.PostFormValue("reason")
 		op = strings.TrimSuffix(op, "-group")
-		msg, err = h.resolve(r, topic, group, op, pubsub.ReplayMatching(pubsub.ByReasonGroup(reason)).Note(v.identity, note))
+		f := filterFormOf(r)
+		back = "subscription?" + f.query(topic, group).Encode()
+		var filters []pubsub.DeadLetterFilter
+		if filters, err = h.shown(r, f); err != nil {
+			break
+		}
+		errGroup := r.PostFormValue("error-group")
+		filters = append(filters, pubsub.ByReasonGroup(errGroup))
+		var n int
+		n, err = h.resolveN(r, topic, group, op, pubsub.ReplayMatching(filters...).Note(v.identity, note))
+		msg = fmt.Sprintf("%s %d of the %s letter(s) shown in the error group %q%s; letters dead-lettered after the page was loaded were left alone.",
+			pastTense(op), n, r.PostFormValue("shown"), errGroup, filterNote(f))
 	case "replay-edited":
 		id := r.PostFormValue("id")
 		payload := []byte(strings.ReplaceAll(r.PostFormValue("payload"), "\r\n", "\n"))
@@ -73,6 +83,15 @@ func (h *console) action(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *console) resolve(r *http.Request, topic, group, op string, sel pubsub.ReplaySelector) (string, error) {
+	n, err := h.resolveN(r, topic, group, op, sel)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s %d letter(s).", pastTense(op), n), nil
+}
+
+// resolveN replays (op "replay") or discards the selected letters and returns how many.
+func (h *console) resolveN(r *http.Request, topic, group, op string, sel pubsub.ReplaySelector) (int, error) {
 	var n int
 	var err error
 	if op == "replay" {
@@ -81,9 +100,40 @@ func (h *console) resolve(r *http.Request, topic, group, op string, sel pubsub.R
 		n, err = h.c.Discard(r.Context(), topic, group, sel)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s stopped after %d letter(s): %w", op, n, err)
+		return n, fmt.Errorf("%s stopped after %d letter(s): %w", op, n, err)
 	}
-	return fmt.Sprintf("%s: %d letter(s) %sed.", strings.ToUpper(op[:1])+op[1:], n, strings.TrimSuffix(op, "e")), nil
+	return n, nil
+}
+
+// pastTense is "Replayed" or "Discarded".
+func pastTense(op string) string {
+	return strings.ToUpper(op[:1]) + strings.TrimSuffix(op[1:], "e") + "ed"
+}
+
+// shown returns the filters that keep exactly the letters a page showed: the page's
+// filter as the form carries it, and its snapshot (pubsub.AsOf).
+func (h *console) shown(r *http.Request, f filterForm) ([]pubsub.DeadLetterFilter, error) {
+	filters, err := f.filters()
+	if err != nil {
+		return nil, err
+	}
+	snapshot := r.PostFormValue("snapshot")
+	if snapshot == "" {
+		return nil, errors.New("the form does not say which letters the page showed: reload the page and try again")
+	}
+	asOf, err := pubsub.AsOf(snapshot)
+	if err != nil {
+		return nil, err
+	}
+	return append(filters, asOf), nil
+}
+
+// filterNote is ", with the filter …" for a confirmation, or "" without a filter.
+func filterNote(f filterForm) string {
+	if s := f.String(); s != "" {
+		return " with the filter " + s
+	}
+	return ""
 }
 
 func isInvalid(err error) bool { return errors.Is(err, pubsub.ErrInvalidOption) }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -12,8 +14,11 @@ import (
 // sessionCookie names the cookie that holds a browser's session id.
 const sessionCookie = "pubsub_console"
 
-// maxSessions bounds the sessions kept: the oldest go first.
-const maxSessions = 10000
+// maxSessions bounds the sessions kept for each role (token viewers, token admins,
+// and the sessions of WithAuthorizer and WithoutAuth, whose role is decided on each
+// request): when a role is at its cap, its oldest session goes, so that logins of one
+// role never end another role's sessions.
+var maxSessions = map[Role]int{Viewer: 10000, Admin: 1000, 0: 10000}
 
 // session is one browser's login: its CSRF token, and for a token login its role.
 type session struct {
@@ -26,32 +31,39 @@ type session struct {
 
 // sessions holds the logins of one console.
 type sessions struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	all map[string]*session
+	mu    sync.Mutex
+	ttl   time.Duration
+	all   map[string]*session
+	count map[Role]int // sessions in all, by role
 }
 
 func newSessions(ttl time.Duration) *sessions {
-	return &sessions{ttl: ttl, all: map[string]*session{}}
+	return &sessions{ttl: ttl, all: map[string]*session{}, count: map[Role]int{}}
 }
 
 func (s *sessions) create(role Role, identity string) *session {
 	ss := &session{id: rand.Text(), csrf: rand.Text(), role: role, identity: identity, expires: time.Now().Add(s.ttl)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	var oldest *session
-	for id, o := range s.all {
-		if now.After(o.expires) {
-			delete(s.all, id)
-		} else if oldest == nil || o.expires.Before(oldest.expires) {
-			oldest = o
+	if s.count[role] >= maxSessions[role] {
+		now := time.Now()
+		var oldest *session
+		for id, o := range s.all {
+			switch {
+			case now.After(o.expires):
+				delete(s.all, id)
+				s.count[o.role]--
+			case o.role == role && (oldest == nil || o.expires.Before(oldest.expires)):
+				oldest = o
+			}
+		}
+		if s.count[role] >= maxSessions[role] && oldest != nil {
+			delete(s.all, oldest.id)
+			s.count[role]--
 		}
 	}
-	if len(s.all) >= maxSessions && oldest != nil {
-		delete(s.all, oldest.id)
-	}
 	s.all[ss.id] = ss
+	s.count[role]++
 	return ss
 }
 
@@ -63,17 +75,24 @@ func (s *sessions) get(r *http.Request) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := s.all[ck.Value]
-	if ss == nil || time.Now().After(ss.expires) {
-		delete(s.all, ck.Value)
-		return nil
+	if ss != nil && time.Now().After(ss.expires) {
+		s.dropLocked(ss)
+		ss = nil
 	}
 	return ss
 }
 
 func (s *sessions) drop(ss *session) {
 	s.mu.Lock()
-	delete(s.all, ss.id)
+	s.dropLocked(ss)
 	s.mu.Unlock()
+}
+
+func (s *sessions) dropLocked(ss *session) {
+	if s.all[ss.id] == ss {
+		delete(s.all, ss.id)
+		s.count[ss.role]--
+	}
 }
 
 // takeFlash returns and clears the session's message.
@@ -200,6 +219,13 @@ func (h *console) login(w http.ResponseWriter, r *http.Request) {
 		seeOther(w, "./")
 		return
 	}
+	client := clientAddress(r)
+	if wait := h.logins.blocked(client); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second).Seconds())))
+		h.render(w, r, http.StatusTooManyRequests, "login", map[string]any{"Error": fmt.Sprintf(
+			"Too many wrong tokens from your address (%s): try again in %s.", client, wait.Round(time.Second))})
+		return
+	}
 	token := []byte(r.PostFormValue("token"))
 	role := Role(0)
 	if h.o.adminToken != "" && subtle.ConstantTimeCompare(token, []byte(h.o.adminToken)) == 1 {
@@ -208,6 +234,7 @@ func (h *console) login(w http.ResponseWriter, r *http.Request) {
 		role = Viewer
 	}
 	if role == 0 {
+		h.logins.failed(client)
 		h.render(w, r, http.StatusUnauthorized, "login", map[string]any{"Error": "That token is not valid."})
 		return
 	}

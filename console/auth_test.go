@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -76,6 +77,20 @@ func (s *session) do(method, path string, form url.Values) (int, string) {
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
+var snapshotRE = regexp.MustCompile(`name="snapshot" value="([^"]+)"`)
+
+// snapshot loads the subscription page with the filter query (such as "&key=p-1") and
+// returns the snapshot its bulk forms carry.
+func (s *session) snapshot(query string) string {
+	s.t.Helper()
+	_, page := s.do("GET", "subscription?topic="+s.f.topic+"&group="+group+query, nil)
+	m := snapshotRE.FindStringSubmatch(page)
+	if m == nil {
+		s.t.Fatalf("no snapshot on the subscription page:\n%s", page)
+	}
+	return html.UnescapeString(m[1])
+}
+
 func (s *session) csrf() string {
 	_, page := s.do("GET", "", nil)
 	m := csrfRE.FindStringSubmatch(page)
@@ -106,7 +121,7 @@ func TestTokenLoginRolesAndCSRF(t *testing.T) {
 	if strings.Contains(page, "<button name=\"op\"") || strings.Contains(page, `type="checkbox"`) || !strings.Contains(page, "viewer") {
 		t.Fatalf("a viewer's page has buttons that would fail:\n%s", page)
 	}
-	if code, _ := viewer.do("POST", "action", url.Values{"csrf": {viewer.csrf()}, "op": {"discard-group"}, "topic": {topic}, "group": {group}, "reason": {"ledger closed"}}); code != http.StatusForbidden {
+	if code, _ := viewer.do("POST", "action", url.Values{"csrf": {viewer.csrf()}, "op": {"discard-group"}, "topic": {topic}, "group": {group}, "error-group": {"ledger closed"}, "snapshot": {"t0"}}); code != http.StatusForbidden {
 		t.Fatalf("a viewer's discard: %d", code)
 	}
 
@@ -117,7 +132,7 @@ func TestTokenLoginRolesAndCSRF(t *testing.T) {
 			t.Fatalf("page %q shows a token", path)
 		}
 	}
-	discard := url.Values{"op": {"discard-group"}, "topic": {topic}, "group": {group}, "reason": {"ledger closed"}}
+	discard := url.Values{"op": {"discard-group"}, "topic": {topic}, "group": {group}, "error-group": {"ledger closed"}, "snapshot": {admin.snapshot("")}}
 	if code, _ := admin.do("POST", "action", discard); code != http.StatusForbidden {
 		t.Fatalf("a post without a CSRF token: %d", code)
 	}
@@ -172,7 +187,7 @@ func TestAuthorizerReadOnlyAndHistory(t *testing.T) {
 	}
 	ana := newSession(t, f)
 	ana.hdr.Set("X-User", "ana")
-	code, _ := ana.do("POST", "action", url.Values{"csrf": {ana.csrf()}, "op": {"replay-group"}, "topic": {topic}, "group": {group}, "reason": {"ledger closed"}, "note": {"ledger reopened"}})
+	code, _ := ana.do("POST", "action", url.Values{"csrf": {ana.csrf()}, "op": {"replay-group"}, "topic": {topic}, "group": {group}, "error-group": {"ledger closed"}, "snapshot": {ana.snapshot("")}, "note": {"ledger reopened"}})
 	if r := f.resolved(t); code != http.StatusOK || len(r) != 1 || !r[0].Replayed || r[0].By != "ana" || r[0].Note != "ledger reopened" {
 		t.Fatalf("replay by an authorized admin: %d %+v", code, r)
 	}

@@ -102,6 +102,12 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 	if got := text("#groups tbody tr:first-child"); !strings.Contains(got, "account <n> is over its limit") || !strings.HasPrefix(strings.TrimSpace(got), "3") {
 		t.Fatalf("largest group: %q", got)
 	}
+
+	do("open a page of four", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger&size=4"),
+		chromedp.WaitVisible(chromedp.ID("older")))
+	if n := count("#letters tbody tr"); n != 4 {
+		t.Fatalf("%d letters on a page of 4", n)
+	}
 	if screenshot && os.Getenv("PUBSUB_UPDATE_SCREENSHOT") != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
@@ -111,6 +117,11 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 			t.Fatal(err)
 		}
 	}
+	do("open the older page", chromedp.Click(chromedp.ID("older")), chromedp.WaitVisible(chromedp.ID("newest")))
+	if n := count("#letters tbody tr"); n != 2 {
+		t.Fatalf("%d letters on the older page, want 2", n)
+	}
+	do("back to all", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger"), chromedp.WaitVisible(chromedp.ID("letters")))
 
 	do("filter by reason", chromedp.SendKeys(chromedp.ID("f-reason"), "negative"), chromedp.Click(chromedp.ID("filter")),
 		chromedp.WaitVisible(chromedp.CSS(`#f-reason[value="negative"]`)))
@@ -147,7 +158,7 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 		chromedp.WaitVisible(chromedp.ID("letters")),
 		chromedp.Click(chromedp.CSS(`input[value="`+over[0].ID+`"]`)), chromedp.Click(chromedp.CSS(`input[value="`+over[1].ID+`"]`)),
 		chromedp.SendKeys(chromedp.ID("note"), "duplicates"), chromedp.Click(chromedp.ID("discard")), chromedp.WaitVisible(chromedp.ID("flash")))
-	if got := text("#flash"); !strings.Contains(got, "2 letter(s) discarded") {
+	if got := text("#flash"); !strings.Contains(got, "Discarded 2 letter(s)") {
 		t.Fatalf("flash after discarding: %q", got)
 	}
 	f.waitPending(t, 3)
@@ -158,7 +169,7 @@ func clickThrough(t *testing.T, f *fixture, screenshot bool) {
 
 	do("replay a group", chromedp.Navigate(f.srv.URL+"/ops/subscription?topic="+f.topic+"&group=ledger"), // no flash on it
 		chromedp.WaitVisible(chromedp.ID("groups")), chromedp.Click(chromedp.CSS("button.replay-group")), chromedp.WaitVisible(chromedp.ID("flash")))
-	if got := text("#flash"); !strings.Contains(got, "letter(s) replayed") {
+	if got := text("#flash"); !strings.Contains(got, "Replayed 1 of the 1 letter(s) shown") {
 		t.Fatalf("flash after replaying a group: %q", got)
 	}
 	// The group replayed was the largest left: the one over-limit letter or the one

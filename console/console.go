@@ -160,9 +160,9 @@ func Handler(c *pubsub.Client, opts ...Option) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &console{c: c, o: o, pages: pages, sessions: newSessions(o.sessionTTL), rates: newRates()}
+	h := &console{c: c, o: o, pages: pages, sessions: newSessions(o.sessionTTL), logins: newThrottle(), rates: newRates()}
 	mux := http.NewServeMux()
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.Handle("GET /static/{file...}", filesOnly(static))
 	mux.HandleFunc("GET /login", h.loginPage)
 	mux.HandleFunc("POST /login", h.login)
 	mux.HandleFunc("POST /logout", h.authed(h.logout))
@@ -180,7 +180,21 @@ type console struct {
 	o        options
 	pages    map[string]*template.Template
 	sessions *sessions
+	logins   *throttle // wrong tokens by client address
 	rates    *rates
+}
+
+// filesOnly serves the files of fsys named by the path's {file...}: no directory
+// listings, no redirects; anything else is 404.
+func filesOnly(fsys fs.FS) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("file")
+		if st, err := fs.Stat(fsys, name); name == "" || !fs.ValidPath(name) || err != nil || st.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFileFS(w, r, fsys, name)
+	})
 }
 
 // contentSecurityPolicy allows the console's own style sheet and nothing else: no

@@ -56,10 +56,7 @@ func newFixtureOn(t *testing.T, url, topic string, opts ...console.Option) *fixt
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runClient(t, c)
 	for i, amount := range []int{500, 600, -1, 700, -2, 13, 5} {
 		err := pubsub.Publish(context.Background(), c, payments, payment{ID: fmt.Sprintf("p-%d", i), Amount: amount},
 			pubsub.WithCorrelationID(fmt.Sprintf("cid-%d", i)))
@@ -78,6 +75,14 @@ func newFixtureOn(t *testing.T, url, topic string, opts ...console.Option) *fixt
 	f.srv = httptest.NewServer(mux)
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// runClient runs c until the test ends.
+func runClient(t testing.TB, c *pubsub.Client) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // waitPending waits until the subscription has n pending dead letters.

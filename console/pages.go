@@ -1,8 +1,11 @@
 package console
 
 import (
+	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +45,36 @@ type filterForm struct {
 	Reason, Key, CorrelationID, Since, Until string
 }
 
+// filterFormOf reads the filter of a request (the page's query, or a form posted).
+func filterFormOf(r *http.Request) filterForm {
+	return filterForm{Reason: r.FormValue("reason"), Key: r.FormValue("key"), CorrelationID: r.FormValue("cid"),
+		Since: r.FormValue("since"), Until: r.FormValue("until")}
+}
+
+// query is the subscription page's query for the filter.
+func (f filterForm) query(topic, group string) url.Values {
+	q := url.Values{"topic": {topic}, "group": {group}}
+	for _, kv := range [][2]string{{"reason", f.Reason}, {"key", f.Key}, {"cid", f.CorrelationID}, {"since", f.Since}, {"until", f.Until}} {
+		if kv[1] != "" {
+			q.Set(kv[0], kv[1])
+		}
+	}
+	return q
+}
+
+// String says what the filter keeps, for a confirmation: `reason contains "x", key
+// = "y"`, or "" for no filter.
+func (f filterForm) String() string {
+	var parts []string
+	for _, kv := range [][2]string{{"reason contains", f.Reason}, {"key =", f.Key}, {"correlation id =", f.CorrelationID},
+		{"failed since", f.Since}, {"failed before", f.Until}} {
+		if kv[1] != "" {
+			parts = append(parts, fmt.Sprintf("%s %q", kv[0], kv[1]))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (f filterForm) filters() ([]pubsub.DeadLetterFilter, error) {
 	q := pubsub.DeadLetterQuery{Reason: f.Reason, Key: f.Key, CorrelationID: f.CorrelationID}
 	for _, t := range []struct {
@@ -72,34 +105,40 @@ func parseFormTime(s string) (time.Time, error) {
 
 func (h *console) subscription(w http.ResponseWriter, r *http.Request) {
 	topic, group := r.FormValue("topic"), r.FormValue("group")
-	f := filterForm{Reason: r.FormValue("reason"), Key: r.FormValue("key"), CorrelationID: r.FormValue("cid"),
-		Since: r.FormValue("since"), Until: r.FormValue("until")}
-	data := map[string]any{"Topic": topic, "Group": group, "Filter": f}
+	f := filterFormOf(r)
+	data := map[string]any{"Topic": topic, "Group": group, "Filter": f, "Query": template.URL(f.query(topic, group).Encode())}
 	for _, s := range h.c.Health() {
 		if s.Topic == topic && s.Group == group {
 			data["Health"] = s
 		}
 	}
 	filters, err := f.filters()
+	q := pubsub.PageQuery{Cursor: r.FormValue("after")}
+	if size := r.FormValue("size"); err == nil && size != "" {
+		if q.Size, err = strconv.Atoi(size); err != nil || q.Size < 1 || q.Size > pubsub.MaxPageSize {
+			err = fmt.Errorf("size: %q is not a page size (1 to %d)", size, pubsub.MaxPageSize)
+		}
+	}
 	if err != nil {
 		data["Error"] = err.Error()
 		h.render(w, r, http.StatusBadRequest, "subscription", data)
 		return
 	}
-	letters, err := h.c.DeadLetters(r.Context(), topic, group, filters...)
+	page, err := h.c.DeadLetterPage(r.Context(), topic, group, q, filters...)
 	if err != nil {
 		data["Error"] = err.Error()
 		h.render(w, r, statusOf(err), "subscription", data)
 		return
 	}
-	groups, err := h.c.DeadLetterGroups(r.Context(), topic, group, filters...)
-	if err != nil {
-		data["Error"] = err.Error()
-		h.render(w, r, statusOf(err), "subscription", data)
-		return
+	data["Page"], data["Letters"], data["Groups"], data["Later"] = page, page.Letters, page.Groups, q.Cursor != ""
+	if page.Next != "" {
+		next := f.query(topic, group)
+		next.Set("after", page.Next)
+		if q.Size != 0 {
+			next.Set("size", strconv.Itoa(q.Size))
+		}
+		data["NextQuery"] = template.URL(next.Encode()) // already escaped, as a query
 	}
-	slices.Reverse(letters) // the newest first
-	data["Letters"], data["Groups"] = letters, groups
 	h.render(w, r, http.StatusOK, "subscription", data)
 }
 
@@ -111,16 +150,23 @@ func (h *console) letter(w http.ResponseWriter, r *http.Request) {
 // showLetter renders one pending letter; edited and editErr are an edit that failed.
 func (h *console) showLetter(w http.ResponseWriter, r *http.Request, topic, group, id string, edited []byte, editErr string) {
 	data := map[string]any{"Topic": topic, "Group": group, "ID": id}
-	letters, err := h.c.DeadLetters(r.Context(), topic, group, func(d *pubsub.DeadLetter) bool { return d.ID == id })
-	if err == nil && len(letters) == 0 {
-		err = fmt.Errorf("no pending dead letter of %q in group %q has the id %q (replayed or discarded already?)", topic, group, id)
+	// The letter's place in the dead-letter topic, as the list links to it: read
+	// there alone; without it (or when it is stale) the topic is read.
+	partition, offset := int64(0), int64(-1)
+	if p, o := r.FormValue("p"), r.FormValue("o"); p != "" && o != "" {
+		var perr, oerr error
+		partition, perr = strconv.ParseInt(p, 10, 32)
+		offset, oerr = strconv.ParseInt(o, 10, 64)
+		if perr != nil || oerr != nil {
+			partition, offset = 0, -1
+		}
 	}
+	l, err := h.c.DeadLetterAt(r.Context(), topic, group, id, int32(partition), offset)
 	if err != nil {
 		data["Error"] = err.Error()
 		h.render(w, r, statusOf(err), "letter", data)
 		return
 	}
-	l := letters[0]
 	pretty, isJSON := prettyPayload(l.Payload)
 	keys := make([]string, 0, len(l.Metadata))
 	for k := range l.Metadata {
@@ -132,6 +178,7 @@ func (h *console) showLetter(w http.ResponseWriter, r *http.Request, topic, grou
 	if edited != nil {
 		edit, status = string(edited), http.StatusUnprocessableEntity
 	}
+	data["Position"] = url.Values{"p": {strconv.Itoa(int(l.LetterPartition))}, "o": {strconv.FormatInt(l.LetterOffset, 10)}}.Encode()
 	data["Letter"], data["Payload"], data["JSON"], data["HeaderKeys"] = l, pretty, isJSON, keys
 	data["Edit"], data["EditError"] = edit, editErr
 	h.render(w, r, status, "letter", data)
@@ -158,7 +205,7 @@ func statusOf(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
-	case strings.Contains(err.Error(), "no pending dead letter"), isUnknown(err):
+	case errors.Is(err, pubsub.ErrNoDeadLetter), isUnknown(err):
 		return http.StatusNotFound
 	case isInvalid(err):
 		return http.StatusBadRequest

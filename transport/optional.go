@@ -65,3 +65,15 @@ type GroupLagger interface {
 	// For a topic that does not exist it returns an error wrapping ErrUnknownTopic.
 	GroupLag(ctx context.Context, topic, group string) ([]PartitionStats, error)
 }
+
+// RecordReader is implemented by transports that can read one record at its position
+// without reading the rest of its topic: the client reads one dead letter with it.
+type RecordReader interface {
+	// ReadAt returns the message at offset in partition of topic, with its Position
+	// in its context. It moves no group's position and does not wait for a record
+	// that is not there yet. For a topic that does not exist it returns an error
+	// wrapping ErrUnknownTopic; for a position that holds no message (beyond the end,
+	// before the start, or a record that is not a message) an error wrapping
+	// ErrNoRecord.
+	ReadAt(ctx context.Context, topic string, partition int32, offset int64) (*message.Message, error)
+}

@@ -101,13 +101,62 @@ func parseURL(rawURL string) (*url.URL, error) {
 	return u, nil
 }
 
-// RedactURL returns rawURL with its password, if it may hold one, replaced by "xxxxx":
-// everything after the first ':' of the user part and before the last '@' of the URL
-// (without "//", the whole user part). It works on text that url.Parse refuses or
-// misreads (an opaque "kafka:alice:pw@host", a password holding '/', '?', '#' or '@'),
-// so that an error may quote a URL safely. It may redact more than the password,
-// never less.
+// RedactURL returns rawURL with its secrets replaced by "xxxxx": the password, if it
+// may hold one (everything after the first ':' of the user part and before the last
+// '@' of the URL; without "//", the whole user part), and the value of every query
+// parameter whose name looks like a secret's (SecretParam). It works on text that
+// url.Parse refuses or misreads (an opaque "kafka:alice:pw@host", a password holding
+// '/', '?', '#' or '@'), so that an error, a log line or a console may show a URL
+// safely. It may redact more than the secrets, never less.
 func RedactURL(rawURL string) string {
+	red := redactUser(rawURL)
+	start := strings.LastIndexByte(red, '@') + 1 // the query follows the user part
+	q := strings.IndexByte(red[start:], '?')
+	if q < 0 {
+		return red
+	}
+	q += start + 1
+	end := len(red)
+	if f := strings.IndexByte(red[q:], '#'); f >= 0 {
+		end = q + f
+	}
+	params := strings.FieldsFunc(red[q:end], func(r rune) bool { return r == '&' || r == ';' })
+	for i, p := range params {
+		name, _, hasValue := strings.Cut(p, "=")
+		if plain, err := url.QueryUnescape(name); err == nil {
+			name = plain
+		}
+		if hasValue && SecretParam(name) {
+			params[i] = p[:strings.IndexByte(p, '=')] + "=xxxxx"
+		}
+	}
+	return red[:q] + strings.Join(params, "&") + red[end:]
+}
+
+// secretWords are what SecretParam looks for in a parameter's name.
+var secretWords = []string{"token", "passw", "pwd", "secret", "key", "sasl", "credential", "auth", "signature", "private", "session", "cookie", "bearer", "jwt"}
+
+// SecretParam reports whether a URL query parameter named name may hold a secret, so
+// that RedactURL hides its value: its name holds, in any case, one of token, passw,
+// pwd, secret, key, sasl, credential, auth, signature, private, session, cookie,
+// bearer or jwt, and does not end in "_env" (which names an environment variable that
+// holds the secret, as kafka's sasl_password_env does).
+func SecretParam(name string) bool {
+	name = strings.ToLower(name)
+	if strings.HasSuffix(name, "_env") {
+		return false
+	}
+	for _, w := range secretWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactUser is rawURL with the password of its user part, if it may hold one,
+// replaced by "xxxxx".
+func redactUser(rawURL string) string {
 	at := strings.LastIndexByte(rawURL, '@')
 	if at < 0 {
 		return rawURL

@@ -51,16 +51,21 @@ func TestOpenHidesPassword(t *testing.T) {
 
 func TestRedactURL(t *testing.T) {
 	for raw, want := range map[string]string{
-		"kafka://alice:pw@host:1?x=1": "kafka://alice:xxxxx@host:1?x=1",
-		"kafka:alice:pw@host:1":       "kafka:xxxxx@host:1",
-		"kafka:/alice:pw@host":        "kafka:xxxxx@host",
-		"alice:pw@host":               "alice:xxxxx@host",
-		"//alice:pw@host":             "//alice:xxxxx@host",
-		"kafka://alice:p/w@host":      "kafka://alice:xxxxx@host",
-		"kafka://alice:p@w@host":      "kafka://alice:xxxxx@host",
-		"kafka://alice@host:1":        "kafka://alice@host:1",
-		"kafka://host:1,host:2":       "kafka://host:1,host:2",
-		"memory://":                   "memory://",
+		"kafka://alice:pw@host:1?x=1":                "kafka://alice:xxxxx@host:1?x=1",
+		"kafka:alice:pw@host:1":                      "kafka:xxxxx@host:1",
+		"kafka:/alice:pw@host":                       "kafka:xxxxx@host",
+		"alice:pw@host":                              "alice:xxxxx@host",
+		"//alice:pw@host":                            "//alice:xxxxx@host",
+		"kafka://alice:p/w@host":                     "kafka://alice:xxxxx@host",
+		"kafka://alice:p@w@host":                     "kafka://alice:xxxxx@host",
+		"kafka://alice@host:1":                       "kafka://alice@host:1",
+		"kafka://host:1,host:2":                      "kafka://host:1,host:2",
+		"memory://":                                  "memory://",
+		"nats://broker:4222?token=s3cret-nats-token": "nats://broker:4222?token=xxxxx",
+		"x://u:pw@h/p?Password=a&tls=true&API%5FKEY=b&sasl_password_env=E#f": "x://u:xxxxx@h/p?Password=xxxxx&tls=true&API%5FKEY=xxxxx&sasl_password_env=E#f",
+		"x://h?client_secret=a;auth_token=b&passwd=c&region=eu":              "x://h?client_secret=xxxxx&auth_token=xxxxx&passwd=xxxxx&region=eu",
+		"kafka://alice:p?w@host?sasl=SCRAM-SHA-256&tls_key=k.pem":            "kafka://alice:xxxxx@host?sasl=xxxxx&tls_key=xxxxx",
+		"x://h?flag&token": "x://h?flag&token",
 	} {
 		if got := transport.RedactURL(raw); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)

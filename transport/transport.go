@@ -217,6 +217,8 @@ var (
 	ErrUnknownScheme = errors.New("unknown URL scheme")
 	// ErrUnknownTopic: the topic does not exist (Reader.ReadAll).
 	ErrUnknownTopic = errors.New("unknown topic")
+	// ErrNoRecord: no message at that position (RecordReader.ReadAt).
+	ErrNoRecord = errors.New("no record at that position")
 	// ErrMessageTooLarge: a message is larger than the transport accepts (Kafka:
 	// max_message_bytes, or a topic's max.message.bytes). Publish fails with it at
 	// once; publishing the message again cannot succeed.

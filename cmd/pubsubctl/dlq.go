@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/user"
@@ -28,6 +27,29 @@ func (f *filterFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.cid, "cid", "", "only letters with this correlation id")
 	cmd.Flags().StringVar(&f.since, "since", "", "only letters that failed at or after this time (RFC 3339, or a duration ago such as 2h)")
 	cmd.Flags().StringVar(&f.until, "until", "", "only letters that failed before this time (RFC 3339, or a duration ago)")
+}
+
+// describe says which letters the command's selecting flags choose, as given:
+// `--error "x" --key "y"`.
+func (f *filterFlags) describe(cmd *cobra.Command) string {
+	var parts []string
+	for _, name := range []string{"all", "id", "first", "error", "reason", "key", "cid", "since", "until", "as-of"} {
+		fl := cmd.Flags().Lookup(name)
+		if fl == nil || !fl.Changed {
+			continue
+		}
+		switch fl.Value.Type() {
+		case "bool":
+			parts = append(parts, "--"+name)
+		case "int":
+			parts = append(parts, "--"+name+" "+fl.Value.String())
+		case "stringSlice":
+			parts = append(parts, "--"+name+" "+strings.Trim(fl.Value.String(), "[]"))
+		default:
+			parts = append(parts, fmt.Sprintf("--%s %q", name, fl.Value.String()))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func (f *filterFlags) filters() ([]pubsub.DeadLetterFilter, error) {
@@ -89,27 +111,36 @@ func (c *cli) dlqList() *cobra.Command {
 					for i, l := range letters {
 						out[i] = toJSON(l)
 					}
-					return c.printJSON(out)
+					if err := c.printJSON(out); err != nil {
+						return err
+					}
+					return c.listed(len(letters), letters)
 				}
 				tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tKEY\tATTEMPTS\tLAST FAILURE\tREASON")
 				for _, l := range letters {
-					reason := firstLine(l.Reason, 80)
+					reason := cell(firstLine(l.Reason, 80))
 					if l.Permanent {
 						reason = "[permanent] " + reason
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", l.ID, dash(l.Key), l.Attempts, when(l.LastFailure), reason)
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", cell(l.ID), cell(dash(l.Key)), l.Attempts, when(l.LastFailure), reason)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				fmt.Fprintf(c.err, "%d pending dead letter(s)\n", len(letters))
-				return nil
+				return c.listed(len(letters), letters)
 			})
 		},
 	}
 	f.register(cmd)
 	return cmd
+}
+
+// listed tells on stderr how many letters were listed and the snapshot that
+// replay and discard take with --as-of to act on exactly these.
+func (c *cli) listed(n int, letters []pubsub.DeadLetter) error {
+	_, err := fmt.Fprintf(c.err, "%d pending dead letter(s); --as-of %s acts on these only\n", n, pubsub.DeadLetterSnapshot(letters))
+	return err
 }
 
 func (c *cli) dlqShow() *cobra.Command {
@@ -138,22 +169,23 @@ func (c *cli) dlqShow() *cobra.Command {
 				for _, row := range [][2]string{{"ID", l.ID}, {"Topic", l.Topic}, {"Group", l.Group}, {"Key", dash(l.Key)},
 					{"Correlation id", dash(l.CorrelationID)}, {"Attempts", strconv.Itoa(l.Attempts)},
 					{"Permanent", strconv.FormatBool(l.Permanent)}, {"First failure", when(l.FirstFailure)},
-					{"Last failure", when(l.LastFailure)}, {"Original record", position}, {"Reason", firstLine(l.Reason, 0)}} {
-					fmt.Fprintf(tw, "%s:\t%s\n", row[0], row[1])
+					{"Last failure", when(l.LastFailure)}, {"Original record", position}} {
+					fmt.Fprintf(tw, "%s:\t%s\n", row[0], cell(row[1]))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
+				fmt.Fprintf(c.out, "\nReason:\n%s\n", visible(l.Reason, true))
 				fmt.Fprintln(c.out, "\nHeaders:")
 				tw = tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 				for _, k := range slices.Sorted(mapsKeys(l.Metadata)) {
-					fmt.Fprintf(tw, "  %s\t%s\n", k, l.Metadata[k])
+					fmt.Fprintf(tw, "  %s\t%s\n", cell(k), cell(l.Metadata[k]))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
 				fmt.Fprintln(c.out, "\nPayload:")
-				fmt.Fprintln(c.out, pretty(l.Payload))
+				fmt.Fprintln(c.out, visible(pretty(l.Payload), true))
 				return nil
 			})
 		},
@@ -196,7 +228,7 @@ func (c *cli) dlqStats() *cobra.Command {
 				total := 0
 				for _, g := range groups {
 					total += g.Count
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", g.Count, when(g.First), when(g.Last), g.Reason)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", g.Count, when(g.First), when(g.Last), cell(g.Reason))
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -219,16 +251,17 @@ func (c *cli) dlqResolve(replay bool) *cobra.Command {
 		first             int
 		errGroup, by, why string
 		payloadFile       string
+		asOf              string
 	)
 	name, short := "discard", "Resolve dead letters without replaying them (they leave the list; who and why are recorded)"
 	if replay {
 		name, short = "replay", "Send dead letters back to their subscription (who and why are recorded)"
 	}
 	cmd := &cobra.Command{
-		Use:         name + " TOPIC GROUP (--all | --id ID... | --first N | --error MASKED-REASON)",
+		Use:         name + " TOPIC GROUP (--all | --id ID... | --first N | --error MASKED-REASON) [filters] [--as-of SNAPSHOT]",
 		Short:       short,
 		Args:        args("TOPIC", "GROUP"),
-		Annotations: map[string]string{"timeout": "10m"}, // a long replay publishes one letter at a time
+		Annotations: map[string]string{"timeout": "10m", "writes": "yes"}, // a long replay publishes one letter at a time
 		RunE: func(cmd *cobra.Command, a []string) error {
 			filters, err := f.filters()
 			if err != nil {
@@ -243,8 +276,15 @@ func (c *cli) dlqResolve(replay bool) *cobra.Command {
 			if chosen != 1 {
 				return usagef("choose the letters with exactly one of --all, --id, --first and --error")
 			}
-			if len(filters) > 0 && !all && errGroup == "" {
-				return usagef("--reason, --key, --cid, --since and --until narrow --all or --error only")
+			if (len(filters) > 0 || asOf != "") && !all && errGroup == "" {
+				return usagef("--reason, --key, --cid, --since, --until and --as-of narrow --all or --error only")
+			}
+			if asOf != "" {
+				keep, err := pubsub.AsOf(asOf)
+				if err != nil {
+					return usagef("--as-of %q: not a snapshot as dlq list prints it", asOf)
+				}
+				filters = append(filters, keep)
 			}
 			var sel pubsub.ReplaySelector
 			switch {
@@ -286,12 +326,20 @@ func (c *cli) dlqResolve(replay bool) *cobra.Command {
 					n, err = cl.Discard(ctx, a[0], a[1], sel)
 				}
 				bar.finish()
+				done := strings.TrimSuffix(name, "e") + "ed"
+				if err == nil && n == 0 {
+					err = fmt.Errorf("%w: no pending dead letter of %q in group %q is selected by %s", errNotFound, a[0], a[1], f.describe(cmd))
+				}
 				if c.json {
-					if jerr := c.printJSON(map[string]any{strings.TrimSuffix(name, "e") + "ed": n, "error": errText(err)}); jerr != nil && err == nil {
+					out := map[string]any{done: n, "selected_by": f.describe(cmd)}
+					if err != nil {
+						out["error"] = err.Error()
+					}
+					if jerr := c.printJSON(out); jerr != nil && err == nil {
 						err = jerr
 					}
 				} else {
-					fmt.Fprintf(c.out, "%s %d dead letter(s)\n", strings.TrimSuffix(name, "e")+"ed", n)
+					fmt.Fprintf(c.out, "%s %d dead letter(s) selected by %s\n", done, n, cell(f.describe(cmd)))
 				}
 				return err
 			})
@@ -302,6 +350,7 @@ func (c *cli) dlqResolve(replay bool) *cobra.Command {
 	cmd.Flags().StringSliceVar(&ids, "id", nil, "the letters with these message ids (repeat or comma-separate)")
 	cmd.Flags().IntVar(&first, "first", 0, "the N oldest pending letters")
 	cmd.Flags().StringVar(&errGroup, "error", "", "every letter of one group of errors, as dlq stats prints its reason")
+	cmd.Flags().StringVar(&asOf, "as-of", "", "only letters listed by the dlq list that printed this snapshot (on stderr), none dead-lettered since")
 	cmd.Flags().StringVar(&by, "by", "", "who resolves them, for the record (default user@host)")
 	cmd.Flags().StringVar(&why, "why", "", "why, for the record")
 	if replay {
@@ -358,9 +407,7 @@ type letterJSON struct {
 	Partition     *int32            `json:"partition,omitempty"`
 	Offset        *int64            `json:"offset,omitempty"`
 	Metadata      map[string]string `json:"metadata"`
-	// Payload is the payload itself when it is JSON, else PayloadText holds it.
-	Payload     json.RawMessage `json:"payload,omitempty"`
-	PayloadText *string         `json:"payload_text,omitempty"`
+	payloadJSON
 }
 
 func toJSON(l pubsub.DeadLetter) letterJSON {
@@ -369,11 +416,6 @@ func toJSON(l pubsub.DeadLetter) letterJSON {
 	if l.HasPosition {
 		j.Partition, j.Offset = &l.Partition, &l.Offset
 	}
-	if json.Valid(l.Payload) {
-		j.Payload = l.Payload
-	} else {
-		s := string(l.Payload)
-		j.PayloadText = &s
-	}
+	j.payloadJSON = payloadOf(l.Payload)
 	return j
 }

@@ -42,10 +42,3 @@ func pretty(b []byte) string {
 }
 
 func mapsKeys(m map[string]string) iter.Seq[string] { return maps.Keys(m) }
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}

@@ -19,7 +19,12 @@ func (c *cli) lagCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "lag TOPIC GROUP",
 		Short: "Show where a consumer group stands on each partition of a topic, and how far behind",
-		Args:  args("TOPIC", "GROUP"),
+		Long: `Show where a consumer group stands on each partition of a topic, and how far behind.
+
+A partition the group never committed on counts as lag in full (its end), shown with
+committed "-" in the table and "committed": null in the JSON. A group that never
+committed on any partition of the topic is said so, and exits 3 after printing.`,
+		Args: args("TOPIC", "GROUP"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return c.withClient(cmd, func(ctx context.Context, cl *pubsub.Client) error {
 				stats, err := cl.Lag(ctx, a[0], a[1])
@@ -27,26 +32,41 @@ func (c *cli) lagCommand() *cobra.Command {
 					return err
 				}
 				var total int64
+				committedAny := false
 				for _, p := range stats {
-					total += max(p.Lag(), 0)
+					total += lagOf(p)
+					committedAny = committedAny || p.Committed >= 0
+				}
+				var noCommits error
+				if !committedAny {
+					noCommits = fmt.Errorf("%w: group %q has never committed an offset on %q: its lag is every message the topic holds",
+						errNotFound, a[1], a[0])
 				}
 				if c.json {
 					type partJSON struct {
-						Partition int32 `json:"partition"`
-						Committed int64 `json:"committed"`
-						End       int64 `json:"end"`
-						Lag       int64 `json:"lag"`
+						Partition int32  `json:"partition"`
+						Committed *int64 `json:"committed"` // null: never committed
+						End       int64  `json:"end"`
+						Lag       int64  `json:"lag"`
 					}
 					out := struct {
 						Topic      string     `json:"topic"`
 						Group      string     `json:"group"`
+						Committed  bool       `json:"committed"` // whether the group ever committed on the topic
 						Lag        int64      `json:"lag"`
 						Partitions []partJSON `json:"partitions"`
-					}{Topic: a[0], Group: a[1], Lag: total, Partitions: []partJSON{}}
+					}{Topic: a[0], Group: a[1], Committed: committedAny, Lag: total, Partitions: []partJSON{}}
 					for _, p := range stats {
-						out.Partitions = append(out.Partitions, partJSON{p.Partition, p.Committed, p.End, lagOf(p)})
+						part := partJSON{Partition: p.Partition, End: p.End, Lag: lagOf(p)}
+						if p.Committed >= 0 {
+							part.Committed = &p.Committed
+						}
+						out.Partitions = append(out.Partitions, part)
 					}
-					return c.printJSON(out)
+					if err := c.printJSON(out); err != nil {
+						return err
+					}
+					return noCommits
 				}
 				tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', tabwriter.AlignRight)
 				fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\t")
@@ -58,7 +78,13 @@ func (c *cli) lagCommand() *cobra.Command {
 					fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t\n", p.Partition, committed, p.End, lagOf(p))
 				}
 				fmt.Fprintf(tw, "total\t\t\t%d\t\n", total)
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if !committedAny {
+					fmt.Fprintln(c.out, "(no commits: the group has never committed on this topic; each partition counts in full)")
+				}
+				return noCommits
 			})
 		},
 	}
@@ -85,12 +111,22 @@ func (c *cli) tailCommand() *cobra.Command {
 				return usagef("--count %d: must not be negative", count)
 			}
 			openCtx, cancel := context.WithTimeout(cmd.Context(), c.timeout)
-			cl, err := c.open(openCtx)
-			cancel()
+			defer cancel()
+			cl, err := c.open(openCtx, c.timeout, false)
 			if err != nil {
 				return err
 			}
 			defer cl.Close()
+			exists, err := cl.TopicExists(openCtx, a[0])
+			switch {
+			case err != nil && openCtx.Err() == context.DeadlineExceeded:
+				return timedOut(c.timeout, err)
+			case err != nil:
+				return err
+			case !exists:
+				return fmt.Errorf("%w: topic %q does not exist (tail creates none)", errNotFound, a[0])
+			}
+			cancel()
 			seen := 0
 			errDone := fmt.Errorf("done")
 			err = cl.Tail(cmd.Context(), a[0], fromStart, func(m *message.Message) error {
@@ -119,26 +155,28 @@ func (c *cli) tailCommand() *cobra.Command {
 func (c *cli) printMessage(m *message.Message) error {
 	key := m.Metadata.Get(metadata.Key)
 	if c.json {
-		out := map[string]any{"id": m.UUID, "key": key, "metadata": m.Metadata}
-		if json.Valid(m.Payload) {
-			out["payload"] = json.RawMessage(m.Payload)
-		} else {
-			out["payload_text"] = string(m.Payload)
-		}
+		out := struct {
+			ID        string            `json:"id"`
+			Key       string            `json:"key"`
+			Metadata  map[string]string `json:"metadata"`
+			Partition *int32            `json:"partition,omitempty"`
+			Offset    *int64            `json:"offset,omitempty"`
+			payloadJSON
+		}{ID: m.UUID, Key: key, Metadata: m.Metadata, payloadJSON: payloadOf(m.Payload)}
 		if p, ok := transport.PositionFrom(m.Context()); ok {
-			out["partition"], out["offset"] = p.Partition, p.Offset
+			out.Partition, out.Offset = &p.Partition, &p.Offset
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(c.out, "%s\n", b)
+		_, err = fmt.Fprintf(c.out, "%s\n", jsonSafe(b))
 		return err
 	}
 	at := time.Now()
 	if p, ok := transport.PositionFrom(m.Context()); ok && !p.Time.IsZero() {
 		at = p.Time
 	}
-	_, err := fmt.Fprintf(c.out, "%s  key=%s  id=%s  %s\n", when(at), dash(key), m.UUID, firstLine(string(m.Payload), 200))
+	_, err := fmt.Fprintf(c.out, "%s  key=%s  id=%s  %s\n", when(at), cell(dash(key)), cell(m.UUID), cell(firstLine(string(m.Payload), 200)))
 	return err
 }

@@ -13,16 +13,14 @@ import (
 	"time"
 
 	"github.com/pubsubkit/pubsub"
+	"github.com/pubsubkit/pubsub/transport"
 )
 
 // TestLagOnKafka: lag reports the billing group's committed offsets and the ends, as
 // the library does; an unknown topic is exit 3.
 func TestLagOnKafka(t *testing.T) {
 	c, env, topic := kafkaFixture(t, 4)
-	stats, err := c.Lag(context.Background(), topic, "billing")
-	if err != nil {
-		t.Fatal(err)
-	}
+	stats := waitCommitted(t, c, topic, "billing")
 	var end int64
 	for _, p := range stats {
 		end += p.End
@@ -111,5 +109,27 @@ func TestTailOnKafka(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &m); err != nil || m.Payload.Amount != 1 || m.Key != m.Payload.ID {
 			t.Fatalf("tail line %q: %v (want an order published after the tail started)", line, err)
 		}
+	}
+}
+
+// waitCommitted waits until group has committed on some partition of topic (a group
+// that never did makes lag exit 3) and returns the library's lag then.
+func waitCommitted(t *testing.T, c *pubsub.Client, topic, group string) []transport.PartitionStats {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stats, err := c.Lag(context.Background(), topic, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range stats {
+			if p.Committed >= 0 {
+				return stats
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s has not committed on %s: %+v", group, topic, stats)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -103,15 +103,9 @@ type order struct {
 // (permanent); it returns the client, the environment pointing pubsubctl at the
 // cluster, and the topic.
 func kafkaFixture(t *testing.T, n int) (*pubsub.Client, []string, string) {
-	cluster := kafkatest.New(t)
-	url := cluster.URL("")
-	c, err := pubsub.Open(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c, url := kafkaClient(t)
 	topic := pubsub.NewTopic[order](kafkatest.Topic("orders"), pubsub.WithKey(func(o order) string { return o.ID }))
-	err = pubsub.Subscribe(c, topic, "billing", func(_ context.Context, m *pubsub.Message[order]) error {
+	err := pubsub.Subscribe(c, topic, "billing", func(_ context.Context, m *pubsub.Message[order]) error {
 		switch a := m.Payload.Amount; {
 		case a < 0:
 			return pubsub.Permanent(fmt.Errorf("order %s: negative amount", m.Payload.ID))
@@ -123,11 +117,7 @@ func kafkaFixture(t *testing.T, n int) (*pubsub.Client, []string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	<-c.Running()
+	runClient(t, c)
 	for i := range n {
 		amount := 150 + i
 		if i%4 == 3 {
@@ -140,6 +130,27 @@ func kafkaFixture(t *testing.T, n int) (*pubsub.Client, []string, string) {
 	}
 	waitPending(t, c, topic.Name(), n)
 	return c, []string{"PUBSUB_URL=" + url}, topic.Name()
+}
+
+// kafkaClient opens a client on a fresh in-process Kafka cluster, closed when the
+// test ends, and returns it with the cluster's URL.
+func kafkaClient(t *testing.T) (*pubsub.Client, string) {
+	url := kafkatest.New(t).URL("")
+	c, err := pubsub.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, url
+}
+
+// runClient runs c until the test ends and waits until every subscription consumes.
+func runClient(t *testing.T, c *pubsub.Client) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-c.Running()
 }
 
 func waitPending(t *testing.T, c *pubsub.Client, topic string, n int) []pubsub.DeadLetter {

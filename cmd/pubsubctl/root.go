@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -31,7 +33,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		fmt.Fprintln(stderr, "pubsubctl:", err)
+		fmt.Fprintln(stderr, "pubsubctl:", visible(err.Error(), true))
 		if !c.started {
 			fmt.Fprintln(stderr, "Run 'pubsubctl --help' for usage.")
 		}
@@ -42,17 +44,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func (c *cli) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "pubsubctl",
-		Short: "Operate pubsubkit dead letters, lag and topics",
-		Long: `pubsubctl operates a pubsubkit deployment: dead letters, lag and topics.
+		Short: "Operate pubsubkit: dead letters, consumer lag and tails of topics",
+		Long: `pubsubctl operates a pubsubkit deployment: the dead letters of a subscription
+(dlq list, show, stats, replay, discard), a consumer group's lag and a tail of a topic.
+Reading (dlq list, show, stats, lag, tail) never creates a topic.
 
 The transport URL comes from --url or PUBSUB_URL (kafka://host:9092,...).
+What a letter or a message holds is printed with control characters escaped (\x1b);
+--json prints valid UTF-8 JSON, a payload that is not UTF-8 in payload_base64.
 
-Exit codes: 0 success, 1 the operation failed, 2 usage error,
-3 not found (unknown subscription or topic, no pending letter with that id).`,
+Exit codes:
+  0  success
+  1  the operation failed (the transport's error, or --timeout passed)
+  2  usage error (bad arguments or flags, no or bad URL)
+  3  not found: unknown subscription or topic, no pending letter with that id,
+     replay or discard that selected no letter, lag of a group that never committed
+     on the topic (the table is printed, counting each whole partition as lag)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(*cobra.Command, []string) error {
 			c.started = true
+			if c.timeout <= 0 {
+				return usagef("--timeout %s: must be positive", c.timeout)
+			}
 			return nil
 		},
 	}
@@ -74,19 +88,52 @@ func args(names ...string) cobra.PositionalArgs {
 	}
 }
 
-// open opens a client on the URL of --url or PUBSUB_URL.
-func (c *cli) open(ctx context.Context) (*pubsub.Client, error) {
+// open opens a client on the URL of --url or PUBSUB_URL, with provisioning off unless
+// the command writes (replay, discard) or the URL says otherwise: reading never
+// creates a topic.
+func (c *cli) open(ctx context.Context, timeout time.Duration, writes bool) (*pubsub.Client, error) {
+	u, err := c.transportURL(writes)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := pubsub.Open(ctx, u)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return nil, timedOut(timeout, err)
+	}
+	return cl, err
+}
+
+// timedOut says that the command's timeout passed, with the error it cut short.
+func timedOut(timeout time.Duration, err error) error {
+	return fmt.Errorf("gave up after %s (--timeout): %w", timeout, err)
+}
+
+// transportURL is the URL of --url or PUBSUB_URL; for a command that only reads, a
+// kafka:// URL without a provision parameter gets provision=false.
+func (c *cli) transportURL(writes bool) (string, error) {
 	u := c.url
 	if u == "" {
 		u = os.Getenv("PUBSUB_URL")
 	}
 	if u == "" {
-		return nil, usagef("no transport URL: pass --url or set PUBSUB_URL")
+		return "", usagef("no transport URL: pass --url or set PUBSUB_URL")
 	}
 	if strings.HasPrefix(u, "memory:") || strings.HasPrefix(u, "gochannel:") {
-		return nil, usagef("%s lives inside one process: pubsubctl needs a shared transport such as kafka://", strings.SplitN(u, ":", 2)[0])
+		return "", usagef("%s lives inside one process: pubsubctl needs a shared transport such as kafka://", strings.SplitN(u, ":", 2)[0])
 	}
-	return pubsub.Open(ctx, u)
+	if writes {
+		return u, nil
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || !strings.EqualFold(parsed.Scheme, "kafka") {
+		return u, nil // the transport's own parser reports what is wrong
+	}
+	q := parsed.Query()
+	if !q.Has("provision") {
+		q.Set("provision", "false")
+		parsed.RawQuery = q.Encode()
+	}
+	return parsed.String(), nil
 }
 
 // withClient runs fn with a client and closes it after.
@@ -97,20 +144,30 @@ func (c *cli) withClient(cmd *cobra.Command, fn func(ctx context.Context, cl *pu
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 	defer cancel()
-	cl, err := c.open(ctx)
+	cl, err := c.open(ctx, timeout, cmd.Annotations["writes"] != "")
 	if err != nil {
 		return err
 	}
 	err = fn(ctx, cl)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		err = timedOut(timeout, err)
+	}
 	if cerr := cl.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	return err
 }
 
+// printJSON prints v as indented JSON: valid UTF-8, with nothing a terminal acts on
+// (jsonSafe).
 func (c *cli) printJSON(v any) error {
-	enc := json.NewEncoder(c.out)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := c.out.Write(jsonSafe(buf.Bytes()))
+	return err
 }

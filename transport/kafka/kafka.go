@@ -2,8 +2,10 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,8 +88,8 @@ func (t *Transport) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 // ping asks the cluster for its metadata, within the dial timeout: franz-go connects
 // lazily, so without it a cluster that cannot be reached would show only at the first
 // Publish.
-func (t *Transport) ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
+func (t *Transport) ping(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, t.cfg.DialTimeout)
 	defer cancel()
 	err := t.producer.Ping(ctx)
 	brokers := strings.Join(t.cfg.Brokers, ",")
@@ -114,6 +116,13 @@ func (t *Transport) ping(ctx context.Context) error {
 		hint = " (TLS failed: check tls_ca and tls_server_name against the brokers' certificates)"
 	case !t.cfg.TLS.Enable && strings.Contains(msg, "EOF"):
 		hint = " (the broker closed the connection: does it require tls=true or SASL?)"
+	case errors.Is(err, context.DeadlineExceeded) && parent.Err() != nil:
+		hint = " (the caller's deadline passed first)"
+	case errors.Is(err, context.DeadlineExceeded) && t.cfg.TLS.Enable:
+		hint = t.tlsHint(parent)
+		if hint == "" {
+			hint = fmt.Sprintf(" (no answer within dial_timeout %s: is it a Kafka listener?)", t.cfg.DialTimeout)
+		}
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		hint = fmt.Sprintf(" (no answer within dial_timeout %s: is it a Kafka listener?)", t.cfg.DialTimeout)
 	}
@@ -121,6 +130,28 @@ func (t *Transport) ping(ctx context.Context) error {
 		return fmt.Errorf("kafka: connecting to %s: %w", brokers, context.Canceled)
 	}
 	return fmt.Errorf("kafka: cannot reach any broker of %s%s: %w", brokers, hint, err)
+}
+
+// tlsHint tries a TLS handshake with the first broker, to tell why no broker
+// answered: "" when it succeeds, else a hint naming the handshake's error (a
+// plaintext listener closes the connection on a TLS hello).
+func (t *Transport) tlsHint(ctx context.Context) string {
+	tc, err := t.cfg.TLS.load()
+	if err != nil {
+		return ""
+	}
+	broker := t.cfg.Brokers[0]
+	if tc.ServerName == "" {
+		tc.ServerName, _, _ = net.SplitHostPort(broker)
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(t.cfg.DialTimeout, 5*time.Second))
+	defer cancel()
+	conn, err := (&tls.Dialer{Config: tc}).DialContext(ctx, "tcp", broker)
+	if err == nil {
+		_ = conn.Close()
+		return ""
+	}
+	return fmt.Sprintf(" (tls=true, but the TLS handshake with %s failed: %v; a plaintext listener never completes one: does it use TLS?)", broker, err)
 }
 
 // Capabilities: consumer groups, order per partition, per-key concurrency, retention

@@ -359,6 +359,22 @@ func (t *Transport) trimOthers(except *topic, need int64) bool {
 // ReadAll returns the messages topicName retains, oldest first, without touching any
 // group's position. A topic no one has published to or subscribed to is unknown.
 func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.Message, error) {
+	tp, err := t.existing(topicName)
+	if err != nil {
+		return nil, err
+	}
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	msgs := make([]*message.Message, len(tp.log))
+	for i, r := range tp.log {
+		msgs[i] = r.read(ctx)
+	}
+	return msgs, nil
+}
+
+// existing returns the topic named topicName, for a reader: an error when the
+// transport is closed or the topic unknown.
+func (t *Transport) existing(topicName string) (*topic, error) {
 	t.mu.Lock()
 	tp, ok := t.topics[topicName]
 	closed := t.closed
@@ -369,14 +385,14 @@ func (t *Transport) ReadAll(ctx context.Context, topicName string) ([]*message.M
 	case !ok:
 		return nil, fmt.Errorf("memory: topic %q: %w", topicName, transport.ErrUnknownTopic)
 	}
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
-	msgs := make([]*message.Message, len(tp.log))
-	for i, r := range tp.log {
-		msgs[i] = r.message()
-		msgs[i].SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset, Time: r.time}))
-	}
-	return msgs, nil
+	return tp, nil
+}
+
+// read is the record as a reader returns it: a fresh message with its position.
+func (r *record) read(ctx context.Context) *message.Message {
+	msg := r.message()
+	msg.SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset, Time: r.time}))
+	return msg
 }
 
 // Topics returns the names of the topics that start with prefix, sorted.
