@@ -54,8 +54,10 @@ type SubscriptionHealth struct {
 	InFlight int
 	// LastProgress is when a message was last finished (or the subscription started).
 	LastProgress time.Time
-	// Stalled is true when messages wait and none was finished for longer than the
-	// stall time (WithStallAfter), while not paused: the liveness handler fails.
+	// Stalled is true when, while not paused, messages wait and none was finished
+	// for longer than the stall time (WithStallAfter), or one partition has messages
+	// waiting and its position has not moved for that long, however busy the others
+	// are: the liveness handler fails. The time paused does not count.
 	Stalled bool
 }
 
@@ -107,8 +109,20 @@ func (c *Client) healthOf(s *subscription) SubscriptionHealth {
 		h.Lag = -1
 	}
 	waiting := h.Lag > 0 || h.Lag < 0 && h.InFlight > 0
-	h.Stalled = h.Consuming && !h.Paused && waiting && time.Since(h.LastProgress) > c.opts.stallAfter
+	stalled := waiting && time.Since(h.LastProgress) > c.opts.stallAfter
+	for _, p := range h.Partitions {
+		stalled = stalled || partitionStalled(p, c.opts.stallAfter)
+	}
+	h.Stalled = h.Consuming && !h.Paused && stalled
 	return h
+}
+
+// partitionStalled reports whether messages of p wait (unfinished below its end, or
+// fetched and unfinished) and its position has not moved for longer than after: one
+// stuck partition is a stall even while its siblings make progress.
+func partitionStalled(p transport.PartitionStats, after time.Duration) bool {
+	waiting := p.Lag() > 0 || p.Buffered > 0 || p.InFlight > 0
+	return waiting && !p.Paused && time.Since(p.LastProgress) > after
 }
 
 // Pause stops the subscription (topic, group) from taking new messages: the client
