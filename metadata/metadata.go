@@ -140,6 +140,22 @@ func DropBookkeeping(md map[string]string) {
 	}
 }
 
+// DeadLetterPrefix starts every dead-letter key (DeadLetterReason, DeadLetterTopic...,
+// and the DeadLetterOriginPrefix keys).
+const DeadLetterPrefix = Prefix + "dlq_"
+
+// DropDeadLetterKeys deletes from md every key that starts with DeadLetterPrefix. A
+// record on a topic that is not a dead-letter topic comes from any producer: forged
+// dead-letter keys must not reach its handler nor be kept as the origin of its own
+// dead letter.
+func DropDeadLetterKeys(md map[string]string) {
+	for k := range md {
+		if strings.HasPrefix(k, DeadLetterPrefix) {
+			delete(md, k)
+		}
+	}
+}
+
 // DeadLetterOriginPrefix names the keys that keep a message's first dead letter when
 // it is dead-lettered again (a consumer of a dead-letter topic failed it): its
 // dead-letter keys with this prefix instead of Prefix+"dlq_", such as

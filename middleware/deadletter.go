@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strconv"
 	"time"
@@ -33,6 +34,11 @@ type DeadLetterConfig struct {
 	// (metadata.KnativeErrorDest, KnativeErrorCode, KnativeErrorData), as a Knative
 	// broker writes to its dead-letter sink, so that Knative tooling reads it.
 	Knative bool
+	// Logger, when set, hears at error level each message that was a dead letter
+	// already (it carries metadata.DeadLetterReason: a consumer of a dead-letter topic
+	// failed it) as it goes to Topic, a second-level dead-letter topic that nobody may
+	// watch.
+	Logger *slog.Logger
 }
 
 // DeadLetter publishes a message that its handler failed to the dead-letter topic and
@@ -106,6 +112,12 @@ func deadLetter(cfg DeadLetterConfig, msg *message.Message, err error) error {
 	}
 	if perr != nil {
 		return fmt.Errorf("cannot publish dead letter to %q (message stays unacked): %w; handler error: %w", cfg.Topic, perr, err)
+	}
+	if _, again := msg.Metadata[metadata.DeadLetterReason]; again && cfg.Logger != nil {
+		cfg.Logger.Error("pubsub: a dead letter failed on its dead-letter topic and went to a second-level dead-letter topic",
+			"topic", dead.Metadata.Get(metadata.DeadLetterTopic), "group", cfg.Group, "dead_letter_topic", cfg.Topic,
+			"message_id", msg.UUID, "reason", dead.Metadata.Get(metadata.DeadLetterReason),
+			"first_reason", dead.Metadata.Get(metadata.DeadLetterOriginPrefix+"reason"))
 	}
 	Report(msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
 		Err: err, Message: dead, Destination: cfg.Topic})
