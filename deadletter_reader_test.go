@@ -23,7 +23,9 @@ type errorLines struct {
 	lines []string
 }
 
-func (l *errorLines) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelError }
+func (l *errorLines) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelError
+}
 func (l *errorLines) Handle(_ context.Context, r slog.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
