@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -171,6 +172,15 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 	return c.subscribe(s, handle)
 }
 
+// closedOr returns err, wrapping ErrClosed as well when the client has begun to
+// close: a call that Close interrupted says so, whatever its transport said.
+func (c *Client) closedOr(err error) error {
+	if c.publishing() || errors.Is(err, ErrClosed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, err)
+}
+
 // maxTopicName is Kafka's longest topic name; the subscription's own topics
 // (topic.group.retry.n and so on) must fit it too.
 const maxTopicName = 249
@@ -249,7 +259,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		err := p.Provision(ctx, s.topics()...)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+			return c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
 		}
 	}
 	replay := ReplayTopicName(s.topic, s.group)
@@ -262,7 +272,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	}
 	leftover, err := c.leftoverRetryTopics(s)
 	if err != nil {
-		return err
+		return c.closedOr(err)
 	}
 	s.feeds = append(s.feeds, leftover...)
 	handlers := make([]message.NoPublishHandlerFunc, len(s.feeds))
@@ -314,7 +324,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, ErrClosed)
 	}
 	if err := c.router.RunHandlers(context.Background()); err != nil {
-		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+		return c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
 	}
 	return nil
 }

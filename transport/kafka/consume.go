@@ -58,9 +58,11 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 	if err := t.checkOpen(); err != nil {
 		return nil, err
 	}
+	pctx, done := t.whileOpen(ctx) // for the calls before the subscription runs
+	defer done()
 	t.topics.forget(topic) // a topic deleted since it was provisioned is created again
-	if err := t.topics.ensure(ctx, topic); err != nil {
-		return nil, err
+	if err := t.topics.ensure(pctx, topic); err != nil {
+		return nil, t.orClosed(err)
 	}
 	if opts.Drain == 0 {
 		opts.Drain = t.cfg.Drain
@@ -69,10 +71,10 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 		lanes: map[int32]*lane.Lane{}, held: map[int32]bool{}, committed: map[int32]int64{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 
-	kopts, err := t.consumeFrom(ctx, topic, opts)
+	kopts, err := t.consumeFrom(pctx, topic, opts)
 	if err != nil {
 		s.cancel()
-		return nil, err
+		return nil, t.orClosed(err)
 	}
 	if opts.Group != "" {
 		kopts = append(kopts, t.cfg.groupOptions()...)
