@@ -23,10 +23,10 @@ import (
 // wait for it before Health calls it stalled, unless WithStallAfter says otherwise.
 const DefaultStallAfter = 5 * time.Minute
 
-// WithStallAfter sets how long a subscription may go without progress (no message
-// finished) while messages wait for it before Health reports it stalled and the
-// liveness handler fails. A paused subscription is never stalled. The default is
-// DefaultStallAfter.
+// WithStallAfter sets how long a subscription, or one partition of it, may go without
+// progress (no message finished) while messages wait for it before Health reports it
+// stalled and the liveness handler fails. A paused subscription is never stalled, and
+// the time it was paused does not count. The default is DefaultStallAfter.
 func WithStallAfter(d time.Duration) Option {
 	return func(o *options) {
 		if d <= 0 {
@@ -177,7 +177,9 @@ func (c *Client) ReadinessHandler() http.Handler {
 
 // LivenessHandler answers Kubernetes' liveness probe ("restart me" when it fails):
 // 503 while a subscription is stalled (messages wait and none was finished for longer
-// than WithStallAfter), 200 otherwise, paused subscriptions included. The body is the
+// than WithStallAfter, or one of its partitions has messages waiting and has not
+// moved for that long; see SubscriptionHealth.Stalled), 200 otherwise, paused
+// subscriptions included. The body is the
 // JSON of Health.
 func (c *Client) LivenessHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
