@@ -52,7 +52,8 @@ type SubscriptionHealth struct {
 	Lag int64
 	// InFlight counts messages handed to the handler and not finished.
 	InFlight int
-	// LastProgress is when a message was last finished (or the subscription started).
+	// LastProgress is when a message was last finished (or the subscription started,
+	// or was resumed after a pause).
 	LastProgress time.Time
 	// Stalled is true when, while not paused, messages wait and none was finished
 	// for longer than the stall time (WithStallAfter), or one partition has messages

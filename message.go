@@ -25,6 +25,8 @@ type Message[T any] struct {
 	Attempt       int               // 1 for the first delivery
 	PublishedAt   time.Time         // when the publisher created it
 	// RawPayload is the payload as it arrived, before decoding (a CloudEvent's data).
+	// Its bytes are shared with the transport's record and its redeliveries: read
+	// them, copy them, but do not change them.
 	RawPayload []byte
 	// DecodeError is nil, except on a dead-letter topic (see ReadsDeadLetters) for a
 	// letter whose payload does not decode as T: then Payload is T's zero value and
