@@ -44,7 +44,7 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 		return nil, err
 	}
 	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{Publisher: c.tr, Topic: s.deadLetterTopic,
-		SourceTopic: s.topic, Group: s.group, Knative: s.knative})
+		SourceTopic: s.topic, Group: s.group, Knative: s.knative, Logger: c.opts.logger})
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 		recoverer = middleware.RecoverPermanent
 	}
 
-	stages := []message.HandlerMiddleware{trust(f, d), tracing, observe, middleware.CorrelationID, deadLetter}
+	stages := []message.HandlerMiddleware{trust(f, d, s.letters), tracing, observe, middleware.CorrelationID, deadLetter}
 	if f.kind == retryFeed {
 		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.draining, MaxWait: d.Backoff(f.retry)})
 		if err != nil {
@@ -85,15 +85,19 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 // trust keeps a subscription's bookkeeping honest: a record on the topic itself comes
 // from any producer, so the keys only the subscription's own topics may carry
 // (attempt, first failure, due time, origin, replayed) are dropped and it starts at
-// attempt 1 with the full policy; a record on retry topic n is at attempt n+1
+// attempt 1 with the full policy, and so are the dead-letter keys unless the topic is
+// a dead-letter topic (letters); a record on retry topic n is at attempt n+1
 // whatever it says; a replayed record starts at attempt 1.
-func trust(f *feed, d Delivery) message.HandlerMiddleware {
+func trust(f *feed, d Delivery, letters bool) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			md := msg.Metadata
 			switch f.kind {
 			case mainFeed:
 				metadata.DropBookkeeping(md)
+				if !letters {
+					metadata.DropDeadLetterKeys(md)
+				}
 			case replayFeed:
 				delete(md, metadata.Attempt)
 				delete(md, metadata.RetryDue)

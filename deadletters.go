@@ -568,12 +568,12 @@ func resolutionRecord(ctx context.Context, topic, group string, dead DeadLetter,
 	m.Metadata[metadata.ResolvedTopic] = topic
 	m.Metadata[metadata.ResolvedGroup] = group
 	m.Metadata[metadata.ResolvedAt] = metadata.FormatTime(time.Now())
-	m.Metadata[metadata.ResolvedBy] = sel.by
+	m.Metadata[metadata.ResolvedBy] = metadata.ValidUTF8(sel.by)
 	note := sel.note
 	if sel.payload != nil {
 		note = strings.TrimSpace(note + " (replayed with an edited payload)")
 	}
-	m.Metadata[metadata.ResolvedNote] = note
+	m.Metadata[metadata.ResolvedNote] = metadata.ValidUTF8(note)
 	if key := dead.Key; key != "" {
 		m.Metadata[metadata.Key] = key // the resolution of a key's letter sits with the key's letters
 	}

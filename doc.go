@@ -47,19 +47,27 @@
 // one bad message neither blocks the messages behind it forever nor disappears. If the
 // dead-letter or retry-topic publish fails, or a shutdown interrupts a retry wait, the
 // message is not acked and comes back. Every message a subscription accepts can be
-// dead-lettered: the reason is cut to fit and transports keep room for the
-// dead-letter keys (transport.DeadLetterHeadroom).
+// dead-lettered: the reason is cut to fit, its invalid UTF-8 replaced
+// (metadata.ValidUTF8), and transports keep room for the dead-letter keys
+// (transport.DeadLetterHeadroom).
 //
 // A dead-letter topic holds dead letters only; a plain subscription to it sees each
-// with its dead-letter keys in Message.Metadata. [Client.DeadLetters] lists a
+// with its dead-letter keys in Message.Metadata, and every letter: one whose payload
+// does not decode as the subscription's type reaches the handler with
+// Message.DecodeError set and the bytes in Message.RawPayload. A topic whose name ends
+// in ".dlq" ([IsDeadLetterTopic]) is a dead-letter topic; [ReadsDeadLetters] marks one
+// of another name. A letter its subscription fails goes to a second-level dead-letter
+// topic with a log line at error level. [Client.DeadLetters] lists a
 // subscription's pending dead letters with filters ([ByReason], [ByKey],
 // [ByCorrelationID], [Since], [Until]), [Client.DeadLetterGroups] groups them by
 // masked reason, [Client.Replay] sends them back to that subscription's group only, at
 // attempt 1 with their correlation id (optionally with an edited payload), and
 // [Client.Discard] resolves them without replaying; who, when and why are kept in the
 // resolution topic ([ResolutionTopicName], [Client.Resolved]). Attempts, due times and
-// replay marks are trusted only on the subscription's own retry and replay topics.
-// Retry topics an earlier policy left behind are still consumed.
+// replay marks are trusted only on the subscription's own retry and replay topics, and
+// dead-letter keys (pubsub_dlq_*) only on dead-letter topics: elsewhere a record's
+// forged ones are dropped before the handler sees it. Retry topics an earlier policy
+// left behind are still consumed.
 //
 // A message published before any group subscribed is kept until one does, within the
 // transport's retention bounds.
@@ -104,8 +112,9 @@
 // # Health and control
 //
 // [Client.Health] reports each subscription's partitions, lag, in flight, paused and
-// last progress; [Client.ReadinessHandler] and [Client.LivenessHandler] answer
-// Kubernetes' probes; [Client.Pause] and [Client.Resume] stop and restart a
+// last progress, and calls it stalled when it, or any one of its partitions, has had
+// messages waiting and no progress for the stall time (time paused not counted);
+// [Client.ReadinessHandler] and [Client.LivenessHandler] answer Kubernetes' probes; [Client.Pause] and [Client.Resume] stop and restart a
 // subscription; [Client.Lag] reads any group's committed positions.
 //
 // # Shutdown

@@ -23,10 +23,10 @@ import (
 // wait for it before Health calls it stalled, unless WithStallAfter says otherwise.
 const DefaultStallAfter = 5 * time.Minute
 
-// WithStallAfter sets how long a subscription may go without progress (no message
-// finished) while messages wait for it before Health reports it stalled and the
-// liveness handler fails. A paused subscription is never stalled. The default is
-// DefaultStallAfter.
+// WithStallAfter sets how long a subscription, or one partition of it, may go without
+// progress (no message finished) while messages wait for it before Health reports it
+// stalled and the liveness handler fails. A paused subscription is never stalled, and
+// the time it was paused does not count. The default is DefaultStallAfter.
 func WithStallAfter(d time.Duration) Option {
 	return func(o *options) {
 		if d <= 0 {
@@ -52,10 +52,13 @@ type SubscriptionHealth struct {
 	Lag int64
 	// InFlight counts messages handed to the handler and not finished.
 	InFlight int
-	// LastProgress is when a message was last finished (or the subscription started).
+	// LastProgress is when a message was last finished (or the subscription started,
+	// or was resumed after a pause).
 	LastProgress time.Time
-	// Stalled is true when messages wait and none was finished for longer than the
-	// stall time (WithStallAfter), while not paused: the liveness handler fails.
+	// Stalled is true when, while not paused, messages wait and none was finished
+	// for longer than the stall time (WithStallAfter), or one partition has messages
+	// waiting and its position has not moved for that long, however busy the others
+	// are: the liveness handler fails. The time paused does not count.
 	Stalled bool
 }
 
@@ -107,8 +110,20 @@ func (c *Client) healthOf(s *subscription) SubscriptionHealth {
 		h.Lag = -1
 	}
 	waiting := h.Lag > 0 || h.Lag < 0 && h.InFlight > 0
-	h.Stalled = h.Consuming && !h.Paused && waiting && time.Since(h.LastProgress) > c.opts.stallAfter
+	stalled := waiting && time.Since(h.LastProgress) > c.opts.stallAfter
+	for _, p := range h.Partitions {
+		stalled = stalled || partitionStalled(p, c.opts.stallAfter)
+	}
+	h.Stalled = h.Consuming && !h.Paused && stalled
 	return h
+}
+
+// partitionStalled reports whether messages of p wait (unfinished below its end, or
+// fetched and unfinished) and its position has not moved for longer than after: one
+// stuck partition is a stall even while its siblings make progress.
+func partitionStalled(p transport.PartitionStats, after time.Duration) bool {
+	waiting := p.Lag() > 0 || p.Buffered > 0 || p.InFlight > 0
+	return waiting && !p.Paused && time.Since(p.LastProgress) > after
 }
 
 // Pause stops the subscription (topic, group) from taking new messages: the client
@@ -163,7 +178,9 @@ func (c *Client) ReadinessHandler() http.Handler {
 
 // LivenessHandler answers Kubernetes' liveness probe ("restart me" when it fails):
 // 503 while a subscription is stalled (messages wait and none was finished for longer
-// than WithStallAfter), 200 otherwise, paused subscriptions included. The body is the
+// than WithStallAfter, or one of its partitions has messages waiting and has not
+// moved for that long; see SubscriptionHealth.Stalled), 200 otherwise, paused
+// subscriptions included. The body is the
 // JSON of Health.
 func (c *Client) LivenessHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

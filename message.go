@@ -24,6 +24,14 @@ type Message[T any] struct {
 	Metadata      map[string]string // metadata set with WithMetadata, and on a dead-letter topic the dead-letter keys (package metadata); pubsubkit's other keys are in the fields
 	Attempt       int               // 1 for the first delivery
 	PublishedAt   time.Time         // when the publisher created it
+	// RawPayload is the payload as it arrived, before decoding (a CloudEvent's data).
+	// Its bytes are shared with the transport's record and its redeliveries: read
+	// them, copy them, but do not change them.
+	RawPayload []byte
+	// DecodeError is nil, except on a dead-letter topic (see ReadsDeadLetters) for a
+	// letter whose payload does not decode as T: then Payload is T's zero value and
+	// DecodeError says why (it wraps *middleware.PermanentError).
+	DecodeError error
 }
 
 // Handler handles one message of a subscription. Returning nil acks the message;
@@ -45,6 +53,17 @@ func CorrelationID(ctx context.Context) string {
 // wraps *middleware.PermanentError when the payload cannot be decoded or was written
 // in another content type than the codec reads.
 func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
+	m, err := decode(t, msg)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decode is Decode, except that when the payload does not decode (another content
+// type, or bytes the codec refuses) it returns the message too, with every field but
+// Payload set, beside the error.
+func decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 	e, err := readEvent(msg)
 	if err != nil {
 		return nil, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q: %w", msg.UUID, t.name, err))
@@ -78,12 +97,15 @@ func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 			m.PublishedAt = pos.Time
 		}
 	}
+	m.RawPayload = e.payload
 	if ct := metadata.MediaType(e.contentType); ct != "" && !codecReads(t.codec, ct) {
-		return nil, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
+		return m, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
 			msg.UUID, t.name, ct, t.codec.ContentType()))
 	}
 	if err := t.codec.Unmarshal(e.payload, &m.Payload); err != nil {
-		return nil, middleware.Permanent(fmt.Errorf("pubsub: cannot decode message %s on %q as %s: %w",
+		var zero T
+		m.Payload = zero // what a failed Unmarshal left half-filled
+		return m, middleware.Permanent(fmt.Errorf("pubsub: cannot decode message %s on %q as %s: %w",
 			msg.UUID, t.name, t.typeName, err))
 	}
 	return m, nil

@@ -30,19 +30,21 @@ func WithMessageKey(key string) PublishOption {
 
 // WithMetadata adds a metadata entry that travels with the message (a Kafka header)
 // and reaches the handler in Message.Metadata. Keys that pubsubkit owns (see package
-// metadata) are refused.
+// metadata) are refused. Bytes of value that are not valid UTF-8 are replaced by
+// U+FFFD (metadata.ValidUTF8): header values are read as UTF-8.
 func WithMetadata(key, value string) PublishOption {
 	return func(o *publishOptions) {
 		if o.metadata == nil {
 			o.metadata = map[string]string{}
 		}
-		o.metadata[key] = value
+		o.metadata[key] = metadata.ValidUTF8(value)
 	}
 }
 
-// WithCorrelationID sets the message's correlation id, overriding the one in ctx.
+// WithCorrelationID sets the message's correlation id, overriding the one in ctx;
+// bytes that are not valid UTF-8 are replaced by U+FFFD (metadata.ValidUTF8).
 func WithCorrelationID(id string) PublishOption {
-	return func(o *publishOptions) { o.correlationID = id }
+	return func(o *publishOptions) { o.correlationID = metadata.ValidUTF8(id) }
 }
 
 // Publish encodes v with the topic's codec and publishes it. It returns once the

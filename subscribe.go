@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ type subscription struct {
 	delivery        *Delivery // WithDelivery's, or nil for the client's default
 	permanentPanics bool      // WithPermanentPanics
 	knative         bool      // WithKnativeDeadLetters
+	letters         bool      // the topic is a dead-letter topic: IsDeadLetterTopic or ReadsDeadLetters
 	deadLetterTopic string
 	feeds           []feed
 	// check says whether a payload decodes as the subscription's type, for a replay
@@ -55,6 +57,20 @@ func WithPermanentPanics() SubscribeOption {
 func WithKnativeDeadLetters() SubscribeOption {
 	return func(s *subscription) { s.knative = true }
 }
+
+// ReadsDeadLetters marks the subscription's topic as a dead-letter topic, for one
+// whose name does not end in ".dlq" (a Delivery.DeadLetterTopic of another name).
+// The handler of a dead-letter topic sees the pubsub_dlq_* keys in Message.Metadata
+// (on any other topic they are dropped as forged), and every letter: one whose payload
+// does not decode as the subscription's type reaches it too, with Payload the zero
+// value, RawPayload the bytes and DecodeError why.
+func ReadsDeadLetters() SubscribeOption {
+	return func(s *subscription) { s.letters = true }
+}
+
+// IsDeadLetterTopic reports whether Subscribe treats topic as a dead-letter topic
+// without ReadsDeadLetters: its name ends in ".dlq", as DeadLetterTopicName's do.
+func IsDeadLetterTopic(topic string) bool { return strings.HasSuffix(topic, ".dlq") }
 
 // DeadLetterTopicName returns the default dead-letter topic of a subscription:
 // "<topic>.<group>.dlq". Each group has its own, so a replay reaches only the group
@@ -107,7 +123,9 @@ func (s *subscription) topics() []string {
 // share its messages. Consumption starts with Run (at once if Run is running).
 //
 // A message whose payload cannot be decoded never reaches h: it is dead-lettered as a
-// permanent failure. One client may hold one handler per (topic, group). Subscribe is
+// permanent failure, except on a dead-letter topic (IsDeadLetterTopic,
+// ReadsDeadLetters), where h gets it with Message.DecodeError set so that no letter
+// escapes the program watching them. One client may hold one handler per (topic, group). Subscribe is
 // safe for concurrent use. It refuses, with an error wrapping ErrInvalidOption, a
 // Delivery the transport cannot honour (Concurrency above 1 on a transport without
 // Capabilities.Concurrency).
@@ -140,8 +158,11 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 			return nil, Permanent(fmt.Errorf("%w: message %s on %q has %d bytes, the limit is %d",
 				ErrPayloadTooLarge, msg.UUID, t.name, len(msg.Payload), limit))
 		}
-		m, err := Decode(t, msg)
-		if err != nil {
+		m, err := decode(t, msg)
+		switch {
+		case err != nil && m != nil && s.letters:
+			m.DecodeError = err // a letter that does not decode still reaches the handler
+		case err != nil:
 			return nil, err
 		}
 		ctx := msg.Context()
@@ -149,6 +170,15 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 		return nil, h(ctx, m)
 	}
 	return c.subscribe(s, handle)
+}
+
+// closedOr returns err, wrapping ErrClosed as well when the client has begun to
+// close: a call that Close interrupted says so, whatever its transport said.
+func (c *Client) closedOr(err error) error {
+	if c.publishing() || errors.Is(err, ErrClosed) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, err)
 }
 
 // maxTopicName is Kafka's longest topic name; the subscription's own topics
@@ -173,6 +203,7 @@ func (c *Client) check(s *subscription) error {
 		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q): Delivery.Concurrency %d, but this transport hands out one message at a time per subscription (its Capabilities lack Concurrency)",
 			ErrInvalidOption, s.topic, s.group, s.delivery.Concurrency)
 	}
+	s.letters = s.letters || IsDeadLetterTopic(s.topic)
 	s.deadLetterTopic = s.delivery.DeadLetterTopic
 	if s.deadLetterTopic == "" {
 		s.deadLetterTopic = DeadLetterTopicName(s.topic, s.group)
@@ -228,7 +259,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		err := p.Provision(ctx, s.topics()...)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+			return c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
 		}
 	}
 	replay := ReplayTopicName(s.topic, s.group)
@@ -241,7 +272,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	}
 	leftover, err := c.leftoverRetryTopics(s)
 	if err != nil {
-		return err
+		return c.closedOr(err)
 	}
 	s.feeds = append(s.feeds, leftover...)
 	handlers := make([]message.NoPublishHandlerFunc, len(s.feeds))
@@ -293,7 +324,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, ErrClosed)
 	}
 	if err := c.router.RunHandlers(context.Background()); err != nil {
-		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+		return c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
 	}
 	return nil
 }

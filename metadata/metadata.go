@@ -68,7 +68,8 @@ const (
 	DeadLetterOffset    = Prefix + "dlq_offset"
 	// DeadLetterAttempts is how many attempts were made before dead-lettering.
 	DeadLetterAttempts = Prefix + "dlq_attempts"
-	// DeadLetterReason is the last error's text, truncated to MaxReasonBytes.
+	// DeadLetterReason is the last error's text, truncated to MaxReasonBytes, with
+	// bytes that are not valid UTF-8 replaced (see ValidUTF8).
 	DeadLetterReason = Prefix + "dlq_reason"
 	// DeadLetterPermanent is "true" when the failure skipped retries (a permanent error,
 	// a decode failure).
@@ -136,6 +137,22 @@ var bookkeeping = []string{Attempt, FirstFailure, RetryDue, OriginPartition, Ori
 func DropBookkeeping(md map[string]string) {
 	for _, k := range bookkeeping {
 		delete(md, k)
+	}
+}
+
+// DeadLetterPrefix starts every dead-letter key (DeadLetterReason, DeadLetterTopic...,
+// and the DeadLetterOriginPrefix keys).
+const DeadLetterPrefix = Prefix + "dlq_"
+
+// DropDeadLetterKeys deletes from md every key that starts with DeadLetterPrefix. A
+// record on a topic that is not a dead-letter topic comes from any producer: forged
+// dead-letter keys must not reach its handler nor be kept as the origin of its own
+// dead letter.
+func DropDeadLetterKeys(md map[string]string) {
+	for k := range md {
+		if strings.HasPrefix(k, DeadLetterPrefix) {
+			delete(md, k)
+		}
 	}
 }
 
@@ -241,6 +258,24 @@ func ParseTime(v string) (t time.Time, ok bool) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	return t, err == nil
 }
+
+// ValidUTF8 returns s with each run of bytes that is not valid UTF-8 replaced by
+// U+FFFD (the replacement character "\uFFFD"): s itself when it is valid. Header
+// values that pubsubkit writes from text it does not control (an error's text as a
+// dead letter's reason and Knative error data, an operator's note, a value given to
+// WithMetadata or WithCorrelationID) go through it, because Kafka clients read header
+// values as UTF-8 (Python's decode raises on invalid bytes, Java replaces them) and the
+// CloudEvents binding requires it.
+func ValidUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// Reason is an error's text as a dead letter records it: valid UTF-8 (see ValidUTF8)
+// and at most n bytes before the "…" Cut adds.
+func Reason(err error, n int) string { return Cut(ValidUTF8(err.Error()), n) }
 
 // Cut returns s, or when it is longer than n bytes its first n bytes at most, cut at a
 // UTF-8 boundary, followed by "…".

@@ -49,3 +49,17 @@ func TestSplitRepeatedKey(t *testing.T) {
 		}
 	}
 }
+
+func TestValidUTF8(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":                   "plain",
+		"é and 日本":                "é and 日本",
+		"bad bytes \xff\xfe here": "bad bytes \uFFFD here",
+		"cut \xe6\x97":            "cut \uFFFD",
+		"":                        "",
+	} {
+		if got := metadata.ValidUTF8(in); got != want {
+			t.Errorf("ValidUTF8(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strconv"
 	"time"
@@ -33,6 +34,11 @@ type DeadLetterConfig struct {
 	// (metadata.KnativeErrorDest, KnativeErrorCode, KnativeErrorData), as a Knative
 	// broker writes to its dead-letter sink, so that Knative tooling reads it.
 	Knative bool
+	// Logger, when set, hears at error level each message that was a dead letter
+	// already (it carries metadata.DeadLetterReason: a consumer of a dead-letter topic
+	// failed it) as it goes to Topic, a second-level dead-letter topic that nobody may
+	// watch.
+	Logger *slog.Logger
 }
 
 // DeadLetter publishes a message that its handler failed to the dead-letter topic and
@@ -42,8 +48,9 @@ type DeadLetterConfig struct {
 //
 // The dead letter has the original payload byte for byte, the original metadata and
 // id, and the metadata.DeadLetter* keys: source topic, group, partition and offset
-// where the transport has them, attempts, the error text cut at ReasonLimit, first and
-// last failure times. A message that was dead-lettered before (a dead letter whose own
+// where the transport has them, attempts, the error text cut at ReasonLimit (bytes
+// that are not valid UTF-8 replaced by U+FFFD, metadata.ValidUTF8; so is the Knative
+// error data made from it), first and last failure times. A message that was dead-lettered before (a dead letter whose own
 // consumer failed it) keeps the first letter's keys (metadata.KeepOrigin),
 // so its first reason and origin are not lost. Each dead letter is reported
 // (EventDeadLettered) to the observers of an Observe stage around it.
@@ -90,8 +97,8 @@ func deadLetter(cfg DeadLetterConfig, msg *message.Message, err error) error {
 		dest := KnativeDestination(dead.Metadata.Get(metadata.DeadLetterTopic), dead.Metadata.Get(metadata.DeadLetterGroup))
 		if kerr := asKnativeDeadLetter(dead, dest, dead.Metadata.Get(metadata.DeadLetterReason), knativeCode(err)); kerr != nil {
 			// the letter stays a plain dead letter: the failure is not hidden behind a format
-			dead.Metadata.Set(metadata.DeadLetterReason, metadata.Cut(
-				err.Error()+" (not written as a Knative dead letter: "+kerr.Error()+")", cfg.ReasonLimit-len("…")))
+			dead.Metadata.Set(metadata.DeadLetterReason, metadata.Reason(
+				fmt.Errorf("%w (not written as a Knative dead letter: %w)", err, kerr), cfg.ReasonLimit-len("…")))
 		}
 	}
 	perr := cfg.Publisher.Publish(cfg.Topic, dead)
@@ -105,6 +112,12 @@ func deadLetter(cfg DeadLetterConfig, msg *message.Message, err error) error {
 	}
 	if perr != nil {
 		return fmt.Errorf("cannot publish dead letter to %q (message stays unacked): %w; handler error: %w", cfg.Topic, perr, err)
+	}
+	if _, again := msg.Metadata[metadata.DeadLetterReason]; again && cfg.Logger != nil {
+		cfg.Logger.Error("pubsub: a dead letter failed on its dead-letter topic and went to a second-level dead-letter topic",
+			"topic", dead.Metadata.Get(metadata.DeadLetterTopic), "group", cfg.Group, "dead_letter_topic", cfg.Topic,
+			"message_id", msg.UUID, "reason", dead.Metadata.Get(metadata.DeadLetterReason),
+			"first_reason", dead.Metadata.Get(metadata.DeadLetterOriginPrefix+"reason"))
 	}
 	Report(msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
 		Err: err, Message: dead, Destination: cfg.Topic})
@@ -130,7 +143,7 @@ func deadLetterOf(msg *message.Message, cause error, cfg DeadLetterConfig) *mess
 	set(metadata.DeadLetterGroup, cfg.Group)
 	set(metadata.DeadLetterMessageID, msg.UUID)
 	set(metadata.DeadLetterAttempts, strconv.Itoa(metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))))
-	set(metadata.DeadLetterReason, metadata.Cut(cause.Error(), cfg.ReasonLimit-len("…")))
+	set(metadata.DeadLetterReason, metadata.Reason(cause, cfg.ReasonLimit-len("…")))
 	set(metadata.DeadLetterPermanent, strconv.FormatBool(IsPermanent(cause)))
 	set(metadata.DeadLetterFirstFailure, first)
 	set(metadata.DeadLetterLastFailure, stamp)

@@ -19,6 +19,9 @@ type Outbox struct {
 	opts options
 	t    tables
 	q    queries
+	// legacyInbox is when the inbox was migrated from schema version 1 (zero if it
+	// never was): a CloudEvent recorded before then is found under its id alone.
+	legacyInbox time.Time
 
 	relayed    atomic.Int64 // messages published and deleted by Run
 	duplicates atomic.Int64 // redeliveries the inbox acked without calling a handler
@@ -41,7 +44,11 @@ func New(db *sql.DB, c *pubsub.Client, opts ...Option) (*Outbox, error) {
 	if err := t.migrate(ctx, db, o.prefix); err != nil {
 		return nil, err
 	}
-	return &Outbox{db: db, c: c, opts: o, t: t, q: newQueries(t)}, nil
+	legacy, err := t.legacyInbox(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return &Outbox{db: db, c: c, opts: o, t: t, q: newQueries(t), legacyInbox: legacy}, nil
 }
 
 // Stats are counters of one Outbox since New.

@@ -8,6 +8,7 @@ type queries struct {
 	readSlot             string
 	deleteRows           string
 	markHandled          string
+	legacyHandled        string // a CloudEvent recorded under its id alone before the version 2 migration
 	prune                string
 }
 
@@ -24,7 +25,9 @@ func newQueries(t tables) queries {
 		lockSlot:    `SELECT pg_try_advisory_xact_lock(hashtext('` + t.channel + `.slot'), $1)`,
 		readSlot:    `SELECT seq, id, topic, metadata, payload FROM ` + t.outbox + ` WHERE slot = $1 ORDER BY seq LIMIT $2`,
 		deleteRows:  `DELETE FROM ` + t.outbox + ` WHERE seq = ANY($1::bigint[])`,
-		markHandled: `INSERT INTO ` + t.inbox + ` (group_name, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		markHandled: `INSERT INTO ` + t.inbox + ` (group_name, source, message_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		legacyHandled: `SELECT EXISTS (SELECT 1 FROM ` + t.inbox +
+			` WHERE group_name = $1 AND source = '' AND message_id = $2 AND handled_at < $3)`,
 		prune: `DELETE FROM ` + t.inbox + ` WHERE ctid = ANY(ARRAY(SELECT ctid FROM ` + t.inbox +
 			` WHERE handled_at < now() - $1::float8 * interval '1 second' LIMIT 10000))`,
 	}

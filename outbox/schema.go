@@ -3,14 +3,20 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // SchemaVersion is the version of the tables this release writes and reads. New
 // records it in the <prefix>outbox_schema table; a later release that changes the
 // tables migrates from the version it finds there.
-const SchemaVersion = 1
+//
+// Version 2 keys the inbox on (group_name, source, message_id): source is a
+// CloudEvent's ce_source ("" for other messages), because CloudEvents ids are unique
+// per source only. Tables of version 1 are migrated in New; their rows keep source "".
+const SchemaVersion = 2
 
 // Slots is the number of relay slots. A message's slot is a hash of its topic and key
 // (of its id when it has no key); one relay at a time holds a slot, so the messages
@@ -37,8 +43,9 @@ func newTables(o options) tables {
 	}
 }
 
-// ddl creates the tables of schema version 1 when they are missing, one statement at
-// a time (drivers that prepare every statement take one command only).
+// ddl creates the tables of schema version 1 when they are missing and migrates them
+// to SchemaVersion, one statement at a time (drivers that prepare every statement
+// take one command only). Each statement may run on tables of any earlier version.
 var ddl = []string{
 	`CREATE TABLE IF NOT EXISTS {version} (
 	version    integer     NOT NULL,
@@ -62,6 +69,10 @@ var ddl = []string{
 	PRIMARY KEY (group_name, message_id)
 )`,
 	`CREATE INDEX IF NOT EXISTS {prefix}inbox_handled_at ON {inbox} (handled_at)`,
+	// version 2: the inbox keys a CloudEvent on its source and id
+	`ALTER TABLE {inbox} ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT ''`,
+	`ALTER TABLE {inbox} DROP CONSTRAINT IF EXISTS {prefix}inbox_pkey`,
+	`ALTER TABLE {inbox} ADD CONSTRAINT {prefix}inbox_pkey PRIMARY KEY (group_name, source, message_id)`,
 	`CREATE OR REPLACE FUNCTION {notify}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	PERFORM pg_notify('{channel}', '');
@@ -71,9 +82,9 @@ END $$`,
 	`CREATE TRIGGER {trigger} AFTER INSERT ON {outbox} FOR EACH STATEMENT EXECUTE FUNCTION {notify}()`,
 }
 
-// migrate creates the tables when missing and checks the recorded schema version.
-// It runs under a transaction-scoped advisory lock so that processes starting at
-// once do not create the tables twice.
+// migrate creates the tables when missing, migrates tables of an earlier version
+// and checks the recorded schema version. It runs under a transaction-scoped advisory
+// lock so that processes starting at once do not create the tables twice.
 func (t tables) migrate(ctx context.Context, db *sql.DB, prefix string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -114,4 +125,20 @@ func (t tables) migrate(ctx context.Context, db *sql.DB, prefix string) error {
 		return fmt.Errorf("outbox: creating the tables: %w", err)
 	}
 	return nil
+}
+
+// legacyInbox returns when the inbox was migrated from schema version 1, whose rows
+// recorded a CloudEvent under its id alone (source ""); the zero time when the tables
+// were made at version 2 or later and hold no such rows.
+func (t tables) legacyInbox(ctx context.Context, db *sql.DB) (time.Time, error) {
+	var migrated sql.NullTime
+	err := db.QueryRowContext(ctx, `SELECT min(applied_at) FILTER (WHERE version = 2) FROM `+t.version+
+		` HAVING bool_or(version = 1)`).Scan(&migrated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return time.Time{}, nil
+	case err != nil:
+		return time.Time{}, fmt.Errorf("outbox: reading the schema history of %s: %w", t.version, err)
+	}
+	return migrated.Time, nil
 }

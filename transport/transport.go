@@ -131,8 +131,8 @@ type PartitionStats struct {
 	InFlight, Buffered int
 	// Paused is true while the subscription is paused.
 	Paused bool
-	// LastProgress is when the committed position last moved, or the partition was
-	// taken on.
+	// LastProgress is when the committed position last moved, the partition was
+	// taken on, or the subscription was resumed after a pause.
 	LastProgress time.Time
 }
 

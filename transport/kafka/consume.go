@@ -36,9 +36,10 @@ type subscription struct {
 	ctx    context.Context // ends when the subscription ends
 	cancel context.CancelFunc
 
-	mu     sync.Mutex // guards lanes and paused
+	mu     sync.Mutex // guards lanes, paused and held, and orders the calls that change fetching
 	lanes  map[int32]*lane.Lane
 	paused bool
+	held   map[int32]bool // partitions whose fetching is paused because their lane is full
 
 	commitMu  sync.Mutex // serializes commits, so that a late commit never rewinds a revoked partition's
 	committed map[int32]int64
@@ -57,21 +58,23 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 	if err := t.checkOpen(); err != nil {
 		return nil, err
 	}
+	pctx, done := t.whileOpen(ctx) // for the calls before the subscription runs
+	defer done()
 	t.topics.forget(topic) // a topic deleted since it was provisioned is created again
-	if err := t.topics.ensure(ctx, topic); err != nil {
-		return nil, err
+	if err := t.topics.ensure(pctx, topic); err != nil {
+		return nil, t.orClosed(err)
 	}
 	if opts.Drain == 0 {
 		opts.Drain = t.cfg.Drain
 	}
 	s := &subscription{t: t, topic: topic, opts: opts, out: make(chan *message.Message), done: make(chan struct{}),
-		lanes: map[int32]*lane.Lane{}, committed: map[int32]int64{}}
+		lanes: map[int32]*lane.Lane{}, held: map[int32]bool{}, committed: map[int32]int64{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 
-	kopts, err := t.consumeFrom(ctx, topic, opts)
+	kopts, err := t.consumeFrom(pctx, topic, opts)
 	if err != nil {
 		s.cancel()
-		return nil, err
+		return nil, t.orClosed(err)
 	}
 	if opts.Group != "" {
 		kopts = append(kopts, t.cfg.groupOptions()...)
@@ -172,8 +175,30 @@ func (s *subscription) push(p kgo.FetchTopicPartition) {
 		}
 	}
 	if l.Push(recs...) {
-		s.cl.PauseFetchPartitions(map[string][]int32{s.topic: {p.Partition}})
+		s.hold(p.Partition)
 	}
+}
+
+// hold makes the fetching of partition p follow its lane: paused while the lane is
+// full, fetched otherwise (and when p has no lane: it is not ours, and a later
+// assignment must fetch it). It reads the lane's state and changes franz-go's under
+// s.mu, so the last call wins with the state as it is then: a lane that drained
+// between Push reporting full and this call is not left paused.
+func (s *subscription) hold(p int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.lanes[p]
+	full := l != nil && l.Full()
+	if full == s.held[p] {
+		return
+	}
+	if full {
+		s.held[p] = true
+		s.cl.PauseFetchPartitions(map[string][]int32{s.topic: {p}})
+		return
+	}
+	delete(s.held, p)
+	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: {p}})
 }
 
 // lane returns the lane of partition p: in a group, the one made when p was assigned
@@ -197,14 +222,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 		Out:         s.out,
 		Context:     s.ctx,
 		Build:       func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },
-		OnRoom: func() {
-			s.mu.Lock()
-			paused := s.paused
-			s.mu.Unlock()
-			if !paused {
-				s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: {p}})
-			}
-		},
+		OnRoom:      func() { s.hold(p) },
 	})
 	if s.paused {
 		l.Pause()
@@ -241,7 +259,9 @@ func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[s
 		s.t.cfg.Logger.Error("kafka: committing revoked partitions failed; their unfinished messages will be handled again",
 			"topic", s.topic, "group", s.opts.Group, "partitions", parts, "error", err)
 	}
-	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: parts}) // a later assignment fetches again
+	for _, p := range parts {
+		s.hold(p) // no lane: a later assignment fetches again
+	}
 }
 
 // lost gives partitions up without committing: the group has already moved on
@@ -249,7 +269,9 @@ func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[s
 func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	lanes := s.take(lost[s.topic])
 	stopAll(lanes, 0)
-	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: lost[s.topic]})
+	for _, p := range lost[s.topic] {
+		s.hold(p)
+	}
 }
 
 // take removes the lanes of parts from the subscription and returns them.
@@ -368,7 +390,8 @@ func (s *subscription) Messages() <-chan *message.Message { return s.out }
 func (s *subscription) Done() <-chan struct{}             { return s.done }
 
 // Pause stops fetching the topic and handing out messages; the member stays in its
-// group with its partitions.
+// group with its partitions. It changes only franz-go's topic pause set, so lane
+// back-pressure (the partition set) goes on as before while paused.
 func (s *subscription) Pause() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -379,7 +402,8 @@ func (s *subscription) Pause() {
 	s.cl.PauseFetchTopics(s.topic)
 }
 
-// Resume undoes Pause.
+// Resume undoes Pause: each partition is fetched again unless its lane is still
+// full, in which case its lane's OnRoom resumes it.
 func (s *subscription) Resume() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -32,6 +32,8 @@ type Transport struct {
 	topics   topicCache
 
 	closed   atomic.Bool
+	life     context.Context // ends when Close begins: interrupts provisioning in progress
+	end      context.CancelFunc
 	mu       sync.Mutex // guards subs
 	subs     map[*subscription]struct{}
 	subsDone sync.WaitGroup
@@ -61,13 +63,16 @@ func New(ctx context.Context, cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t := &Transport{cfg: cfg, common: common, subs: map[*subscription]struct{}{}}
+	t.life, t.end = context.WithCancel(context.Background())
 	t.topics.t = t
 	t.producer, err = t.newClient(cfg.producerOptions(t.topics.batchMaxBytes)...)
 	if err != nil {
+		t.end()
 		return nil, err
 	}
 	if err := t.ping(ctx); err != nil {
 		t.producer.Close()
+		t.end()
 		return nil, err
 	}
 	t.admin = kadm.NewClient(t.producer)
@@ -166,6 +171,25 @@ func (t *Transport) checkOpen() error {
 		return fmt.Errorf("kafka: %w", transport.ErrClosed)
 	}
 	return nil
+}
+
+// whileOpen returns ctx, ended also when Close begins, for a call that waits on the
+// cluster (provisioning, listing): Close interrupts it instead of waiting out its
+// timeout. done releases it.
+func (t *Transport) whileOpen(ctx context.Context) (_ context.Context, done func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.life, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// orClosed returns err, wrapping transport.ErrClosed as well when the transport was
+// closed while the call that failed with err ran: whatever franz-go said then ("client
+// closed", a context canceled by whileOpen), the cause is the Close.
+func (t *Transport) orClosed(err error) error {
+	if err == nil || !t.closed.Load() || errors.Is(err, transport.ErrClosed) {
+		return err
+	}
+	return fmt.Errorf("kafka: %w: %w", transport.ErrClosed, err)
 }
 
 // Publish sends messages to topic and returns once every one is acknowledged by all
@@ -289,9 +313,11 @@ func (t *Transport) Provision(ctx context.Context, topics ...string) error {
 	if err := t.checkOpen(); err != nil {
 		return err
 	}
+	ctx, done := t.whileOpen(ctx)
+	defer done()
 	for _, topic := range topics {
 		if err := t.topics.ensure(ctx, topic); err != nil {
-			return err
+			return t.orClosed(err)
 		}
 	}
 	return nil
@@ -310,6 +336,7 @@ func (t *Transport) Close() error {
 	if t.closed.Swap(true) {
 		return nil
 	}
+	t.end()
 	t.mu.Lock()
 	subs := make([]*subscription, 0, len(t.subs))
 	for s := range t.subs {

@@ -18,10 +18,12 @@ func (t *Transport) Topics(ctx context.Context, prefix string) ([]string, error)
 	if err := t.checkOpen(); err != nil {
 		return nil, err
 	}
+	ctx, done := t.whileOpen(ctx)
+	defer done()
 	req := kmsg.NewPtrMetadataRequest() // Topics nil: every topic
 	resp, err := req.RequestWith(ctx, t.producer)
 	if err != nil {
-		return nil, fmt.Errorf("kafka: listing topics: %w", err)
+		return nil, t.orClosed(fmt.Errorf("kafka: listing topics: %w", err))
 	}
 	var names []string
 	for _, mt := range resp.Topics {

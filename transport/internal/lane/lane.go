@@ -158,6 +158,14 @@ func (l *Lane) Push(recs ...Record) (full bool) {
 	return l.full
 }
 
+// Full reports whether the lane holds Buffer records or more and has not drained to
+// half its Buffer since: what Push last reported, until OnRoom is called.
+func (l *Lane) Full() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.full
+}
+
 func (l *Lane) grow() {
 	bigger := make([]entry, 2*len(l.ring))
 	for i := range l.n {
@@ -341,9 +349,13 @@ func (l *Lane) Pause() {
 	l.mu.Unlock()
 }
 
-// Resume undoes Pause.
+// Resume undoes Pause. The time paused does not count as a time without progress:
+// LastProgress restarts at Resume.
 func (l *Lane) Resume() {
 	l.mu.Lock()
+	if l.paused {
+		l.progressed = time.Now()
+	}
 	l.paused = false
 	l.cond.Broadcast()
 	l.mu.Unlock()
