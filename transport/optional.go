@@ -65,3 +65,14 @@ type GroupLagger interface {
 	// For a topic that does not exist it returns an error wrapping ErrUnknownTopic.
 	GroupLag(ctx context.Context, topic, group string) ([]PartitionStats, error)
 }
+
+// GroupMember is implemented by subscriptions whose consumer group can refuse them
+// (Kafka): the client shows the refusal in its Health.
+type GroupMember interface {
+	// GroupError returns why the subscription is not a member of its group now, such
+	// as a group whose members share no partition assignment strategy with it
+	// (Kafka's INCONSISTENT_GROUP_PROTOCOL); nil while it is a member, before it first
+	// tries to join, or when it consumes without a group. It is safe for concurrent
+	// use.
+	GroupError() error
+}

@@ -40,6 +40,8 @@ type subscription struct {
 	lanes  map[int32]*lane.Lane
 	paused bool
 
+	group groupState // whether this member is in its group, for Health and the log
+
 	commitMu  sync.Mutex // serializes commits, so that a late commit never rewinds a revoked partition's
 	committed map[int32]int64
 }
@@ -138,6 +140,9 @@ func (s *subscription) run() {
 			break
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
+			if s.groupFailed(err) {
+				return
+			}
 			if !errors.Is(err, context.Canceled) {
 				s.t.cfg.Logger.Warn("kafka: fetch failed; franz-go retries", "topic", topic, "partition", p, "error", err)
 			}
@@ -216,6 +221,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 // assigned makes the lanes of newly assigned partitions. franz-go calls it, as the
 // other callbacks, between polls (BlockRebalanceOnPoll).
 func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.joined()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range assigned[s.topic] {
