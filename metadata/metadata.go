@@ -252,11 +252,21 @@ func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	return Truncate(s, n) + "…"
+}
+
+// Truncate returns s, or when it is longer than n bytes its first n bytes at most,
+// cut at a UTF-8 boundary (so exactly n bytes when the cut falls between
+// characters), with nothing added.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
 	cut := max(n, 0)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "…"
+	return s[:cut]
 }
 
 // cloudEventsAttributes are the names an extension must not take: the spec's context
