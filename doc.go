@@ -48,7 +48,11 @@
 // dead-letter or retry-topic publish fails, or a shutdown interrupts a retry wait, the
 // message is not acked and comes back. Every message a subscription accepts can be
 // dead-lettered: the reason is cut to fit and transports keep room for the
-// dead-letter keys (transport.DeadLetterHeadroom).
+// dead-letter keys (transport.DeadLetterHeadroom). When a subscription is added, the
+// client warns if its dead-letter topic (one made by other tooling, say) takes
+// smaller messages than the subscription may have to dead-letter: such a message
+// would be dead-lettered without its payload, which stays in the topic where the
+// letter says.
 //
 // A dead-letter topic holds dead letters only; a plain subscription to it sees each
 // with its dead-letter keys in Message.Metadata. [Client.DeadLetters] lists a

@@ -235,6 +235,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		if err != nil {
 			return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
 		}
+		c.checkDeadLetterRoom(s)
 	}
 	replay := ReplayTopicName(s.topic, s.group)
 	s.feeds = []feed{{kind: mainFeed, topic: s.topic, group: s.group}, {kind: replayFeed, topic: replay, group: replay}}

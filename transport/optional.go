@@ -76,3 +76,15 @@ type GroupMember interface {
 	// use.
 	GroupError() error
 }
+
+// MessageLimiter is implemented by transports whose topics limit message sizes
+// (Kafka): the client checks with it, when a subscription is added, that a dead letter
+// of any message the subscription may have to dead-letter fits the dead-letter topic.
+type MessageLimiter interface {
+	// MessageLimit returns the size in bytes of the largest message topic takes from
+	// any producer (0 when unknown), and the largest this transport publishes to it
+	// (a dead letter, marked by metadata.DeadLetterReason, may exceed that by up to
+	// DeadLetterHeadroom). It knows the topics provisioned so far; it does no I/O and
+	// is safe for concurrent use.
+	MessageLimit(topic string) (anyProducer, ours int)
+}

@@ -157,8 +157,9 @@ type Config struct {
 	// A dead letter (a message carrying metadata.DeadLetterReason) may be up to
 	// transport.DeadLetterHeadroom larger, so that a message accepted at the limit can
 	// be dead-lettered; topics the transport creates get a max.message.bytes of
-	// MaxMessageBytes plus the headroom, and an existing topic that takes less is
-	// logged as a warning, not changed. Default DefaultMaxMessageBytes.
+	// MaxMessageBytes plus the headroom; an existing topic that takes less is not
+	// changed (noted at debug level; the client warns when it is a dead-letter topic
+	// too small for its subscription). Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// Partitioner chooses a keyed record's partition: PartitionerMurmur2 (the
 	// default, as Java), PartitionerCRC32 (librdkafka's default) or PartitionerFNV1a

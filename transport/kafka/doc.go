@@ -93,9 +93,12 @@
 //     MaxMessageBytes plus transport.DeadLetterHeadroom, and the transport waits until
 //     every partition has a leader. An existing topic is never altered: a replication
 //     factor or min.insync.replicas below the configured one is logged as a warning
-//     (an error wrapping ErrLessDurable with strict_durability), and so is a
-//     max.message.bytes that leaves no room for the dead-letter headroom. A topic
-//     deleted while in use is created again by the next Publish.
+//     (an error wrapping ErrLessDurable with strict_durability). A max.message.bytes
+//     below MaxMessageBytes plus the headroom (Kafka's default, say) is noted once per
+//     topic at debug level: it matters only for a dead-letter topic that could refuse
+//     the dead letter of a message of its source topic, and the client warns then
+//     (see MessageLimit). A topic deleted while in use is created again by the next
+//     Publish.
 //
 // # Partitioners
 //
