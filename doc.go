@@ -77,7 +77,9 @@
 // anything. Read it with [CorrelationID]. A message from another producer takes a
 // correlation_id, x-correlation-id, correlation-id or ce_correlationid header, else
 // its ce_id, else its id ("topic-partition-offset" for a foreign Kafka record), so
-// every group and redelivery agree on it.
+// every group and redelivery agree on it; the span, the trace log and the event hook
+// all see that id. What a handler of such a message publishes carries the id as
+// correlation_id and also under the header the message used (x-correlation-id, say).
 //
 // # Publishing
 //
@@ -94,8 +96,11 @@
 // Every topic reads CloudEvents in binary and structured mode of the Kafka protocol
 // binding: [Message.ID] is ce_id, PublishedAt ce_time, Key the partitionkey when the
 // record has none, Metadata holds the attributes as "ce_<name>", and the payload is
-// decoded from the event's data. [WithCloudEvents] publishes binary mode;
-// [WithKnativeDeadLetters] writes dead letters with Knative's error extensions.
+// decoded from the event's data (a structured event's datacontenttype and time string
+// are kept). [WithCloudEvents] publishes binary mode, with the type
+// [WithCloudEventsType] sets, and the correlation id, trace context and metadata as
+// CloudEvents extensions; [WithKnativeDeadLetters] writes dead letters with Knative's
+// error extensions.
 //
 // # Concurrency
 //
@@ -138,7 +143,8 @@
 // [WithTracerProvider] and [WithMeterProvider] send spans and metrics to
 // OpenTelemetry (by default the otel globals): a "send <topic>" PRODUCER span per
 // publish and a "process <topic>" CONSUMER span per attempt, child of the producer
-// span carried in the W3C traceparent header, so a chain of handlers is one trace;
+// span carried in the W3C traceparent header (or, without one, in the CloudEvents
+// distributed-tracing extension, ce_traceparent), so a chain of handlers is one trace;
 // counters of messages sent, consumed, retried, dead-lettered, replayed and
 // discarded, histograms of publish and handler time, and the consumer lag gauge. [WithTraceLog] writes one line per event of a message's
 // life with its correlation id, topic, body and times (see the option for the fields).
