@@ -11,7 +11,6 @@ import (
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
 	"github.com/pubsubkit/pubsub/metadata"
-	"github.com/pubsubkit/pubsub/transport/memory"
 )
 
 const (
@@ -43,11 +42,7 @@ func TestCloudEventsTraceExtensionContinuesTheTrace(t *testing.T) {
 	for name, record := range map[string]func(string) *message.Message{"binary": binary, "structured": structured} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			tr, err := memory.New(memory.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := newObservedOn(t, tr, pubsub.TraceLogOptions{})
+			o, tr := observedForeign(t)
 			in := pubsub.NewTopic[counted](kafkatest.Topic("ce-trace-in"))
 			out := pubsub.NewTopic[counted](kafkatest.Topic("ce-trace-out"), pubsub.WithCloudEvents("/relay"))
 			must(t, pubsub.Subscribe(o.h.Client, in, "g", func(ctx context.Context, m *pubsub.Message[counted]) error {
@@ -85,11 +80,7 @@ func TestCloudEventsTraceExtensionContinuesTheTrace(t *testing.T) {
 // ce_traceparent is processed in traceparent's trace.
 func TestTraceParentWinsOverTheExtension(t *testing.T) {
 	t.Parallel()
-	tr, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := newObservedOn(t, tr, pubsub.TraceLogOptions{})
+	o, tr := observedForeign(t)
 	in := pubsub.NewTopic[counted](kafkatest.Topic("ce-trace-both"))
 	must(t, pubsub.Subscribe(o.h.Client, in, "g", func(context.Context, *pubsub.Message[counted]) error { return nil }))
 	m := message.NewMessage("", []byte(`{"n":1}`))

@@ -18,6 +18,16 @@ type counted struct {
 	N int `json:"n"`
 }
 
+// observedForeign is an observed client on a memory transport that the test can
+// also write raw records to, as a producer outside pubsubkit would.
+func observedForeign(t *testing.T) (observed, *memory.Transport) {
+	tr, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newObservedOn(t, tr, pubsub.TraceLogOptions{}), tr
+}
+
 // endedSpan waits for the ended span called name.
 func endedSpan(t *testing.T, o observed, name string) sdktrace.ReadOnlySpan {
 	t.Helper()
@@ -53,11 +63,7 @@ func TestCorrelationIDInEverySpelling(t *testing.T) {
 	for _, spelling := range []string{"correlation_id", "x-correlation-id", "correlation-id", "ce_correlationid"} {
 		t.Run(spelling, func(t *testing.T) {
 			t.Parallel()
-			tr, err := memory.New(memory.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := newObservedOn(t, tr, pubsub.TraceLogOptions{})
+			o, tr := observedForeign(t)
 			in := pubsub.NewTopic[counted](kafkatest.Topic("spelling-in"))
 			out := pubsub.NewTopic[counted](kafkatest.Topic("spelling-out"))
 			must(t, pubsub.Subscribe(o.h.Client, in, "g", func(ctx context.Context, m *pubsub.Message[counted]) error {
