@@ -235,7 +235,7 @@ func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[s
 // waits end, the messages in flight finish (within the drain, cut to half the
 // rebalance timeout so that this member is not evicted), and the watermarks are
 // committed before the partitions go.
-func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (s *subscription) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	parts := revoked[s.topic]
 	if len(parts) == 0 {
 		return
@@ -247,15 +247,21 @@ func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[s
 		s.t.cfg.Logger.Error("kafka: committing revoked partitions failed; their unfinished messages will be handled again",
 			"topic", s.topic, "group", s.opts.Group, "partitions", parts, "error", err)
 	}
-	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: parts}) // a later assignment fetches again
+	cl.ResumeFetchPartitions(map[string][]int32{s.topic: parts}) // a later assignment fetches again
 }
 
 // lost gives partitions up without committing: the group has already moved on
 // (a fatal group error, a session that ended), so a commit would fail or rewind.
-func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	lanes := s.take(lost[s.topic])
+// Like revoked, it uses the client franz-go passes: a join that fails at once (the
+// group refuses this member) calls it before Subscribe has stored s.cl.
+func (s *subscription) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	parts := lost[s.topic]
+	if len(parts) == 0 {
+		return
+	}
+	lanes := s.take(parts)
 	stopAll(lanes, 0)
-	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: lost[s.topic]})
+	cl.ResumeFetchPartitions(map[string][]int32{s.topic: parts})
 }
 
 // take removes the lanes of parts from the subscription and returns them.
