@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
@@ -35,15 +34,7 @@ func TestHealthShowsGroupRefusal(t *testing.T) {
 	defer cancel()
 	must(t, tr.Provision(ctx, topic))
 	must(t, tr.Publish(topic, message.NewMessage("first", []byte(`{"n":0}`)))) // so that their poll returns
-	theirs, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.Balancers(kgo.RangeBalancer()), kgo.SessionTimeout(6*time.Second), kgo.DisableAutoCommit())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer theirs.Close()
-	if fs := theirs.PollFetches(ctx); fs.Err0() != nil { // in the group, holding every partition
-		t.Fatalf("the range member did not join: %v", fs.Err0())
-	}
+	theirs := cluster.RangeMember(t, topic, group)
 
 	h := pubsubtest.NewOn(t, tr)
 	tp := pubsub.NewTopic[counted](topic)

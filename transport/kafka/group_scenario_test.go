@@ -1,13 +1,10 @@
 package kafka_test
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
 	"github.com/pubsubkit/pubsub/transport"
@@ -28,17 +25,7 @@ func TestGroupRefusalIsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	theirs, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.Balancers(kgo.RangeBalancer()), kgo.SessionTimeout(6*time.Second), kgo.DisableAutoCommit())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer theirs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if fs := theirs.PollFetches(ctx); fs.Err0() != nil { // in the group, holding both partitions
-		t.Fatalf("the range member did not join: %v", fs.Err0())
-	}
+	theirs := cluster.RangeMember(t, topic, group)
 
 	log := &errorLog{}
 	ours := newTransport(t, cluster, kafka.Config{Balancer: kafka.BalancerCooperativeSticky, SessionTimeout: 6 * time.Second,
