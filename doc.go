@@ -49,7 +49,10 @@
 // message is not acked and comes back. Every message a subscription accepts can be
 // dead-lettered: the reason is cut to fit, its invalid UTF-8 replaced
 // (metadata.ValidUTF8), and transports keep room for the dead-letter keys
-// (transport.DeadLetterHeadroom).
+// (transport.DeadLetterHeadroom). When a subscription is added, the client warns if
+// its dead-letter topic (one made by other tooling, say) takes smaller messages than
+// the subscription may have to dead-letter: such a message would be dead-lettered
+// without its payload, which stays in the topic where the letter says.
 //
 // A dead-letter topic holds dead letters only; a plain subscription to it sees each
 // with its dead-letter keys in Message.Metadata, and every letter: one whose payload
@@ -81,7 +84,9 @@
 // anything. Read it with [CorrelationID]. A message from another producer takes a
 // correlation_id, x-correlation-id, correlation-id or ce_correlationid header, else
 // its ce_id, else its id ("topic-partition-offset" for a foreign Kafka record), so
-// every group and redelivery agree on it.
+// every group and redelivery agree on it; the span, the trace log and the event hook
+// all see that id. What a handler of such a message publishes carries the id as
+// correlation_id and also under the header the message used (x-correlation-id, say).
 //
 // # Publishing
 //
@@ -98,8 +103,11 @@
 // Every topic reads CloudEvents in binary and structured mode of the Kafka protocol
 // binding: [Message.ID] is ce_id, PublishedAt ce_time, Key the partitionkey when the
 // record has none, Metadata holds the attributes as "ce_<name>", and the payload is
-// decoded from the event's data. [WithCloudEvents] publishes binary mode;
-// [WithKnativeDeadLetters] writes dead letters with Knative's error extensions.
+// decoded from the event's data (a structured event's datacontenttype and time string
+// are kept). [WithCloudEvents] publishes binary mode, with the type
+// [WithCloudEventsType] sets, and the correlation id, trace context and metadata as
+// CloudEvents extensions; [WithKnativeDeadLetters] writes dead letters with Knative's
+// error extensions.
 //
 // # Concurrency
 //
@@ -143,7 +151,8 @@
 // [WithTracerProvider] and [WithMeterProvider] send spans and metrics to
 // OpenTelemetry (by default the otel globals): a "send <topic>" PRODUCER span per
 // publish and a "process <topic>" CONSUMER span per attempt, child of the producer
-// span carried in the W3C traceparent header, so a chain of handlers is one trace;
+// span carried in the W3C traceparent header (or, without one, in the CloudEvents
+// distributed-tracing extension, ce_traceparent), so a chain of handlers is one trace;
 // counters of messages sent, consumed, retried, dead-lettered, replayed and
 // discarded, histograms of publish and handler time, and the consumer lag gauge. [WithTraceLog] writes one line per event of a message's
 // life with its correlation id, topic, body and times (see the option for the fields).

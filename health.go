@@ -60,6 +60,11 @@ type SubscriptionHealth struct {
 	// waiting and its position has not moved for that long, however busy the others
 	// are: the liveness handler fails. The time paused does not count.
 	Stalled bool
+	// GroupError says why this member is not in its consumer group now, such as a
+	// group whose members share no balancer with it (Kafka's
+	// INCONSISTENT_GROUP_PROTOCOL: it consumes nothing while they hold every
+	// partition); "" while it is a member. The transport logs it at error level too.
+	GroupError string `json:",omitempty"`
 }
 
 // Health reports every subscription of the client, sorted by topic and group. It is
@@ -90,6 +95,11 @@ func (c *Client) healthOf(s *subscription) SubscriptionHealth {
 			h.Consuming = len(running) > 0
 		}
 		for _, sub := range running {
+			if g, ok := sub.(transport.GroupMember); ok && i == 0 && h.GroupError == "" {
+				if err := g.GroupError(); err != nil {
+					h.GroupError = err.Error()
+				}
+			}
 			for _, p := range sub.Stats() {
 				if i == 0 {
 					h.Partitions = append(h.Partitions, p)

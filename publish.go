@@ -54,7 +54,9 @@ func WithCorrelationID(id string) PublishOption {
 //
 // The message's correlation id is, in order: WithCorrelationID, the id in ctx (inside a
 // handler, the id of the message being handled), or, for a new conversation, the
-// message's own id. Publish is safe for concurrent use.
+// message's own id. It goes out as the correlation_id header, and, inside a handler
+// of a message that carried it as x-correlation-id, correlation-id or
+// ce_correlationid, under that header as well. Publish is safe for concurrent use.
 func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...PublishOption) error {
 	msg, err := newMessage(ctx, c, t, v, opts)
 	if err != nil {
@@ -196,6 +198,9 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 		cid = id // a new conversation is named after its first message
 	}
 	msg.Metadata[metadata.CorrelationID] = cid
+	if h := middleware.CorrelationHeaderFromContext(ctx); h != "" && msg.Metadata[h] == "" {
+		msg.Metadata[h] = cid // the spelling the handled message used, for services keyed on it
+	}
 	switch {
 	case o.key != nil:
 		msg.Metadata[metadata.Key] = *o.key
@@ -203,7 +208,7 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 		msg.Metadata[metadata.Key] = t.key(v)
 	}
 	if t.ceSource != nil {
-		setCloudEventsAttributes(msg, *t.ceSource)
+		setCloudEventsAttributes(msg, *t.ceSource, t.ceType, o.metadata)
 	}
 	return msg, nil
 }

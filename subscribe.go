@@ -47,11 +47,16 @@ func WithPermanentPanics() SubscribeOption {
 
 // WithKnativeDeadLetters writes the subscription's dead letters as CloudEvents with
 // Knative's error extensions, as a Knative broker writes them to its dead-letter
-// sink: ce_knativeerrordest ("pubsub:<topic>/<group>"), ce_knativeerrorcode (504 for
-// a timed-out attempt, 422 for a permanent failure, 500 otherwise) and
-// ce_knativeerrordata (the reason, at most 1,024 bytes, base64). A binary-mode event
+// sink: ce_knativeerrordest, ce_knativeerrorcode (504 for a timed-out attempt, 422
+// for a permanent failure, 500 otherwise) and ce_knativeerrordata (the reason cut to
+// at most 1,024 bytes at a UTF-8 boundary, as Knative cuts it, then base64). Where
+// Knative's ce_knativeerrordest is the URL of the subscriber it failed to deliver to,
+// ours is "pubsub:<topic>/<group>": a subscription has no URL. A binary-mode event
 // keeps its ce_ attributes; a structured-mode event gets the extensions in its
-// envelope; a message that is not a CloudEvent becomes one (ce_id its id). The
+// envelope (and a time if it had none); a message that is not a CloudEvent becomes
+// one (ce_id its id). Every binary-mode letter has a ce_time (the event's, else the
+// publish time, else the time of dead-lettering) and a content-type (else
+// application/octet-stream). The
 // pubsub_dlq_ keys are written as for every dead letter, so DeadLetters, Replay and
 // Discard work unchanged.
 func WithKnativeDeadLetters() SubscribeOption {
@@ -261,6 +266,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		if err != nil {
 			return c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
 		}
+		c.checkDeadLetterRoom(s)
 	}
 	replay := ReplayTopicName(s.topic, s.group)
 	s.feeds = []feed{{kind: mainFeed, topic: s.topic, group: s.group}, {kind: replayFeed, topic: replay, group: replay}}

@@ -17,6 +17,7 @@ type Topic[T any] struct {
 	typeName string  // T's name, for metadata.MessageType and errors
 	err      error   // a bad option, reported by Publish and Subscribe
 	ceSource *string // publish as binary-mode CloudEvents with this source
+	ceType   string  // their ce_type; "" for typeName
 }
 
 // TopicOption configures a Topic in NewTopic.
@@ -26,6 +27,7 @@ type topicOptions struct {
 	codec       codec.Codec
 	key         any
 	cloudEvents *string // WithCloudEvents' source
+	ceType      *string // WithCloudEventsType's type
 }
 
 // WithCodec sets the topic's codec; the default is codec.JSON.
@@ -51,6 +53,10 @@ func NewTopic[T any](name string, opts ...TopicOption) Topic[T] {
 		}
 	}
 	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T](), ceSource: o.cloudEvents}
+	if o.ceType != nil {
+		t.ceType = *o.ceType
+		t.err = checkCloudEventsType(name, o)
+	}
 	if o.key != nil {
 		key, ok := o.key.(func(T) string)
 		if !ok {

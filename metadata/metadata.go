@@ -89,14 +89,18 @@ const (
 	// an event is a header "ce_<name>"; the content type is ContentType. Decode also
 	// reads a structured-mode event (content type StructuredCloudEvent) into these
 	// keys, so a handler reads both modes the same way.
-	CloudEventsPrefix    = "ce_"
-	CloudEventsID        = CloudEventsPrefix + "id"
-	CloudEventsSource    = CloudEventsPrefix + "source"
-	CloudEventsType      = CloudEventsPrefix + "type"
-	CloudEventsSpec      = CloudEventsPrefix + "specversion"
-	CloudEventsTime      = CloudEventsPrefix + "time"
-	CloudEventsKey       = CloudEventsPrefix + "partitionkey"
-	StructuredCloudEvent = "application/cloudevents+json"
+	CloudEventsPrefix = "ce_"
+	CloudEventsID     = CloudEventsPrefix + "id"
+	CloudEventsSource = CloudEventsPrefix + "source"
+	CloudEventsType   = CloudEventsPrefix + "type"
+	CloudEventsSpec   = CloudEventsPrefix + "specversion"
+	CloudEventsTime   = CloudEventsPrefix + "time"
+	CloudEventsKey    = CloudEventsPrefix + "partitionkey"
+	// CloudEventsTraceParent and CloudEventsTraceState are the CloudEvents
+	// distributed-tracing extension: the W3C trace context as event attributes.
+	CloudEventsTraceParent = CloudEventsPrefix + "traceparent"
+	CloudEventsTraceState  = CloudEventsPrefix + "tracestate"
+	StructuredCloudEvent   = "application/cloudevents+json"
 
 	// Knative's error extensions, on a dead letter of a CloudEvent: where it was going,
 	// a status code and the error, as a Knative broker writes them to its dead-letter
@@ -283,9 +287,43 @@ func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
+	return Truncate(s, n) + "…"
+}
+
+// Truncate returns s, or when it is longer than n bytes its first n bytes at most,
+// cut at a UTF-8 boundary (so exactly n bytes when the cut falls between
+// characters), with nothing added.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
 	cut := max(n, 0)
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "…"
+	return s[:cut]
+}
+
+// cloudEventsAttributes are the names an extension must not take: the spec's context
+// attributes, and data.
+var cloudEventsAttributes = map[string]bool{"id": true, "source": true, "specversion": true, "type": true,
+	"datacontenttype": true, "dataschema": true, "subject": true, "time": true, "data": true, "data_base64": true,
+	"correlationid": true, "traceparent": true, "tracestate": true, "partitionkey": true}
+
+// CloudEventsExtensionName is the CloudEvents extension name that a topic publishing
+// with WithCloudEvents gives a metadata key: the key in lowercase without the
+// characters other than a-z and 0-9 ("Tenant-ID" becomes "tenantid"); "" when nothing
+// is left, or the name is a CloudEvents attribute or an extension the library writes
+// itself (correlationid, traceparent, tracestate, partitionkey).
+func CloudEventsExtensionName(key string) string {
+	b := make([]byte, 0, len(key))
+	for _, c := range []byte(strings.ToLower(key)) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b = append(b, c)
+		}
+	}
+	if name := string(b); !cloudEventsAttributes[name] {
+		return name
+	}
+	return ""
 }

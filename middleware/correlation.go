@@ -20,11 +20,19 @@ func ContextWithCorrelationID(ctx context.Context, id string) context.Context {
 	return &correlationContext{Context: ctx, id: id}
 }
 
+// ContextWithCorrelation returns a context carrying the correlation id id and the
+// header, other than metadata.CorrelationID, that the message being handled carried
+// it in (one of CorrelationHeaders; "" for none): what the handler publishes carries
+// the id in that header too.
+func ContextWithCorrelation(ctx context.Context, id, header string) context.Context {
+	return &correlationContext{Context: ctx, id: id, header: header}
+}
+
 // correlationContext carries a correlation id in one allocation (context.WithValue
 // would need a second one to box the string).
 type correlationContext struct {
 	context.Context
-	id string
+	id, header string
 }
 
 func (c *correlationContext) Value(key any) any {
@@ -42,9 +50,53 @@ func CorrelationIDFromContext(ctx context.Context) string {
 	return ""
 }
 
+// CorrelationHeaderFromContext returns the header besides metadata.CorrelationID that
+// the message handled in ctx carried its correlation id in (see
+// ContextWithCorrelation), or "".
+func CorrelationHeaderFromContext(ctx context.Context) string {
+	if c, ok := ctx.Value(correlationKey{}).(*correlationContext); ok {
+		return c.header
+	}
+	return ""
+}
+
+// CorrelationHeaders are the other spellings of metadata.CorrelationID that clients
+// outside pubsubkit name a conversation with, in the order they are read:
+// x-correlation-id, correlation-id and ce_correlationid (the CloudEvents extension
+// correlationid in binary mode).
+var CorrelationHeaders = [...]string{"x-correlation-id", "correlation-id", metadata.CloudEventsPrefix + "correlationid"}
+
+// CorrelationHeaderOf returns the first of CorrelationHeaders that md holds, or "".
+func CorrelationHeaderOf(md message.Metadata) string {
+	for _, k := range CorrelationHeaders {
+		if md[k] != "" {
+			return k
+		}
+	}
+	return ""
+}
+
+// ResolveCorrelationID returns msg's correlation id and makes sure its metadata holds
+// it under metadata.CorrelationID: the one it has, or else the one CorrelationID
+// describes for a message from outside pubsubkit. Every stage that reports the id
+// (the span, the trace log, the event hook) calls it, so they agree whatever header
+// brought the id, and whichever runs first.
+func ResolveCorrelationID(msg *message.Message) string {
+	id := msg.Metadata[metadata.CorrelationID]
+	if id == "" {
+		id = foreignCorrelationID(msg)
+		msg.Metadata.Set(metadata.CorrelationID, id)
+	}
+	return id
+}
+
 // CorrelationID puts the message's correlation id into its context, so that
 // everything the handler publishes continues the same conversation. Messages the
-// handler returns (on a plain Watermill router) get the id too.
+// handler returns (on a plain Watermill router) get the id too. When the message
+// carried the id in one of CorrelationHeaders (x-correlation-id, say), the context
+// says so too, and what the handler publishes or returns carries the id under that
+// header as well as under metadata.CorrelationID, so that a service keyed on that
+// spelling keeps the conversation.
 //
 // A message from a producer outside pubsubkit has no metadata.CorrelationID; its id
 // is then the first of these it carries: a correlation_id, x-correlation-id,
@@ -55,42 +107,35 @@ func CorrelationIDFromContext(ctx context.Context) string {
 // redelivery of one record so agree on its correlation id.
 func CorrelationID(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		id := msg.Metadata.Get(metadata.CorrelationID)
-		if id == "" {
-			id = foreignCorrelationID(msg)
-			msg.Metadata.Set(metadata.CorrelationID, id)
-		}
-		msg.SetContext(ContextWithCorrelationID(msg.Context(), id))
+		id := ResolveCorrelationID(msg)
+		header := CorrelationHeaderOf(msg.Metadata)
+		msg.SetContext(ContextWithCorrelation(msg.Context(), id, header))
 		produced, err := h(msg)
 		for _, p := range produced {
 			if p.Metadata.Get(metadata.CorrelationID) == "" {
 				p.Metadata.Set(metadata.CorrelationID, id)
+			}
+			if header != "" && p.Metadata.Get(header) == "" {
+				p.Metadata.Set(header, p.Metadata.Get(metadata.CorrelationID))
 			}
 		}
 		return produced, err
 	}
 }
 
-// foreignCorrelationHeaders are the headers other clients name a conversation with,
-// in the order CorrelationID reads them.
-var foreignCorrelationHeaders = [...]string{"correlation_id", "x-correlation-id", "correlation-id",
-	metadata.CloudEventsPrefix + "correlationid", metadata.CloudEventsID}
-
 // foreignCorrelationID is the correlation id of a message that came without ours:
 // one a foreign producer set, or else the message's own identity.
 func foreignCorrelationID(msg *message.Message) string {
-	for _, k := range foreignCorrelationHeaders {
-		if v := msg.Metadata.Get(k); v != "" {
-			return v
-		}
+	if h := CorrelationHeaderOf(msg.Metadata); h != "" {
+		return msg.Metadata[h]
 	}
-	if metadata.MediaType(metadata.ContentTypeOf(msg.Metadata)) == metadata.StructuredCloudEvent {
-		var envelope struct{ ID, CorrelationID string }
-		// a structured event names itself in its envelope; one that does not parse
-		// falls through to its message id and fails in Decode
-		if json.Unmarshal(msg.Payload, &envelope) == nil && cmp.Or(envelope.CorrelationID, envelope.ID) != "" {
-			return cmp.Or(envelope.CorrelationID, envelope.ID)
-		}
+	if id := msg.Metadata[metadata.CloudEventsID]; id != "" {
+		return id
+	}
+	// a structured event names itself in its envelope; one that does not parse falls
+	// through to its message id and fails in Decode
+	if e, ok := structuredEnvelope(msg); ok && cmp.Or(e.CorrelationID, e.ID) != "" {
+		return cmp.Or(e.CorrelationID, e.ID)
 	}
 	if msg.UUID != "" {
 		return msg.UUID
@@ -99,4 +144,20 @@ func foreignCorrelationID(msg *message.Message) string {
 		return fmt.Sprintf("%s-%d-%d", message.SubscribeTopicFromCtx(msg.Context()), pos.Partition, pos.Offset)
 	}
 	return uuid.NewString()
+}
+
+// envelope is what the stages before Decode read of a structured-mode CloudEvent: its
+// id and the extensions that name its conversation and trace.
+type envelope struct {
+	ID, CorrelationID, TraceParent, TraceState string
+}
+
+// structuredEnvelope reads msg's envelope when msg is a structured-mode CloudEvent
+// that parses.
+func structuredEnvelope(msg *message.Message) (envelope, bool) {
+	var e envelope
+	if metadata.MediaType(metadata.ContentTypeOf(msg.Metadata)) != metadata.StructuredCloudEvent {
+		return e, false
+	}
+	return e, json.Unmarshal(msg.Payload, &e) == nil
 }

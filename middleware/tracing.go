@@ -111,6 +111,7 @@ type consumerTracing struct {
 // start returns the context for the stages inside, and the delivery's span (nil when
 // tracing is off).
 func (t *consumerTracing) start(parent context.Context, msg *message.Message) (context.Context, trace.Span) {
+	ResolveCorrelationID(msg) // the span, the trace log and the hooks see one id, whatever header brought it
 	ctx := ExtractTrace(parent, msg)
 	if !t.tracer.on() {
 		return ctx, nil // the producer's context, if any, still reaches the handler's publishes
@@ -153,27 +154,49 @@ func StartSend(ctx context.Context, t *Tracer, system, topic string, msg *messag
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.operation.name", "send"))...)
 	}
-	if span.SpanContext().IsValid() {
-		propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
-	}
+	InjectTrace(ctx, msg)
 	return ctx, span
 }
 
 // InjectTrace writes the W3C trace context of ctx's span, if it has one, into msg's
-// metadata.
+// metadata: traceparent and tracestate, and, when msg is a binary-mode CloudEvent
+// (it has ce_specversion), also ce_traceparent and ce_tracestate, the CloudEvents
+// distributed-tracing extension.
 func InjectTrace(ctx context.Context, msg *message.Message) {
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		propagator.Inject(ctx, propagation.MapCarrier(msg.Metadata))
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	md := msg.Metadata
+	propagator.Inject(ctx, propagation.MapCarrier(md))
+	if md[metadata.CloudEventsSpec] != "" {
+		md[metadata.CloudEventsTraceParent] = md[metadata.TraceParent]
+		if ts := md[metadata.TraceState]; ts != "" {
+			md[metadata.CloudEventsTraceState] = ts
+		} else {
+			delete(md, metadata.CloudEventsTraceState)
+		}
 	}
 }
 
-// ExtractTrace returns ctx with the trace context msg carries (from InjectTrace or a
-// producer's span) as its remote parent; ctx itself when msg carries none.
+// ExtractTrace returns ctx with the trace context msg carries as its remote parent:
+// its W3C traceparent and tracestate headers (from InjectTrace or a producer's
+// span); without a traceparent header, the CloudEvents distributed-tracing extension
+// (ce_traceparent and ce_tracestate in binary mode, traceparent and tracestate in a
+// structured event's envelope). It returns ctx itself when msg carries none.
 func ExtractTrace(ctx context.Context, msg *message.Message) context.Context {
-	if msg.Metadata.Get(metadata.TraceParent) == "" {
+	md := msg.Metadata
+	if md[metadata.TraceParent] != "" {
+		return propagator.Extract(ctx, propagation.MapCarrier(md))
+	}
+	carrier := propagation.MapCarrier{}
+	if tp := md[metadata.CloudEventsTraceParent]; tp != "" {
+		carrier[metadata.TraceParent], carrier[metadata.TraceState] = tp, md[metadata.CloudEventsTraceState]
+	} else if e, ok := structuredEnvelope(msg); ok && e.TraceParent != "" {
+		carrier[metadata.TraceParent], carrier[metadata.TraceState] = e.TraceParent, e.TraceState
+	} else {
 		return ctx
 	}
-	return propagator.Extract(ctx, propagation.MapCarrier(msg.Metadata))
+	return propagator.Extract(ctx, carrier)
 }
 
 // EndSend ends a span StartSend started (nil: none), with status Error when err is

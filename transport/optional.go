@@ -77,3 +77,26 @@ type RecordReader interface {
 	// ErrNoRecord.
 	ReadAt(ctx context.Context, topic string, partition int32, offset int64) (*message.Message, error)
 }
+
+// GroupMember is implemented by subscriptions whose consumer group can refuse them
+// (Kafka): the client shows the refusal in its Health.
+type GroupMember interface {
+	// GroupError returns why the subscription is not a member of its group now, such
+	// as a group whose members share no partition assignment strategy with it
+	// (Kafka's INCONSISTENT_GROUP_PROTOCOL); nil while it is a member, before it first
+	// tries to join, or when it consumes without a group. It is safe for concurrent
+	// use.
+	GroupError() error
+}
+
+// MessageLimiter is implemented by transports whose topics limit message sizes
+// (Kafka): the client checks with it, when a subscription is added, that a dead letter
+// of any message the subscription may have to dead-letter fits the dead-letter topic.
+type MessageLimiter interface {
+	// MessageLimit returns the size in bytes of the largest message topic takes from
+	// any producer (0 when unknown), and the largest this transport publishes to it
+	// (a dead letter, marked by metadata.DeadLetterReason, may exceed that by up to
+	// DeadLetterHeadroom). It knows the topics provisioned so far; it does no I/O and
+	// is safe for concurrent use.
+	MessageLimit(topic string) (anyProducer, ours int)
+}

@@ -1,17 +1,12 @@
 package interop
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"maps"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	pubsub "github.com/pubsubkit/pubsub"
-	"github.com/pubsubkit/pubsub/internal/kafkatest"
 )
 
 // memberEvent is one line of member.py.
@@ -84,101 +79,6 @@ func (r *rdkafkaMember) state() (owned []int32, seen map[int]bool, left bool) {
 	}
 	slices.Sort(owned)
 	return owned, maps.Clone(r.seen), r.left
-}
-
-// TestGroupSharedWithLibrdkafka runs a librdkafka member (cooperative-sticky) and a
-// pubsubkit subscription in one consumer group on a 6-partition topic: both get
-// partitions and messages, together they read every message; when the librdkafka
-// member leaves, the pubsubkit one takes over every partition and reads everything
-// published after.
-func TestGroupSharedWithLibrdkafka(t *testing.T) {
-	t.Parallel()
-	requirePython(t)
-	cluster := kafkatest.New(t)
-	topic := kafkatest.Topic("shared")
-	const group = "shared-group"
-	const partitions = 6
-	createTopic(t, cluster, topic, partitions)
-
-	member := &rdkafkaMember{owned: map[int32]bool{}, seen: map[int]bool{}}
-	proc := start(t, "member.py", map[string]any{"topic": topic, "config": rdkafka(cluster, map[string]any{
-		"group.id": group, "partition.assignment.strategy": "cooperative-sticky",
-		"heartbeat.interval.ms": 500, "session.timeout.ms": 6000, "auto.commit.interval.ms": 200,
-	})})
-	member.follow(t, proc)
-	eventually(t, "librdkafka takes the partitions", func() bool {
-		owned, _, _ := member.state()
-		return len(owned) == partitions
-	})
-
-	client := openClient(t, cluster, "session_timeout=6s&rebalance_timeout=3s&commit_interval=200ms")
-	tp := pubsub.NewTopic[value](topic)
-	ours := newSink[value]()
-	must(t, pubsub.Subscribe(client, tp, group, ours.handle))
-	run(t, client)
-	oursOwned := func() []int32 {
-		var ps []int32
-		for _, h := range client.Health() {
-			for _, p := range h.Partitions {
-				ps = append(ps, p.Partition)
-			}
-		}
-		slices.Sort(ps)
-		return ps
-	}
-	eventually(t, "the group shares the partitions", func() bool {
-		theirs, _, _ := member.state()
-		return len(theirs) > 0 && len(oursOwned()) > 0 && len(theirs)+len(oursOwned()) == partitions
-	})
-	theirs, _, _ := member.state()
-	t.Logf("librdkafka holds %v, pubsubkit %v", theirs, oursOwned())
-
-	publish := func(from, to int) {
-		for n := from; n < to; n++ {
-			must(t, pubsub.Publish(context.Background(), client, tp, value{N: n}, pubsub.WithMessageKey(fmt.Sprint("k-", n))))
-		}
-	}
-	const round = 60
-	publish(0, round)
-	oursSeen := func() map[int]bool {
-		seen := map[int]bool{}
-		for _, m := range ours.messages() {
-			seen[m.Payload.N] = true
-		}
-		return seen
-	}
-	eventually(t, "every message of the first round read by one member or the other", func() bool {
-		_, theirs, _ := member.state()
-		mine := oursSeen()
-		for n := range round {
-			if !theirs[n] && !mine[n] {
-				return false
-			}
-		}
-		return true
-	})
-	_, theirSeen, _ := member.state()
-	if len(theirSeen) == 0 || len(oursSeen()) == 0 {
-		t.Fatalf("one member read nothing: librdkafka %d messages, pubsubkit %d", len(theirSeen), len(oursSeen()))
-	}
-	t.Logf("first round: librdkafka read %d, pubsubkit %d", len(theirSeen), len(oursSeen()))
-
-	proc.say(t, "leave")
-	eventually(t, "librdkafka leaves the group", func() bool {
-		_, _, left := member.state()
-		return left
-	})
-	eventually(t, "pubsubkit takes every partition", func() bool { return len(oursOwned()) == partitions })
-	publish(round, 2*round)
-	ours.wait(t, "every message of the second round in pubsubkit", func([]*pubsub.Message[value]) bool {
-		mine := oursSeen()
-		for n := round; n < 2*round; n++ {
-			if !mine[n] {
-				return false
-			}
-		}
-		return true
-	})
 }
 
 // eventually waits until cond holds, checking every 20 ms; the test fails after

@@ -10,13 +10,16 @@
 package kafkatest
 
 import (
+	"context"
 	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // EnvBrokers names the environment variable that points the tests at a real cluster.
@@ -75,4 +78,24 @@ func (c *Cluster) URL(params string) string {
 // real cluster, where topics, messages and committed offsets outlive a run.
 func Topic(base string) string {
 	return base + "." + strconv.FormatUint(rand.Uint64(), 36)
+}
+
+// RangeMember joins group as a franz-go consumer of topic that lists only the range
+// balancer (as sarama and watermill-kafka do by default) and returns once it has
+// fetched a record, so it is in the group and holds its partitions: topic must hold
+// a record. Close leaves the group; the test's end closes it too.
+func (c *Cluster) RangeMember(t testing.TB, topic, group string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.Balancers(kgo.RangeBalancer()), kgo.SessionTimeout(6*time.Second), kgo.DisableAutoCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if fs := cl.PollFetches(ctx); fs.Err0() != nil {
+		t.Fatalf("kafkatest: the range member of group %q did not join: %v", group, fs.Err0())
+	}
+	return cl
 }

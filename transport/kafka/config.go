@@ -39,7 +39,7 @@ const (
 	DefaultPublishQueue      = 1 << 16
 	DefaultPublishQueueBytes = 64 << 20
 	DefaultPartitioner       = PartitionerMurmur2
-	DefaultBalancer          = BalancerCooperativeSticky
+	DefaultBalancer          = BalancerCooperativeSticky + "," + BalancerRange
 )
 
 // SASL mechanisms.
@@ -64,12 +64,30 @@ const (
 	PartitionerFNV1a   = "fnv1a"
 )
 
-// Balancers: how a consumer group shares partitions among its members. Every member
-// of a group must support the balancer the group uses; a librdkafka member with
-// partition.assignment.strategy=cooperative-sticky joins the default one.
+// Balancers: how a consumer group shares partitions among its members. Config.Balancer
+// names one of them, or several separated by commas in order of preference (Kafka's
+// partition.assignment.strategy). Kafka runs a group with a balancer every member
+// lists, preferring the ones listed first; a member that lists none of the group's is
+// refused (INCONSISTENT_GROUP_PROTOCOL) and consumes nothing.
+//
+// The default, DefaultBalancer, is "cooperative-sticky,range", the list the Java client
+// defaults to since Kafka 3.0 in the other order. A group of pubsubkit members alone
+// runs cooperative-sticky; a member of another client with its default joins it,
+// because every common client lists range by default (sarama and watermill-kafka:
+// range; librdkafka, and so confluent-kafka for Python, Go and .NET, and Karafka:
+// range,roundrobin; Java: range,cooperative-sticky). While such a member is in the
+// group, the group runs range, an eager balancer: franz-go sees the protocol change
+// and gives up every partition (committing what is finished, as in any rebalance)
+// before taking its new share, as KIP-429 prescribes for a group that mixes eager and
+// cooperative members; once it has left, the group goes back to cooperative-sticky.
+// cooperative-sticky first rather than range first (Java's order) because each
+// member votes for the first balancer of its list that all members share: with range
+// first a group of pubsubkit members would never rebalance cooperatively.
 const (
 	// BalancerCooperativeSticky moves only the partitions that must move in a
-	// rebalance; the others keep being consumed. The default.
+	// rebalance; the others keep being consumed. Alone, it admits only members that
+	// list cooperative-sticky too (librdkafka with
+	// partition.assignment.strategy=cooperative-sticky, franz-go's default).
 	BalancerCooperativeSticky = "cooperative-sticky"
 	// BalancerRange and BalancerRoundRobin are the eager, classic ones: every member
 	// gives up every partition in a rebalance.
@@ -139,8 +157,9 @@ type Config struct {
 	// A dead letter (a message carrying metadata.DeadLetterReason) may be up to
 	// transport.DeadLetterHeadroom larger, so that a message accepted at the limit can
 	// be dead-lettered; topics the transport creates get a max.message.bytes of
-	// MaxMessageBytes plus the headroom, and an existing topic that takes less is
-	// logged as a warning, not changed. Default DefaultMaxMessageBytes.
+	// MaxMessageBytes plus the headroom; an existing topic that takes less is not
+	// changed (noted at debug level; the client warns when it is a dead-letter topic
+	// too small for its subscription). Default DefaultMaxMessageBytes.
 	MaxMessageBytes int
 	// Partitioner chooses a keyed record's partition: PartitionerMurmur2 (the
 	// default, as Java), PartitionerCRC32 (librdkafka's default) or PartitionerFNV1a
@@ -150,8 +169,11 @@ type Config struct {
 	// "gzip" or "none".
 	Compression string
 
-	// Balancer is how a group shares partitions: BalancerCooperativeSticky (the
-	// default), BalancerRange, BalancerRoundRobin or BalancerKIP848.
+	// Balancer is how a group shares partitions: BalancerCooperativeSticky,
+	// BalancerRange, BalancerRoundRobin, or several of them separated by commas in
+	// order of preference, or BalancerKIP848 alone. Default DefaultBalancer
+	// ("cooperative-sticky,range"), which admits the default members of other
+	// clients; see the Balancer constants.
 	Balancer string
 	// Isolation is ReadCommitted (the default) or ReadUncommitted.
 	Isolation string
@@ -260,7 +282,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.MaxMessageBytes = cmp.Or(c.MaxMessageBytes, DefaultMaxMessageBytes)
 	c.Partitioner = cmp.Or(strings.ToLower(c.Partitioner), DefaultPartitioner)
 	c.Compression = cmp.Or(strings.ToLower(c.Compression), "snappy")
-	c.Balancer = cmp.Or(strings.ToLower(c.Balancer), DefaultBalancer)
+	c.Balancer = cmp.Or(strings.ToLower(strings.ReplaceAll(c.Balancer, " ", "")), DefaultBalancer)
 	c.Isolation = cmp.Or(strings.ToLower(c.Isolation), ReadCommitted)
 	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
 	c.RebalanceTimeout = cmp.Or(c.RebalanceTimeout, max(c.SessionTimeout, 10*time.Second))
@@ -348,10 +370,8 @@ func (c Config) withDefaults() (Config, error) {
 	if _, ok := compressions[c.Compression]; !ok {
 		bad("compression %q is not snappy, lz4, zstd, gzip or none", c.Compression)
 	}
-	switch c.Balancer {
-	case BalancerCooperativeSticky, BalancerRange, BalancerRoundRobin, BalancerKIP848:
-	default:
-		bad("balancer %q is not cooperative-sticky, range, roundrobin or kip848", c.Balancer)
+	if err := checkBalancers(c.Balancer); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Isolation != ReadCommitted && c.Isolation != ReadUncommitted {
 		bad("isolation %q is not read_committed or read_uncommitted", c.Isolation)
@@ -484,15 +504,14 @@ func (c Config) groupOptions() []kgo.Opt {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 	}
-	switch c.Balancer {
-	case BalancerCooperativeSticky:
-		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
-	case BalancerRange:
-		opts = append(opts, kgo.Balancers(kgo.RangeBalancer()))
-	case BalancerRoundRobin:
-		opts = append(opts, kgo.Balancers(kgo.RoundRobinBalancer()))
-	case BalancerKIP848:
+	if c.Balancer == BalancerKIP848 {
 		opts = append(opts, kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer())
+	} else {
+		var bs []kgo.GroupBalancer
+		for _, name := range strings.Split(c.Balancer, ",") {
+			bs = append(bs, balancers[name]())
+		}
+		opts = append(opts, kgo.Balancers(bs...))
 	}
 	if c.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.InstanceID))

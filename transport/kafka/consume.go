@@ -41,6 +41,8 @@ type subscription struct {
 	paused bool
 	held   map[int32]bool // partitions whose fetching is paused because their lane is full
 
+	group groupState // whether this member is in its group, for Health and the log
+
 	commitMu  sync.Mutex // serializes commits, so that a late commit never rewinds a revoked partition's
 	committed map[int32]int64
 }
@@ -141,6 +143,9 @@ func (s *subscription) run() {
 			break
 		}
 		fetches.EachError(func(topic string, p int32, err error) {
+			if s.groupFailed(err) {
+				return
+			}
 			if !errors.Is(err, context.Canceled) {
 				s.t.cfg.Logger.Warn("kafka: fetch failed; franz-go retries", "topic", topic, "partition", p, "error", err)
 			}
@@ -175,7 +180,7 @@ func (s *subscription) push(p kgo.FetchTopicPartition) {
 		}
 	}
 	if l.Push(recs...) {
-		s.hold(p.Partition)
+		s.hold(s.cl, p.Partition)
 	}
 }
 
@@ -183,8 +188,10 @@ func (s *subscription) push(p kgo.FetchTopicPartition) {
 // full, fetched otherwise (and when p has no lane: it is not ours, and a later
 // assignment must fetch it). It reads the lane's state and changes franz-go's under
 // s.mu, so the last call wins with the state as it is then: a lane that drained
-// between Push reporting full and this call is not left paused.
-func (s *subscription) hold(p int32) {
+// between Push reporting full and this call is not left paused. cl is the client to
+// change: s.cl, or in a group callback the client franz-go passes (a join refused at
+// once calls lost before Subscribe has stored s.cl).
+func (s *subscription) hold(cl *kgo.Client, p int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.lanes[p]
@@ -194,11 +201,11 @@ func (s *subscription) hold(p int32) {
 	}
 	if full {
 		s.held[p] = true
-		s.cl.PauseFetchPartitions(map[string][]int32{s.topic: {p}})
+		cl.PauseFetchPartitions(map[string][]int32{s.topic: {p}})
 		return
 	}
 	delete(s.held, p)
-	s.cl.ResumeFetchPartitions(map[string][]int32{s.topic: {p}})
+	cl.ResumeFetchPartitions(map[string][]int32{s.topic: {p}})
 }
 
 // lane returns the lane of partition p: in a group, the one made when p was assigned
@@ -222,7 +229,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 		Out:         s.out,
 		Context:     s.ctx,
 		Build:       func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },
-		OnRoom:      func() { s.hold(p) },
+		OnRoom:      func() { s.hold(s.cl, p) },
 	})
 	if s.paused {
 		l.Pause()
@@ -234,6 +241,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 // assigned makes the lanes of newly assigned partitions. franz-go calls it, as the
 // other callbacks, between polls (BlockRebalanceOnPoll).
 func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.joined()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range assigned[s.topic] {
@@ -247,7 +255,7 @@ func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[s
 // waits end, the messages in flight finish (within the drain, cut to half the
 // rebalance timeout so that this member is not evicted), and the watermarks are
 // committed before the partitions go.
-func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (s *subscription) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	parts := revoked[s.topic]
 	if len(parts) == 0 {
 		return
@@ -260,17 +268,23 @@ func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[s
 			"topic", s.topic, "group", s.opts.Group, "partitions", parts, "error", err)
 	}
 	for _, p := range parts {
-		s.hold(p) // no lane: a later assignment fetches again
+		s.hold(cl, p) // no lane: a later assignment fetches again
 	}
 }
 
 // lost gives partitions up without committing: the group has already moved on
 // (a fatal group error, a session that ended), so a commit would fail or rewind.
-func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	lanes := s.take(lost[s.topic])
+// Like revoked, it uses the client franz-go passes: a join that fails at once (the
+// group refuses this member) calls it before Subscribe has stored s.cl.
+func (s *subscription) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	parts := lost[s.topic]
+	if len(parts) == 0 {
+		return
+	}
+	lanes := s.take(parts)
 	stopAll(lanes, 0)
-	for _, p := range lost[s.topic] {
-		s.hold(p)
+	for _, p := range parts {
+		s.hold(cl, p)
 	}
 }
 

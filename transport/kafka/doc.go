@@ -38,7 +38,9 @@
 //	max_message_bytes (1048576)    MaxMessageBytes, the largest message Publish accepts
 //	partitioner (murmur2)          Partitioner: murmur2, crc32 or fnv1a (see below)
 //	compression (snappy)           Compression: snappy, lz4, zstd, gzip or none
-//	balancer (cooperative-sticky)  Balancer: cooperative-sticky, range, roundrobin or kip848
+//	balancer (cooperative-sticky,range)
+//	                               Balancer: cooperative-sticky, range, roundrobin, a
+//	                               comma-separated list of them, or kip848
 //	isolation (read_committed)     Isolation: read_committed or read_uncommitted
 //	session_timeout (10s)          SessionTimeout of group members
 //	rebalance_timeout              RebalanceTimeout (the session timeout, at least 10s)
@@ -73,11 +75,17 @@
 //     CommitInterval, when partitions are revoked and when a subscription ends, so a
 //     crash redoes at most the messages in flight and one commit interval, and never
 //     skips one. A failed final commit is part of Close's error.
-//   - Groups balance with cooperative-sticky (kgo's, which a librdkafka member with
-//     partition.assignment.strategy=cooperative-sticky joins): a rebalance moves only
-//     the partitions that must move. range and roundrobin are the classic eager
-//     balancers; kip848 asks the broker to assign (KIP-848, Kafka 4.0+, falling back
-//     to range otherwise). instance_id makes the member static: restarted with the
+//   - Groups list the balancers cooperative-sticky, then range (Kafka picks the first
+//     one every member lists). A group of pubsubkit members runs cooperative-sticky: a
+//     rebalance moves only the partitions that must move. The default member of
+//     another client (Java, librdkafka, sarama, watermill-kafka: all list range) joins
+//     the same group, which then runs range, eager, until it leaves (see the Balancer
+//     constants for why this order). balancer= selects one balancer or another list;
+//     range and roundrobin are the classic eager balancers; kip848 asks the broker to
+//     assign (KIP-848, Kafka 4.0+, falling back to range otherwise). A member whose
+//     group refuses it (no balancer in common, INCONSISTENT_GROUP_PROTOCOL) logs it at
+//     error level and reports it in the subscription's GroupError (the client's
+//     Health), until it joins. instance_id makes the member static: restarted with the
 //     same id it takes its partitions back without a rebalance; it leaves only when
 //     its session times out.
 //   - Missing topics are created (unless provision=false) with Partitions,
@@ -85,9 +93,12 @@
 //     MaxMessageBytes plus transport.DeadLetterHeadroom, and the transport waits until
 //     every partition has a leader. An existing topic is never altered: a replication
 //     factor or min.insync.replicas below the configured one is logged as a warning
-//     (an error wrapping ErrLessDurable with strict_durability), and so is a
-//     max.message.bytes that leaves no room for the dead-letter headroom. A topic
-//     deleted while in use is created again by the next Publish.
+//     (an error wrapping ErrLessDurable with strict_durability). A max.message.bytes
+//     below MaxMessageBytes plus the headroom (Kafka's default, say) is noted once per
+//     topic at debug level: it matters only for a dead-letter topic that could refuse
+//     the dead letter of a message of its source topic, and the client warns then
+//     (see MessageLimit). A topic deleted while in use is created again by the next
+//     Publish.
 //
 // # Partitioners
 //

@@ -30,6 +30,9 @@ type Transport struct {
 	producer *kgo.Client // publishes, and carries the admin requests
 	admin    *kadm.Client
 	topics   topicCache
+	// smallTopics are the topics whose max.message.bytes below the headroom was
+	// noted (at debug level, once each)
+	smallTopics sync.Map
 
 	closed   atomic.Bool
 	life     context.Context // ends when Close begins: interrupts provisioning in progress
@@ -47,6 +50,7 @@ var (
 	_ transport.Reader         = (*Transport)(nil)
 	_ transport.TopicLister    = (*Transport)(nil)
 	_ transport.GroupLagger    = (*Transport)(nil)
+	_ transport.MessageLimiter = (*Transport)(nil)
 )
 
 // New connects to the cluster described by cfg and returns the transport. It fails
@@ -305,6 +309,21 @@ func (t *Transport) Flush(ctx context.Context) error {
 		return err
 	}
 	return t.producer.Flush(ctx)
+}
+
+// MessageLimit returns, for a topic provisioned (Provision, Subscribe or Publish),
+// its max.message.bytes as read then (any; 0 when unknown) and the largest message
+// this transport publishes to it (ours: MaxMessageBytes, or the topic's limit when
+// smaller); see transport.MessageLimiter.
+func (t *Transport) MessageLimit(topic string) (anyProducer, ours int) {
+	ours = t.cfg.MaxMessageBytes
+	if v, ok := t.topics.topics.Load(topic); ok {
+		anyProducer = int(v.(*topicState).maxMessageBytes.Load())
+	}
+	if anyProducer > 0 {
+		ours = min(ours, anyProducer)
+	}
+	return anyProducer, ours
 }
 
 // Provision creates the topics that are missing (unless provisioning is off) and

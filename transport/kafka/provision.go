@@ -205,9 +205,10 @@ func (d *topicInfo) allLed() bool {
 
 // checkTopic compares an existing topic's replication factor and
 // min.insync.replicas with the configured ones (a warning, or with StrictDurability
-// an error wrapping ErrLessDurable), and warns when its max.message.bytes leaves no
-// room for the dead-letter headroom: a message near MaxMessageBytes could then not be
-// dead-lettered there. It returns the topic's max.message.bytes.
+// an error wrapping ErrLessDurable), and notes at debug level, once per topic, when
+// its max.message.bytes is below MaxMessageBytes plus the dead-letter headroom (the
+// client, which knows which topic takes whose dead letters, warns when one could be
+// refused; see MessageLimit). It returns the topic's max.message.bytes.
 func (t *Transport) checkTopic(ctx context.Context, topic string, d *topicInfo) (int, error) {
 	rf := -1
 	for _, p := range d.partitions {
@@ -220,8 +221,10 @@ func (t *Transport) checkTopic(ctx context.Context, topic string, d *topicInfo) 
 		return 0, err
 	}
 	if maxBytes > 0 && maxBytes < t.cfg.topicMaxMessageBytes() {
-		t.cfg.Logger.Warn("kafka topic takes smaller messages than max_message_bytes and the dead-letter headroom: larger ones are refused with ErrMessageTooLarge; raise the topic's max.message.bytes",
-			"topic", topic, "max_message_bytes", maxBytes, "want_max_message_bytes", t.cfg.topicMaxMessageBytes())
+		if _, noted := t.smallTopics.LoadOrStore(topic, true); !noted {
+			t.cfg.Logger.Debug("kafka: topic takes smaller record batches (max.message.bytes) than max_message_bytes plus the dead-letter headroom; a message it cannot take is refused with ErrMessageTooLarge. This matters for a dead-letter topic only, and the client warns when a subscription's dead letters could be refused",
+				"topic", topic, "max_message_bytes", maxBytes, "max_message_bytes_with_headroom", t.cfg.topicMaxMessageBytes())
+		}
 	}
 	if rf >= int(t.cfg.ReplicationFactor) && minISR >= t.cfg.MinInsyncReplicas {
 		return maxBytes, nil
