@@ -2,9 +2,7 @@ package pubsub
 
 import (
 	"context"
-	"runtime"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -53,7 +51,7 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 		retry, err = middleware.RetryTopic(middleware.RetryTopicConfig{Publisher: c.tr, MaxRetries: d.Retry, Backoff: d.backoff(),
 			Topic: func(n int) string { return RetryTopicName(s.topic, s.group, n) }})
 	} else {
-		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.draining})
+		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.engine.Draining()})
 	}
 	if err != nil {
 		return nil, err
@@ -69,7 +67,7 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 
 	stages := []message.HandlerMiddleware{trust(f, d), tracing, observe, middleware.CorrelationID, deadLetter}
 	if f.kind == retryFeed {
-		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.draining, MaxWait: d.Backoff(f.retry)})
+		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.engine.Draining(), MaxWait: d.Backoff(f.retry)})
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +123,7 @@ var attemptNames = func() []string {
 func (c *Client) detach(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		parent := msg.Context()
-		msg.SetContext(detached{Context: parent, life: c.handlers})
+		msg.SetContext(detached{Context: parent, life: c.engine.Handlers()})
 		produced, err := h(msg)
 		msg.SetContext(parent)
 		return produced, err
@@ -145,97 +143,3 @@ func (d detached) Err() error                  { return d.life.Err() }
 // AfterFunc lets context.WithCancel and context.AfterFunc on a detached context
 // register with its lifetime instead of starting a goroutine to watch it.
 func (d detached) AfterFunc(f func()) func() bool { return context.AfterFunc(d.life, f) }
-
-// warmIdle is how long a warm goroutine waits for another message before it ends.
-const warmIdle = 2 * time.Second
-
-// warmPool runs a subscription's chain on goroutines kept between messages. The
-// router starts a goroutine per message, and a new goroutine's stack grows, copied at
-// each doubling, through the chain's depth: on Kafka that copying was a third of the
-// consumer's CPU. A kept goroutine has grown its stack already. Goroutines are added
-// when every one is busy and end after warmIdle without work or once the client has
-// stopped (stop closed).
-type warmPool struct {
-	jobs chan *warmJob
-	stop <-chan struct{}
-}
-
-func newWarmPool(stop <-chan struct{}) *warmPool {
-	return &warmPool{jobs: make(chan *warmJob), stop: stop}
-}
-
-// warmJob is one message handed to a warm goroutine, and what became of it.
-type warmJob struct {
-	h        message.HandlerFunc
-	msg      *message.Message
-	produced []*message.Message
-	err      error
-	// ended is set when h did not return: it panicked with recovered (nil when it
-	// called runtime.Goexit).
-	ended     bool
-	recovered any
-	done      chan struct{}
-}
-
-var warmJobs = sync.Pool{New: func() any { return &warmJob{done: make(chan struct{}, 1)} }}
-
-// run calls h(msg) on a warm goroutine and returns its result; a panic or a
-// runtime.Goexit of h happens again on the caller's goroutine, as if h had run there.
-func (p *warmPool) run(h message.HandlerFunc, msg *message.Message) ([]*message.Message, error) {
-	j := warmJobs.Get().(*warmJob)
-	j.h, j.msg = h, msg
-	select {
-	case p.jobs <- j:
-	default:
-		go p.work(j)
-	}
-	<-j.done
-	produced, err, ended, recovered := j.produced, j.err, j.ended, j.recovered
-	*j = warmJob{done: j.done}
-	warmJobs.Put(j)
-	if ended {
-		if recovered == nil {
-			runtime.Goexit()
-		}
-		panic(recovered)
-	}
-	return produced, err
-}
-
-// work runs j, then the jobs handed to it, until it idles or the client stops. The
-// idle timer is not reset per job: when it fires after some work, it starts again, so
-// a goroutine ends between warmIdle and twice that after its last job.
-func (p *warmPool) work(j *warmJob) {
-	idle := time.NewTimer(warmIdle)
-	defer idle.Stop()
-	for {
-		j.do()
-		worked := true
-	wait:
-		select {
-		case j = <-p.jobs:
-			continue
-		case <-idle.C:
-			if worked {
-				worked = false
-				idle.Reset(warmIdle)
-				goto wait
-			}
-			return
-		case <-p.stop:
-			return
-		}
-	}
-}
-
-func (j *warmJob) do() {
-	returned := false
-	defer func() {
-		if !returned {
-			j.ended, j.recovered = true, recover()
-		}
-		j.done <- struct{}{}
-	}()
-	j.produced, j.err = j.h(j.msg)
-	returned = true
-}

@@ -49,10 +49,6 @@ const (
 	DefaultPublishQueueBytes = 64 << 20
 )
 
-// drainGrace is how long the client waits, after the drain timeout cancelled the
-// handlers' contexts, for them to return before it closes the transport anyway.
-const drainGrace = time.Second
-
 func newOptions(opts []Option) (options, error) {
 	o := options{drainTimeout: DefaultDrainTimeout, publishQueue: DefaultPublishQueue, publishQueueBytes: DefaultPublishQueueBytes,
 		stallAfter: DefaultStallAfter}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/pubsubkit/pubsub/internal/engine"
 	"github.com/pubsubkit/pubsub/transport"
 )
 
@@ -24,6 +25,7 @@ type subscription struct {
 	knative         bool      // WithKnativeDeadLetters
 	deadLetterTopic string
 	feeds           []feed
+	run             *engine.Sub // the engine's handle on it, once added
 	// check says whether a payload decodes as the subscription's type, for a replay
 	// with an edited payload.
 	check func(payload []byte) error
@@ -88,7 +90,6 @@ type feed struct {
 	kind         feedKind
 	topic, group string
 	retry        int // the retry a retry topic holds
-	sub          *transport.Subscriber
 }
 
 // topics returns every topic a subscription consumes or publishes to.
@@ -218,7 +219,7 @@ func (c *Client) leftoverRetryTopics(s *subscription) ([]feed, error) {
 	return feeds, nil
 }
 
-// subscribe adds the feeds of s to the router, each wrapped in the client's chain.
+// subscribe adds s to the engine, each of its feeds wrapped in the client's chain.
 func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	if err := c.check(s); err != nil {
 		return err
@@ -244,24 +245,21 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		return err
 	}
 	s.feeds = append(s.feeds, leftover...)
-	handlers := make([]message.NoPublishHandlerFunc, len(s.feeds))
-	warm := newWarmPool(c.stopped)
+	feeds := make([]engine.Feed, len(s.feeds))
 	for i := range s.feeds {
 		f := &s.feeds[i]
 		chained, err := c.chain(s, f, handle)
 		if err != nil {
 			return err
 		}
-		handlers[i] = func(msg *message.Message) error {
-			_, err := warm.run(chained, msg)
+		feeds[i] = engine.Feed{Topic: f.topic, Handler: func(msg *message.Message) error {
+			_, err := chained(msg)
 			return err
-		}
-		f.sub = transport.NewSubscriber(c.tr, transport.SubscribeOptions{
+		}, Options: transport.SubscribeOptions{
 			Group:       f.group,
 			Concurrency: s.delivery.Concurrency,
 			Unordered:   s.delivery.Ordering == Unordered,
-			Drain:       c.opts.drainTimeout,
-		})
+		}}
 	}
 	name := s.topic + "/" + s.group
 
@@ -270,30 +268,25 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): client is shutting down: %w", s.topic, s.group, ErrClosed)
 	}
-	if _, dup := c.subs[name]; dup {
+	_, dup := c.subs[name]
+	if _, starting := c.starting[name]; dup || starting {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: %w: topic %q already has a handler in group %q on this client", ErrInvalidOption, s.topic, s.group)
 	}
-	c.subs[name] = s
-	for i, f := range s.feeds {
-		c.router.AddConsumerHandler(f.topic+"/"+f.group, f.topic, f.sub, handlers[i])
-	}
-	running := c.state.get() == stateRunning
+	c.starting[name] = struct{}{} // the engine may start it, outside the lock
 	c.mu.Unlock()
-
-	c.opts.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
-		"retry", s.delivery.Retry, "ordering", s.delivery.Ordering.String(), "concurrency", s.delivery.Concurrency)
-	if !running {
-		return nil
+	run, err := c.engine.Add(feeds)
+	c.mu.Lock()
+	delete(c.starting, name)
+	if err == nil {
+		s.run = run
+		c.subs[name] = s
 	}
-	// Run has begun; the router accepts RunHandlers only once it is running.
-	select {
-	case <-c.router.Running():
-	case <-c.stopped:
-		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, ErrClosed)
-	}
-	if err := c.router.RunHandlers(context.Background()); err != nil {
+	c.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
 	}
+	c.opts.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
+		"retry", s.delivery.Retry, "ordering", s.delivery.Ordering.String(), "concurrency", s.delivery.Concurrency)
 	return nil
 }
