@@ -207,6 +207,35 @@ func PositionFrom(ctx context.Context) (Position, bool) {
 	return Position{}, false
 }
 
+type waiterKey struct{}
+
+// Waiter is what a delivered message's context answers to the key IsWaiterKey
+// accepts, when its transport can let other messages go while this one waits. Wait
+// tells the transport that the message now waits (an in-place retry's backoff) rather
+// than being handled: it no longer counts against SubscribeOptions.Concurrency, so
+// another message, of another key, may be delivered in its place; it stays in flight
+// (unfinished, holding back the later messages of its key and the group's position).
+// The returned function ends the wait, and must be called, once, before the message
+// is handled again, acked or nacked. A transport whose ordering would break (one
+// message at a time per partition) answers with a Wait that does nothing.
+type Waiter interface {
+	Wait() (resume func())
+}
+
+// IsWaiterKey reports whether key is the context key under which a delivered
+// message's context answers its Waiter.
+func IsWaiterKey(key any) bool { return key == waiterKey{} }
+
+// Waiting tells the transport that delivered the message with context ctx that the
+// message waits rather than being handled (see Waiter), and returns the function that
+// ends the wait. With a transport that has no Waiter it does nothing.
+func Waiting(ctx context.Context) (resume func()) {
+	if w, ok := ctx.Value(waiterKey{}).(Waiter); ok {
+		return w.Wait()
+	}
+	return func() {}
+}
+
 // Errors a transport returns, to be matched with errors.Is.
 var (
 	// ErrClosed: the transport was closed.
