@@ -12,24 +12,29 @@ import (
 )
 
 // chain wraps a subscription's handler in the client's middleware for one of its
-// feeds. This is the one place the order is decided; outermost first (DESIGN.md
-// section 2 gives the same list):
+// feeds. This is the one place the order is decided; outermost first, the same list
+// as DESIGN.md's Consuming section:
 //
-//		trust → tracing → observe → correlation → dead letter → [wait due] → retry → drain → timeout → recover → handler
+//		trust → tracing → observe → correlation → dead letter → [wait due] → retry → drain → timeout → recover → decode → handler
 //
 //	  - trust drops the bookkeeping keys (attempt, due time, origin) a record brings
 //	    from outside the subscription's own topics, and bounds them on those topics;
-//	  - tracing runs the delivery in its CONSUMER span;
+//	  - tracing runs the delivery in its CONSUMER span (one span per delivery, around
+//	    every in-place attempt);
 //	  - observe makes the span events, metrics, trace log and hooks hear every event;
 //	  - correlation puts the correlation id in the context;
 //	  - dead letter publishes the final failure to the dead-letter topic;
 //	  - wait due (retry topics only) holds a message until its retry is due;
-//	  - retry is middleware.Retry for Ordered delivery (in place) and
-//	    middleware.RetryTopic for Unordered;
-//	  - drain gives the handler a context that outlives its subscription, so that a
-//	    graceful drain or a rebalance lets it finish; the stages above still see the
-//	    transport's context, whose end interrupts retry waits;
-//	  - timeout, recover, and handler: the payload limit, decode and the typed handler.
+//	  - retry is middleware.Retry for Ordered delivery (in place; its wait gives up
+//	    the message's Concurrency slot, see transport.Waiting) and middleware.RetryTopic
+//	    for Unordered;
+//	  - drain gives the handler a context with the engine's handler lifetime
+//	    (engine.Handlers) instead of the delivery's, so that a handler whose partition
+//	    is revoked may finish within the drain time; the stages above still see the
+//	    delivery's context, whose end interrupts retry waits;
+//	  - timeout and recover bound and guard each attempt;
+//	  - decode and handler are h, made by Subscribe: the payload limit, decode (a
+//	    failure is permanent) and the typed handler.
 func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message.HandlerFunc, error) {
 	d := *s.delivery
 	tracing, err := middleware.Tracing(middleware.TracingConfig{Provider: c.opts.tracerProvider,
