@@ -25,7 +25,7 @@ type subscription struct {
 	knative         bool      // WithKnativeDeadLetters
 	deadLetterTopic string
 	feeds           []feed
-	run             *engine.Sub // the engine's handle on it, once added
+	run             runner // what runs it, once registered
 	// check says whether a payload decodes as the subscription's type, for a replay
 	// with an edited payload.
 	check func(payload []byte) error
@@ -117,14 +117,28 @@ func (s *subscription) topics() []string {
 // the subscription's retry and replay topics and its dead-letter topic exist and are
 // as durable as the transport requires, and returns that error if not.
 func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ...SubscribeOption) error {
-	if err := t.validate(); err != nil {
+	s, handle, err := newSubscription(c, t, group, h, opts)
+	if err != nil {
 		return err
+	}
+	feeds, err := c.prepare(s, handle)
+	if err != nil {
+		return err
+	}
+	return c.register(s, func() (runner, error) { return c.engine.Add(feeds) })
+}
+
+// newSubscription checks Subscribe's arguments and makes the subscription and its
+// innermost handler: the payload limit, decode and h.
+func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], opts []SubscribeOption) (*subscription, message.HandlerFunc, error) {
+	if err := t.validate(); err != nil {
+		return nil, nil, err
 	}
 	if err := validName("group", group); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if h == nil {
-		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
+		return nil, nil, fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
 	}
 	s := &subscription{topic: t.name, group: group, check: func(payload []byte) error {
 		var v T
@@ -149,7 +163,7 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 		m.CorrelationID = CorrelationID(ctx)
 		return nil, h(ctx, m)
 	}
-	return c.subscribe(s, handle)
+	return s, handle, nil
 }
 
 // maxTopicName is Kafka's longest topic name; the subscription's own topics
@@ -219,17 +233,18 @@ func (c *Client) leftoverRetryTopics(s *subscription) ([]feed, error) {
 	return feeds, nil
 }
 
-// subscribe adds s to the engine, each of its feeds wrapped in the client's chain.
-func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
+// prepare checks s against the client and its transport, provisions its topics and
+// returns its feeds, each with the client's chain around handle.
+func (c *Client) prepare(s *subscription, handle message.HandlerFunc) ([]engine.Feed, error) {
 	if err := c.check(s); err != nil {
-		return err
+		return nil, err
 	}
 	if p, ok := c.tr.(transport.Provisioner); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), provisionTimeout)
 		err := p.Provision(ctx, s.topics()...)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
+			return nil, fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err)
 		}
 	}
 	replay := ReplayTopicName(s.topic, s.group)
@@ -242,7 +257,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 	}
 	leftover, err := c.leftoverRetryTopics(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.feeds = append(s.feeds, leftover...)
 	feeds := make([]engine.Feed, len(s.feeds))
@@ -250,7 +265,7 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		f := &s.feeds[i]
 		chained, err := c.chain(s, f, handle)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		feeds[i] = engine.Feed{Topic: f.topic, Handler: func(msg *message.Message) error {
 			_, err := chained(msg)
@@ -259,10 +274,24 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 			Group:       f.group,
 			Concurrency: s.delivery.Concurrency,
 			Unordered:   s.delivery.Ordering == Unordered,
+			Drain:       c.opts.drainTimeout,
 		}}
 	}
-	name := s.topic + "/" + s.group
+	return feeds, nil
+}
 
+// runner runs a subscription: the engine (Subscribe) or a Watermill Router
+// (SubscribeOnRouter).
+type runner interface {
+	Health(stallAfter time.Duration) engine.Health
+	Pause()
+	Resume()
+}
+
+// register adds s to the client's subscriptions, with the runner start returns; start
+// runs outside the client's lock, while the name is taken.
+func (c *Client) register(s *subscription, start func() (runner, error)) error {
+	name := s.topic + "/" + s.group
 	c.mu.Lock()
 	if c.state.get() != stateNew && c.state.get() != stateRunning {
 		c.mu.Unlock()
@@ -273,9 +302,9 @@ func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: %w: topic %q already has a handler in group %q on this client", ErrInvalidOption, s.topic, s.group)
 	}
-	c.starting[name] = struct{}{} // the engine may start it, outside the lock
+	c.starting[name] = struct{}{}
 	c.mu.Unlock()
-	run, err := c.engine.Add(feeds)
+	run, err := start()
 	c.mu.Lock()
 	delete(c.starting, name)
 	if err == nil {

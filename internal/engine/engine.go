@@ -358,29 +358,38 @@ type Health struct {
 // progress while messages wait before it is stalled.
 func (s *Sub) Health(stallAfter time.Duration) Health {
 	s.mu.Lock()
-	h := Health{Consuming: s.consuming, Paused: s.paused}
-	running := make([]transport.Subscription, len(s.feeds))
+	consuming, paused := s.consuming, s.paused
+	feeds := make([][]transport.Subscription, len(s.feeds))
 	for i, f := range s.feeds {
-		running[i] = f.ts
+		if f.ts != nil && consuming {
+			feeds[i] = []transport.Subscription{f.ts}
+		}
 	}
 	s.mu.Unlock()
+	return HealthOf(consuming, paused, feeds, stallAfter)
+}
+
+// HealthOf sums up a subscription from the transport subscriptions each of its feeds
+// runs now (feeds[0]: its topic's), for Sub.Health and for subscriptions that a
+// Watermill Router runs.
+func HealthOf(consuming, paused bool, feeds [][]transport.Subscription, stallAfter time.Duration) Health {
+	h := Health{Consuming: consuming, Paused: paused}
 	lagKnown := true
-	for i, ts := range running {
-		if ts == nil || !h.Consuming {
-			continue
-		}
-		for _, p := range ts.Stats() {
-			if i == 0 {
-				h.Partitions = append(h.Partitions, p)
-			}
-			h.InFlight += p.InFlight
-			if p.LastProgress.After(h.LastProgress) {
-				h.LastProgress = p.LastProgress
-			}
-			if lag := p.Lag(); lag >= 0 {
-				h.Lag += lag
-			} else if p.Buffered > 0 || p.InFlight > 0 {
-				lagKnown = false
+	for i, running := range feeds {
+		for _, ts := range running {
+			for _, p := range ts.Stats() {
+				if i == 0 {
+					h.Partitions = append(h.Partitions, p)
+				}
+				h.InFlight += p.InFlight
+				if p.LastProgress.After(h.LastProgress) {
+					h.LastProgress = p.LastProgress
+				}
+				if lag := p.Lag(); lag >= 0 {
+					h.Lag += lag
+				} else if p.Buffered > 0 || p.InFlight > 0 {
+					lagKnown = false
+				}
 			}
 		}
 	}
