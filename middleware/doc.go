@@ -2,7 +2,8 @@
 // Watermill's shape, message.HandlerMiddleware (func(message.HandlerFunc)
 // message.HandlerFunc), so it also works on a plain Watermill router. A stage without
 // settings is a HandlerMiddleware value (CorrelationID, Recover, RecoverPermanent); a
-// stage with settings is made by a function of its Config that checks it and returns
+// stage with settings is made by a function of its settings (a Config struct; Timeout
+// takes its duration alone) that checks them and returns
 // (message.HandlerMiddleware, error):
 //
 //	retry, err := middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(time.Second, 0)})

@@ -269,8 +269,6 @@ func (e *Engine) drain() error {
 	select {
 	case <-idle:
 	case <-timer.C:
-		e.cfg.Logger.Warn("pubsub: drain timeout ran out; cancelling handlers, their messages will be redelivered",
-			"drain_timeout", e.cfg.Drain)
 		e.cancelHandlers()
 		<-idle
 		err = fmt.Errorf("%w after %s", ErrDrainTimeout, e.cfg.Drain)
