@@ -99,9 +99,12 @@ type Lane struct {
 	// The records held, in offset order, as a ring: ring[(head+i)%len(ring)] for
 	// i < n. seq numbers entries so that workers can find theirs after the ring moves:
 	// the entry at head has sequence number first.
-	ring       []entry
-	head, n    int
-	first      uint64
+	ring    []entry
+	head, n int
+	first   uint64
+	// scan is the sequence number from which pick looks for a waiting record: no
+	// record before it waits (those are in flight, nacked or done).
+	scan       uint64
 	next       int64 // the offset after the last record pushed; -1 before any
 	busy       map[string]struct{}
 	slots      int // records in flight or nacked, less those waiting (transport.Waiter)
@@ -251,10 +254,19 @@ func (l *Lane) pick() (uint64, *entry, bool) {
 		return 0, nil, false
 	}
 	var now time.Time
-	for i := range l.n {
+	from := 0
+	if l.nackWaits == 0 {
+		from = int(l.scan - l.first) // nothing before it may go
+	}
+	seenWaiting := false
+	for i := from; i < l.n; i++ {
 		e := &l.ring[(l.head+i)%len(l.ring)]
 		switch e.state {
 		case waiting:
+			if !seenWaiting {
+				seenWaiting = true
+				l.scan = max(l.scan, l.first+uint64(i))
+			}
 			if full {
 				continue // a due redelivery may still go: it holds its slot
 			}
@@ -273,6 +285,9 @@ func (l *Lane) pick() (uint64, *entry, bool) {
 			}
 		}
 	}
+	if !seenWaiting {
+		l.scan = max(l.scan, l.first+uint64(l.n))
+	}
 	return 0, nil, false
 }
 
@@ -285,6 +300,7 @@ func (l *Lane) settle(seq uint64, to state) {
 	switch to {
 	case waiting:
 		e.state = waiting
+		l.scan = min(l.scan, seq)
 		l.slots--
 		if e.rec.Keyed && !l.cfg.Unordered {
 			delete(l.busy, e.rec.Key)
@@ -307,6 +323,7 @@ func (l *Lane) settle(seq uint64, to state) {
 		l.head = (l.head + 1) % len(l.ring)
 		l.n--
 		l.first++
+		l.scan = max(l.scan, l.first)
 		moved = true
 	}
 	var room bool
