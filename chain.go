@@ -1,13 +1,8 @@
 package pubsub
 
 import (
-	"context"
-	"strconv"
-	"time"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/middleware"
 )
 
@@ -70,81 +65,21 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 		recoverer = middleware.RecoverPermanent
 	}
 
-	stages := []message.HandlerMiddleware{trust(f, d), tracing, observe, middleware.CorrelationID, deadLetter}
-	if f.kind == retryFeed {
+	trust, err := middleware.Trust(middleware.TrustConfig{Feed: f.kind, Retry: f.retry, MaxWait: d.Backoff(f.retry)})
+	if err != nil {
+		return nil, err
+	}
+	stages := []message.HandlerMiddleware{trust, tracing, observe, middleware.CorrelationID, deadLetter}
+	if f.kind == middleware.FeedRetry {
 		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.engine.Draining(), MaxWait: d.Backoff(f.retry)})
 		if err != nil {
 			return nil, err
 		}
 		stages = append(stages, waitDue)
 	}
-	stages = append(stages, retry, c.detach, timeout, recoverer)
+	stages = append(stages, retry, middleware.Detach(c.engine.Handlers()), timeout, recoverer)
 	for i := len(stages) - 1; i >= 0; i-- {
 		h = stages[i](h)
 	}
 	return h, nil
 }
-
-// trust keeps a subscription's bookkeeping honest: a record on the topic itself comes
-// from any producer, so the keys only the subscription's own topics may carry
-// (attempt, first failure, due time, origin, replayed) are dropped and it starts at
-// attempt 1 with the full policy; a record on retry topic n is at attempt n+1
-// whatever it says; a replayed record starts at attempt 1.
-func trust(f *feed, d Delivery) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			md := msg.Metadata
-			switch f.kind {
-			case mainFeed:
-				metadata.DropBookkeeping(md)
-			case replayFeed:
-				delete(md, metadata.Attempt)
-				delete(md, metadata.RetryDue)
-				delete(md, metadata.FirstFailure)
-			case retryFeed:
-				md[metadata.Attempt] = attemptNames[min(f.retry+1, len(attemptNames)-1)]
-				if due, ok := metadata.ParseTime(md[metadata.RetryDue]); ok && time.Until(due) > d.Backoff(f.retry) {
-					md[metadata.RetryDue] = metadata.FormatTime(time.Now().Add(d.Backoff(f.retry)))
-				}
-			}
-			return h(msg)
-		}
-	}
-}
-
-// attemptNames are the attempt numbers as metadata holds them, made once.
-var attemptNames = func() []string {
-	names := make([]string, MaxDeliveryRetry+2)
-	for i := range names {
-		names[i] = strconv.Itoa(i)
-	}
-	return names
-}()
-
-// detach gives the handler a context that keeps the message's values but not its
-// cancellation: transports end a message's context when its subscription stops or
-// its partition is revoked, and a graceful drain must let the handler finish. The
-// context ends when the drain timeout runs out or the client closes.
-func (c *Client) detach(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		parent := msg.Context()
-		msg.SetContext(detached{Context: parent, life: c.engine.Handlers()})
-		produced, err := h(msg)
-		msg.SetContext(parent)
-		return produced, err
-	}
-}
-
-// detached has the values of its Context and the lifetime of life.
-type detached struct {
-	context.Context
-	life context.Context
-}
-
-func (d detached) Deadline() (time.Time, bool) { return d.life.Deadline() }
-func (d detached) Done() <-chan struct{}       { return d.life.Done() }
-func (d detached) Err() error                  { return d.life.Err() }
-
-// AfterFunc lets context.WithCancel and context.AfterFunc on a detached context
-// register with its lifetime instead of starting a goroutine to watch it.
-func (d detached) AfterFunc(f func()) func() bool { return context.AfterFunc(d.life, f) }

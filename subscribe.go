@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/internal/engine"
+	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 )
 
@@ -74,20 +75,11 @@ func RetryTopicName(topic, group string, retry int) string {
 // to: "<topic>.<group>.replay", consumed by that subscription's handler only.
 func ReplayTopicName(topic, group string) string { return topic + "." + group + ".replay" }
 
-// feedKind is what a topic a subscription consumes is for.
-type feedKind int
-
-const (
-	mainFeed   feedKind = iota // the topic itself, shared by every group
-	replayFeed                 // the subscription's replayed dead letters
-	retryFeed                  // one of the subscription's retry topics
-)
-
 // feed is one topic a subscription's handler consumes. The subscription's own topics
 // are consumed under a consumer group of their own name, so that on Kafka they do not
 // share (and rebalance) the group of the subscription's main topic.
 type feed struct {
-	kind         feedKind
+	kind         middleware.Feed
 	topic, group string
 	retry        int // the retry a retry topic holds
 }
@@ -228,7 +220,7 @@ func (c *Client) leftoverRetryTopics(s *subscription) ([]feed, error) {
 		if s.delivery.Ordering == Unordered && n <= s.delivery.Retry {
 			continue // a feed already
 		}
-		feeds = append(feeds, feed{kind: retryFeed, topic: name, group: name, retry: n})
+		feeds = append(feeds, feed{kind: middleware.FeedRetry, topic: name, group: name, retry: n})
 	}
 	return feeds, nil
 }
@@ -248,11 +240,11 @@ func (c *Client) prepare(s *subscription, handle message.HandlerFunc) ([]engine.
 		}
 	}
 	replay := ReplayTopicName(s.topic, s.group)
-	s.feeds = []feed{{kind: mainFeed, topic: s.topic, group: s.group}, {kind: replayFeed, topic: replay, group: replay}}
+	s.feeds = []feed{{kind: middleware.FeedTopic, topic: s.topic, group: s.group}, {kind: middleware.FeedReplay, topic: replay, group: replay}}
 	if s.delivery.Ordering == Unordered {
 		for n := 1; n <= s.delivery.Retry; n++ {
 			t := RetryTopicName(s.topic, s.group, n)
-			s.feeds = append(s.feeds, feed{kind: retryFeed, topic: t, group: t, retry: n})
+			s.feeds = append(s.feeds, feed{kind: middleware.FeedRetry, topic: t, group: t, retry: n})
 		}
 	}
 	leftover, err := c.leftoverRetryTopics(s)
