@@ -9,6 +9,7 @@ import (
 
 	"github.com/pubsubkit/pubsub/internal/engine"
 	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/watermilladapter"
 )
 
 // SubscribeOnRouter registers h for the messages of topic t in consumer group group
@@ -40,9 +41,9 @@ func SubscribeOnRouter[T any](r *message.Router, c *Client, t Topic[T], group st
 		return err
 	}
 	return c.register(s, func() (runner, error) {
-		run := &routerRun{subs: make([]*transport.Subscriber, len(feeds))}
+		run := &routerRun{subs: make([]*watermilladapter.Subscriber, len(feeds))}
 		for i, f := range feeds {
-			run.subs[i] = transport.NewSubscriber(c.tr, f.Options)
+			run.subs[i] = watermilladapter.NewSubscriber(c.tr, f.Options)
 			r.AddConsumerHandler(f.Topic+"/"+f.Options.Group, f.Topic, run.subs[i], message.NoPublishHandlerFunc(f.Handler))
 		}
 		if r.IsRunning() {
@@ -54,10 +55,10 @@ func SubscribeOnRouter[T any](r *message.Router, c *Client, t Topic[T], group st
 	})
 }
 
-// routerRun is a subscription a Watermill Router runs: one transport.Subscriber per
+// routerRun is a subscription a Watermill Router runs: one watermilladapter.Subscriber per
 // feed.
 type routerRun struct {
-	subs []*transport.Subscriber
+	subs []*watermilladapter.Subscriber
 }
 
 func (r *routerRun) Health(stallAfter time.Duration) engine.Health {

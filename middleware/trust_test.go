@@ -12,6 +12,7 @@ import (
 	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
+	"github.com/pubsubkit/pubsub/transport/watermilladapter"
 )
 
 // TestTrustAndDetachOnPlainRouter: on a plain Watermill router, Trust drops the
@@ -42,7 +43,7 @@ func TestTrustAndDetachOnPlainRouter(t *testing.T) {
 	attempts := make(chan string, 1)
 	release := make(chan struct{})
 	ctxErr := make(chan error, 1)
-	router.AddConsumerHandler("trust", "trust", transport.NewSubscriber(tr, transport.SubscribeOptions{Group: "g"}), func(msg *message.Message) error {
+	router.AddConsumerHandler("trust", "trust", watermilladapter.NewSubscriber(tr, transport.SubscribeOptions{Group: "g"}), func(msg *message.Message) error {
 		attempts <- msg.Metadata.Get(metadata.Attempt)
 		<-release
 		ctxErr <- msg.Context().Err()

@@ -1,15 +1,19 @@
 // Package transport defines what a message transport must do for pubsubkit, and opens
 // transports by URL.
 //
-// A transport moves bytes: it knows nothing of codecs, retries or dead letters. Those
-// live once, in the pubsub package and its middleware, above every transport. A
-// transport is a Watermill message.Publisher, and through [NewSubscriber] a Watermill
-// message.Subscriber, so it also runs under a plain Watermill router.
+// A transport moves bytes: codecs, retries and dead-lettering live once, in the pubsub
+// package and its middleware, above every transport. What a transport knows of them
+// is written into the contract: it keeps DeadLetterHeadroom free beyond its size
+// limit for the keys a dead letter gains, and it lets a message whose in-place retry
+// waits give up its concurrency slot ([Waiting]). Transports deliver Watermill
+// messages; package transport/watermilladapter turns a Transport into a Watermill
+// Subscriber (for a plain Watermill router) and any Watermill pub/sub into a
+// Transport.
 //
-// The package holds the contract only: [Transport] and [Subscription], the optional
-// interfaces a transport may add ([AsyncPublisher], [Provisioner], [Reader]),
-// [Capabilities], [Position], the errors, the [Registry] that opens transports by URL
-// scheme, and [FromWatermill], which turns any Watermill pub/sub into a Transport.
+// The package holds the contract and the registry: [Transport] and [Subscription], the
+// optional interfaces a transport may add ([AsyncPublisher], [Provisioner], [Reader],
+// [TopicLister], [GroupLagger]), [Capabilities], [Position], [Waiter], the errors, and
+// the [Registry] that opens transports by URL scheme.
 package transport
 
 import (

@@ -1,6 +1,6 @@
 // Package kafka is the Kafka transport, built on franz-go: kgo produces and consumes,
 // kadm administers (topics, offsets, lag). It is a Watermill publisher and, through
-// transport.NewSubscriber, a Watermill subscriber, and implements every optional
+// watermilladapter.NewSubscriber, a Watermill subscriber, and implements every optional
 // interface of package transport: AsyncPublisher, Provisioner, Reader, TopicLister
 // and GroupLagger. A Transport is safe for concurrent use.
 //
