@@ -11,6 +11,11 @@
 //
 // What each does:
 //
+//   - Trust drops the bookkeeping keys (attempt, due time, origin) a record brings to a
+//     subscription's topic from outside, and bounds them on its retry topics.
+//   - Detach gives the stages inside it and the handler a context with a lifetime of
+//     its own, so that a revoked partition or a router's Close does not cut a handler
+//     short.
 //   - Tracing runs each delivery in a CONSUMER span, child of the producer's span;
 //     StartSend and EndSend make the PRODUCER span of a publish.
 //   - Observe makes Observers hear every event of a message's life as it happens: the
