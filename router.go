@@ -32,11 +32,7 @@ func SubscribeOnRouter[T any](r *message.Router, c *Client, t Topic[T], group st
 	if r == nil {
 		return fmt.Errorf("pubsub: %w: SubscribeOnRouter(%q, %q) with a nil router", ErrInvalidOption, t.name, group)
 	}
-	s, handle, err := newSubscription(c, t, group, h, opts)
-	if err != nil {
-		return err
-	}
-	feeds, err := c.prepare(s, handle)
+	s, feeds, err := newSubscription(c, t, group, h, opts)
 	if err != nil {
 		return err
 	}

@@ -109,11 +109,7 @@ func (s *subscription) topics() []string {
 // the subscription's retry and replay topics and its dead-letter topic exist and are
 // as durable as the transport requires, and returns that error if not.
 func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ...SubscribeOption) error {
-	s, handle, err := newSubscription(c, t, group, h, opts)
-	if err != nil {
-		return err
-	}
-	feeds, err := c.prepare(s, handle)
+	s, feeds, err := newSubscription(c, t, group, h, opts)
 	if err != nil {
 		return err
 	}
@@ -121,8 +117,8 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 }
 
 // newSubscription checks Subscribe's arguments and makes the subscription and its
-// innermost handler: the payload limit, decode and h.
-func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], opts []SubscribeOption) (*subscription, message.HandlerFunc, error) {
+// feeds (see prepare) around its innermost handler: the payload limit, decode and h.
+func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], opts []SubscribeOption) (*subscription, []engine.Feed, error) {
 	if err := t.validate(); err != nil {
 		return nil, nil, err
 	}
@@ -155,7 +151,11 @@ func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], o
 		m.CorrelationID = CorrelationID(ctx)
 		return nil, h(ctx, m)
 	}
-	return s, handle, nil
+	feeds, err := c.prepare(s, handle)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, feeds, nil
 }
 
 // maxTopicName is Kafka's longest topic name; the subscription's own topics

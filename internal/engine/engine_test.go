@@ -66,6 +66,16 @@ func run(t *testing.T, e *engine.Engine) (stop func() error) {
 	}
 }
 
+// add adds a one-feed subscription of topic to e.
+func add(t *testing.T, e *engine.Engine, topic string, opts transport.SubscribeOptions, h engine.Handler) *engine.Sub {
+	t.Helper()
+	sub, err := e.Add([]engine.Feed{{Topic: topic, Options: opts, Handler: h}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
 func received(t *testing.T, ch <-chan string, n int) []string {
 	t.Helper()
 	var got []string
@@ -89,14 +99,10 @@ func TestRunReturnsAfterEveryGoroutine(t *testing.T) {
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
 	got := make(chan string, 100)
 	for _, topic := range []string{"leak-a", "leak-b"} {
-		_, err := e.Add([]engine.Feed{{Topic: topic, Options: transport.SubscribeOptions{Group: "g", Concurrency: 4},
-			Handler: func(msg *message.Message) error {
-				got <- string(msg.Payload)
-				return nil
-			}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		add(t, e, topic, transport.SubscribeOptions{Group: "g", Concurrency: 4}, func(msg *message.Message) error {
+			got <- string(msg.Payload)
+			return nil
+		})
 	}
 	stop := run(t, e)
 	publish(t, tr, "leak-a", "1", "2", "3", "4", "5")
@@ -117,16 +123,12 @@ func TestDrainLetsHandlersFinish(t *testing.T) {
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
 	started, release := make(chan string, 10), make(chan struct{})
 	var handled atomic.Int32
-	_, err := e.Add([]engine.Feed{{Topic: "drain", Options: transport.SubscribeOptions{Group: "g"},
-		Handler: func(msg *message.Message) error {
-			started <- string(msg.Payload)
-			<-release
-			handled.Add(1)
-			return nil
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	add(t, e, "drain", transport.SubscribeOptions{Group: "g"}, func(msg *message.Message) error {
+		started <- string(msg.Payload)
+		<-release
+		handled.Add(1)
+		return nil
+	})
 	stop := run(t, e)
 	publish(t, tr, "drain", "first", "second")
 	received(t, started, 1)
@@ -166,16 +168,12 @@ func TestDrainTimeout(t *testing.T) {
 	e := engine.New(engine.Config{Transport: tr, Drain: 50 * time.Millisecond})
 	started := make(chan string, 1)
 	var returned atomic.Bool
-	_, err := e.Add([]engine.Feed{{Topic: "timeout", Options: transport.SubscribeOptions{Group: "g"},
-		Handler: func(msg *message.Message) error {
-			started <- string(msg.Payload)
-			<-e.Handlers().Done()
-			returned.Store(true)
-			return e.Handlers().Err()
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	add(t, e, "timeout", transport.SubscribeOptions{Group: "g"}, func(msg *message.Message) error {
+		started <- string(msg.Payload)
+		<-e.Handlers().Done()
+		returned.Store(true)
+		return e.Handlers().Err()
+	})
 	stop := run(t, e)
 	publish(t, tr, "timeout", "x")
 	received(t, started, 1)
@@ -195,17 +193,13 @@ func TestPanicNacks(t *testing.T) {
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
 	got := make(chan string, 10)
 	var calls atomic.Int32
-	_, err := e.Add([]engine.Feed{{Topic: "panic", Options: transport.SubscribeOptions{Group: "g"},
-		Handler: func(msg *message.Message) error {
-			if calls.Add(1) == 1 {
-				panic("first time")
-			}
-			got <- string(msg.Payload)
-			return nil
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	add(t, e, "panic", transport.SubscribeOptions{Group: "g"}, func(msg *message.Message) error {
+		if calls.Add(1) == 1 {
+			panic("first time")
+		}
+		got <- string(msg.Payload)
+		return nil
+	})
 	stop := run(t, e)
 	defer stop()
 	publish(t, tr, "panic", "again")
@@ -223,22 +217,18 @@ func TestConcurrencyBounded(t *testing.T) {
 	var mu sync.Mutex
 	now, peak := 0, 0
 	got := make(chan string, 100)
-	_, err := e.Add([]engine.Feed{{Topic: "bounded", Options: transport.SubscribeOptions{Group: "g", Concurrency: 3},
-		Handler: func(msg *message.Message) error {
-			mu.Lock()
-			now++
-			peak = max(peak, now)
-			mu.Unlock()
-			time.Sleep(5 * time.Millisecond) // long enough for others to start
-			mu.Lock()
-			now--
-			mu.Unlock()
-			got <- string(msg.Payload)
-			return nil
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	add(t, e, "bounded", transport.SubscribeOptions{Group: "g", Concurrency: 3}, func(msg *message.Message) error {
+		mu.Lock()
+		now++
+		peak = max(peak, now)
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond) // long enough for others to start
+		mu.Lock()
+		now--
+		mu.Unlock()
+		got <- string(msg.Payload)
+		return nil
+	})
 	stop := run(t, e)
 	defer stop()
 	keys := make([]string, 30)
@@ -261,14 +251,10 @@ func TestPauseHoldsNewMessages(t *testing.T) {
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
 	got := make(chan string, 10)
-	sub, err := e.Add([]engine.Feed{{Topic: "pause", Options: transport.SubscribeOptions{Group: "g"},
-		Handler: func(msg *message.Message) error {
-			got <- string(msg.Payload)
-			return nil
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := add(t, e, "pause", transport.SubscribeOptions{Group: "g"}, func(msg *message.Message) error {
+		got <- string(msg.Payload)
+		return nil
+	})
 	sub.Pause()
 	stop := run(t, e)
 	defer stop()
