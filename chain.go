@@ -1,37 +1,35 @@
 package pubsub
 
 import (
-	"context"
-	"runtime"
-	"strconv"
-	"sync"
-	"time"
-
 	"github.com/ThreeDotsLabs/watermill/message"
 
-	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/middleware"
 )
 
 // chain wraps a subscription's handler in the client's middleware for one of its
-// feeds. This is the one place the order is decided; outermost first (DESIGN.md
-// section 2 gives the same list):
+// feeds. This is the one place the order is decided; outermost first, the same list
+// as DESIGN.md's Consuming section:
 //
-//		trust → tracing → observe → correlation → dead letter → [wait due] → retry → drain → timeout → recover → handler
+//		trust → tracing → observe → correlation → dead letter → [wait due] → retry → drain → timeout → recover → decode → handler
 //
 //	  - trust drops the bookkeeping keys (attempt, due time, origin) a record brings
 //	    from outside the subscription's own topics, and bounds them on those topics;
-//	  - tracing runs the delivery in its CONSUMER span;
+//	  - tracing runs the delivery in its CONSUMER span (one span per delivery, around
+//	    every in-place attempt);
 //	  - observe makes the span events, metrics, trace log and hooks hear every event;
 //	  - correlation puts the correlation id in the context;
 //	  - dead letter publishes the final failure to the dead-letter topic;
 //	  - wait due (retry topics only) holds a message until its retry is due;
-//	  - retry is middleware.Retry for Ordered delivery (in place) and
-//	    middleware.RetryTopic for Unordered;
-//	  - drain gives the handler a context that outlives its subscription, so that a
-//	    graceful drain or a rebalance lets it finish; the stages above still see the
-//	    transport's context, whose end interrupts retry waits;
-//	  - timeout, recover, and handler: the payload limit, decode and the typed handler.
+//	  - retry is middleware.Retry for Ordered delivery (in place; its wait gives up
+//	    the message's Concurrency slot, see transport.Waiting) and middleware.RetryTopic
+//	    for Unordered;
+//	  - drain gives the handler a context with the engine's handler lifetime
+//	    (engine.Handlers) instead of the delivery's, so that a handler whose partition
+//	    is revoked may finish within the drain time; the stages above still see the
+//	    delivery's context, whose end interrupts retry waits;
+//	  - timeout and recover bound and guard each attempt;
+//	  - decode and handler are h, made by Subscribe: the payload limit, decode (a
+//	    failure is permanent) and the typed handler.
 func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message.HandlerFunc, error) {
 	d := *s.delivery
 	tracing, err := middleware.Tracing(middleware.TracingConfig{Provider: c.opts.tracerProvider,
@@ -53,7 +51,7 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 		retry, err = middleware.RetryTopic(middleware.RetryTopicConfig{Publisher: c.tr, MaxRetries: d.Retry, Backoff: d.backoff(),
 			Topic: func(n int) string { return RetryTopicName(s.topic, s.group, n) }})
 	} else {
-		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.draining})
+		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.engine.Draining()})
 	}
 	if err != nil {
 		return nil, err
@@ -67,179 +65,21 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 		recoverer = middleware.RecoverPermanent
 	}
 
-	stages := []message.HandlerMiddleware{trust(f, d, s.letters), tracing, observe, middleware.CorrelationID, deadLetter}
-	if f.kind == retryFeed {
-		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.draining, MaxWait: d.Backoff(f.retry)})
+	trust, err := middleware.Trust(middleware.TrustConfig{Feed: f.kind, Retry: f.retry, MaxWait: d.Backoff(f.retry), DeadLetters: s.letters})
+	if err != nil {
+		return nil, err
+	}
+	stages := []message.HandlerMiddleware{trust, tracing, observe, middleware.CorrelationID, deadLetter}
+	if f.kind == middleware.FeedRetry {
+		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.engine.Draining(), MaxWait: d.Backoff(f.retry)})
 		if err != nil {
 			return nil, err
 		}
 		stages = append(stages, waitDue)
 	}
-	stages = append(stages, retry, c.detach, timeout, recoverer)
+	stages = append(stages, retry, middleware.Detach(c.engine.Handlers()), timeout, recoverer)
 	for i := len(stages) - 1; i >= 0; i-- {
 		h = stages[i](h)
 	}
 	return h, nil
-}
-
-// trust keeps a subscription's bookkeeping honest: a record on the topic itself comes
-// from any producer, so the keys only the subscription's own topics may carry
-// (attempt, first failure, due time, origin, replayed) are dropped and it starts at
-// attempt 1 with the full policy, and so are the dead-letter keys unless the topic is
-// a dead-letter topic (letters); a record on retry topic n is at attempt n+1
-// whatever it says; a replayed record starts at attempt 1.
-func trust(f *feed, d Delivery, letters bool) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			md := msg.Metadata
-			switch f.kind {
-			case mainFeed:
-				metadata.DropBookkeeping(md)
-				if !letters {
-					metadata.DropDeadLetterKeys(md)
-				}
-			case replayFeed:
-				delete(md, metadata.Attempt)
-				delete(md, metadata.RetryDue)
-				delete(md, metadata.FirstFailure)
-			case retryFeed:
-				md[metadata.Attempt] = attemptNames[min(f.retry+1, len(attemptNames)-1)]
-				if due, ok := metadata.ParseTime(md[metadata.RetryDue]); ok && time.Until(due) > d.Backoff(f.retry) {
-					md[metadata.RetryDue] = metadata.FormatTime(time.Now().Add(d.Backoff(f.retry)))
-				}
-			}
-			return h(msg)
-		}
-	}
-}
-
-// attemptNames are the attempt numbers as metadata holds them, made once.
-var attemptNames = func() []string {
-	names := make([]string, MaxDeliveryRetry+2)
-	for i := range names {
-		names[i] = strconv.Itoa(i)
-	}
-	return names
-}()
-
-// detach gives the handler a context that keeps the message's values but not its
-// cancellation: transports end a message's context when its subscription stops or
-// its partition is revoked, and a graceful drain must let the handler finish. The
-// context ends when the drain timeout runs out or the client closes.
-func (c *Client) detach(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		parent := msg.Context()
-		msg.SetContext(detached{Context: parent, life: c.handlers})
-		produced, err := h(msg)
-		msg.SetContext(parent)
-		return produced, err
-	}
-}
-
-// detached has the values of its Context and the lifetime of life.
-type detached struct {
-	context.Context
-	life context.Context
-}
-
-func (d detached) Deadline() (time.Time, bool) { return d.life.Deadline() }
-func (d detached) Done() <-chan struct{}       { return d.life.Done() }
-func (d detached) Err() error                  { return d.life.Err() }
-
-// AfterFunc lets context.WithCancel and context.AfterFunc on a detached context
-// register with its lifetime instead of starting a goroutine to watch it.
-func (d detached) AfterFunc(f func()) func() bool { return context.AfterFunc(d.life, f) }
-
-// warmIdle is how long a warm goroutine waits for another message before it ends.
-const warmIdle = 2 * time.Second
-
-// warmPool runs a subscription's chain on goroutines kept between messages. The
-// router starts a goroutine per message, and a new goroutine's stack grows, copied at
-// each doubling, through the chain's depth: on Kafka that copying was a third of the
-// consumer's CPU. A kept goroutine has grown its stack already. Goroutines are added
-// when every one is busy and end after warmIdle without work or once the client has
-// stopped (stop closed).
-type warmPool struct {
-	jobs chan *warmJob
-	stop <-chan struct{}
-}
-
-func newWarmPool(stop <-chan struct{}) *warmPool {
-	return &warmPool{jobs: make(chan *warmJob), stop: stop}
-}
-
-// warmJob is one message handed to a warm goroutine, and what became of it.
-type warmJob struct {
-	h        message.HandlerFunc
-	msg      *message.Message
-	produced []*message.Message
-	err      error
-	// ended is set when h did not return: it panicked with recovered (nil when it
-	// called runtime.Goexit).
-	ended     bool
-	recovered any
-	done      chan struct{}
-}
-
-var warmJobs = sync.Pool{New: func() any { return &warmJob{done: make(chan struct{}, 1)} }}
-
-// run calls h(msg) on a warm goroutine and returns its result; a panic or a
-// runtime.Goexit of h happens again on the caller's goroutine, as if h had run there.
-func (p *warmPool) run(h message.HandlerFunc, msg *message.Message) ([]*message.Message, error) {
-	j := warmJobs.Get().(*warmJob)
-	j.h, j.msg = h, msg
-	select {
-	case p.jobs <- j:
-	default:
-		go p.work(j)
-	}
-	<-j.done
-	produced, err, ended, recovered := j.produced, j.err, j.ended, j.recovered
-	*j = warmJob{done: j.done}
-	warmJobs.Put(j)
-	if ended {
-		if recovered == nil {
-			runtime.Goexit()
-		}
-		panic(recovered)
-	}
-	return produced, err
-}
-
-// work runs j, then the jobs handed to it, until it idles or the client stops. The
-// idle timer is not reset per job: when it fires after some work, it starts again, so
-// a goroutine ends between warmIdle and twice that after its last job.
-func (p *warmPool) work(j *warmJob) {
-	idle := time.NewTimer(warmIdle)
-	defer idle.Stop()
-	for {
-		j.do()
-		worked := true
-	wait:
-		select {
-		case j = <-p.jobs:
-			continue
-		case <-idle.C:
-			if worked {
-				worked = false
-				idle.Reset(warmIdle)
-				goto wait
-			}
-			return
-		case <-p.stop:
-			return
-		}
-	}
-}
-
-func (j *warmJob) do() {
-	returned := false
-	defer func() {
-		if !returned {
-			j.ended, j.recovered = true, recover()
-		}
-		j.done <- struct{}{}
-	}()
-	j.produced, j.err = j.h(j.msg)
-	returned = true
 }

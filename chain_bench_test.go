@@ -6,6 +6,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport/memory"
 )
 
@@ -24,7 +25,7 @@ func BenchmarkChain(b *testing.B) {
 			topic := NewTopic[chainOrder]("chain")
 			d := Delivery{Retry: 3, Ordering: ordering}
 			s := &subscription{topic: topic.name, group: "g", delivery: &d, deadLetterTopic: DeadLetterTopicName(topic.name, "g")}
-			h, err := c.chain(s, &feed{kind: mainFeed, topic: topic.name, group: "g"}, func(msg *message.Message) ([]*message.Message, error) {
+			h, err := c.chain(s, &feed{kind: middleware.FeedTopic, topic: topic.name, group: "g"}, func(msg *message.Message) ([]*message.Message, error) {
 				_, err := Decode(topic, msg)
 				return nil, err
 			})

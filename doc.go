@@ -22,7 +22,8 @@
 // one group share its messages. Within a group, messages of one key are handled in
 // publish order: by default one message of a partition at a time; with
 // Delivery.Concurrency N, up to N of a partition at once, never two of one key
-// ([Ordered]) or of any keys ([Unordered]). The position committed is the lowest
+// ([Ordered]) or of any keys ([Unordered]). With N above 1 an in-place retry's wait
+// holds back its own key only: it does not take one of the N handlers. The position committed is the lowest
 // unfinished offset, so a crash redoes at most the messages in flight. The memory
 // transport has one partition per topic.
 //
@@ -130,10 +131,14 @@
 // Run a service with a context from signal.NotifyContext(ctx, os.Interrupt,
 // syscall.SIGTERM), so that a Kubernetes stop drains it.
 // [Client.Run] consumes until its context ends or [Client.Close] is called, then drains:
-// it stops taking messages and lets in-flight handlers finish. A handler's context ends
-// only when the drain timeout ([WithDrainTimeout]) runs out; its message is then not
-// acked and will be redelivered. Close drains, closes the transport and waits for every
-// goroutine the client started. Close is idempotent.
+// retry waits end at once (those messages come back later), nothing new is taken, the
+// handlers in flight finish, and then the subscriptions end and commit what finished. A
+// handler's context ends only when the drain timeout ([WithDrainTimeout]) runs out (its
+// message is then not acked and will be redelivered, and Run returns [ErrDrainTimeout]
+// once the handler has returned), or when Close releases the transport. Close drains,
+// closes the transport and waits for every goroutine the client started, a handler
+// that ignores its context included; subscriptions mounted with [SubscribeOnRouter]
+// belong to their Router. Close is idempotent.
 //
 // # Errors
 //
@@ -143,16 +148,21 @@
 // [ErrNotFlushed] when Close could not store queued messages, [ErrPayloadTooLarge],
 // [ErrUnknownSubscription] for a dead-letter operation on a subscription the client
 // does not have. A
-// [Permanent] error from a handler skips retries. Context errors are returned as they
-// are, never wrapped. The library does not log an error it returns.
+// [Permanent] error from a handler skips retries. Context errors keep their identity:
+// Publish returns them as they are, and operations of several steps (Replay, Discard,
+// DeadLetters) wrap them with the step, so test them with errors.Is. The library
+// logs what no call returns (a background offset commit that failed and is retried, a
+// PublishAsync failure without a done callback); a drain timeout is returned by Run
+// and not logged.
 //
 // # Observability
 //
 // [WithTracerProvider] and [WithMeterProvider] send spans and metrics to
 // OpenTelemetry (by default the otel globals): a "send <topic>" PRODUCER span per
-// publish and a "process <topic>" CONSUMER span per attempt, child of the producer
-// span carried in the W3C traceparent header (or, without one, in the CloudEvents
-// distributed-tracing extension, ce_traceparent), so a chain of handlers is one trace;
+// publish and a "process <topic>" CONSUMER span per delivery (its in-place retries
+// are attempts within it), child of the producer span carried in the W3C traceparent
+// header (or, without one, in the CloudEvents distributed-tracing extension,
+// ce_traceparent), so a chain of handlers is one trace;
 // counters of messages sent, consumed, retried, dead-lettered, replayed and
 // discarded, histograms of publish and handler time, and the consumer lag gauge. [WithTraceLog] writes one line per event of a message's
 // life with its correlation id, topic, body and times (see the option for the fields).
@@ -163,8 +173,11 @@
 //
 // # Reading the code
 //
-// pubsub.go holds the Client and its lifecycle; publish.go the way out; subscribe.go
-// and chain.go the way in (chain.go lists the middleware order); package middleware
-// the stages, each a Watermill middleware; package transport the contract
-// transports implement, with memory, gochannel and kafka beside it.
+// pubsub.go holds the Client and its lifecycle; publish.go the way out. The way in:
+// subscribe.go makes a subscription's feeds, internal/engine runs them (a worker takes
+// each message from the transport's subscription, runs the chain and acks or nacks it),
+// chain.go builds the chain and lists its order, package middleware holds the stages,
+// each a Watermill middleware; router.go mounts a subscription on a Watermill Router
+// instead. Package transport holds the contract transports implement, with memory,
+// gochannel and kafka beside it.
 package pubsub

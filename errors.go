@@ -3,6 +3,7 @@ package pubsub
 import (
 	"errors"
 
+	"github.com/pubsubkit/pubsub/internal/engine"
 	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 )
@@ -21,7 +22,7 @@ var (
 	// ErrDrainTimeout: handlers were still running when the drain timeout
 	// (WithDrainTimeout) ran out; their contexts were cancelled and their messages will
 	// be redelivered.
-	ErrDrainTimeout = errors.New("pubsub: drain timeout: handlers still running")
+	ErrDrainTimeout = engine.ErrDrainTimeout
 	// ErrAlreadyRunning: Run was called while the client was already running, or again
 	// after it returned.
 	ErrAlreadyRunning = errors.New("pubsub: Run called more than once")

@@ -78,62 +78,15 @@ func (c *Client) Health() []SubscriptionHealth {
 	c.mu.Unlock()
 	out := make([]SubscriptionHealth, 0, len(subs))
 	for _, s := range subs {
-		out = append(out, c.healthOf(s))
+		h := s.run.Health(c.opts.stallAfter)
+		out = append(out, SubscriptionHealth{Topic: s.topic, Group: s.group, Consuming: h.Consuming, Paused: h.Paused,
+			Partitions: h.Partitions, Lag: h.Lag, InFlight: h.InFlight, LastProgress: h.LastProgress, Stalled: h.Stalled,
+			GroupError: h.GroupError})
 	}
 	slices.SortFunc(out, func(a, b SubscriptionHealth) int {
 		return strings.Compare(a.Topic+"\x00"+a.Group, b.Topic+"\x00"+b.Group)
 	})
 	return out
-}
-
-func (c *Client) healthOf(s *subscription) SubscriptionHealth {
-	h := SubscriptionHealth{Topic: s.topic, Group: s.group, Paused: s.feeds[0].sub.Paused()}
-	lagKnown := true
-	for i, f := range s.feeds {
-		running := f.sub.Subscriptions()
-		if i == 0 {
-			h.Consuming = len(running) > 0
-		}
-		for _, sub := range running {
-			if g, ok := sub.(transport.GroupMember); ok && i == 0 && h.GroupError == "" {
-				if err := g.GroupError(); err != nil {
-					h.GroupError = err.Error()
-				}
-			}
-			for _, p := range sub.Stats() {
-				if i == 0 {
-					h.Partitions = append(h.Partitions, p)
-				}
-				h.InFlight += p.InFlight
-				if p.LastProgress.After(h.LastProgress) {
-					h.LastProgress = p.LastProgress
-				}
-				if lag := p.Lag(); lag >= 0 {
-					h.Lag += lag
-				} else if p.Buffered > 0 || p.InFlight > 0 {
-					lagKnown = false
-				}
-			}
-		}
-	}
-	if !lagKnown {
-		h.Lag = -1
-	}
-	waiting := h.Lag > 0 || h.Lag < 0 && h.InFlight > 0
-	stalled := waiting && time.Since(h.LastProgress) > c.opts.stallAfter
-	for _, p := range h.Partitions {
-		stalled = stalled || partitionStalled(p, c.opts.stallAfter)
-	}
-	h.Stalled = h.Consuming && !h.Paused && stalled
-	return h
-}
-
-// partitionStalled reports whether messages of p wait (unfinished below its end, or
-// fetched and unfinished) and its position has not moved for longer than after: one
-// stuck partition is a stall even while its siblings make progress.
-func partitionStalled(p transport.PartitionStats, after time.Duration) bool {
-	waiting := p.Lag() > 0 || p.Buffered > 0 || p.InFlight > 0
-	return waiting && !p.Paused && time.Since(p.LastProgress) > after
 }
 
 // Pause stops the subscription (topic, group) from taking new messages: the client
@@ -153,12 +106,10 @@ func (c *Client) setPaused(topic, group string, paused bool) error {
 	if !ok {
 		return fmt.Errorf("pubsub: %w: %q in group %q", ErrUnknownSubscription, topic, group)
 	}
-	for _, f := range s.feeds {
-		if paused {
-			f.sub.Pause()
-		} else {
-			f.sub.Resume()
-		}
+	if paused {
+		s.run.Pause()
+	} else {
+		s.run.Resume()
 	}
 	c.opts.logger.Info("pubsub: subscription "+map[bool]string{true: "paused", false: "resumed"}[paused], "topic", topic, "group", group)
 	return nil

@@ -49,10 +49,6 @@ const (
 	DefaultPublishQueueBytes = 64 << 20
 )
 
-// drainGrace is how long the client waits, after the drain timeout cancelled the
-// handlers' contexts, for them to return before it closes the transport anyway.
-const drainGrace = time.Second
-
 func newOptions(opts []Option) (options, error) {
 	o := options{drainTimeout: DefaultDrainTimeout, publishQueue: DefaultPublishQueue, publishQueueBytes: DefaultPublishQueueBytes,
 		stallAfter: DefaultStallAfter}
@@ -128,7 +124,7 @@ func WithMaxPayload(n int) Option {
 
 // WithPublishQueue bounds the messages PublishAsync and PublishBatch may have queued
 // and not yet stored, in number and in payload bytes, on a transport that has no queue
-// of its own (Watermill pub/subs plugged in with transport.FromWatermill); PublishAsync
+// of its own (Watermill pub/subs plugged in with watermilladapter.New); PublishAsync
 // waits while the queue is full. Kafka's queue is set by its publish_queue and
 // publish_queue_bytes parameters, and the memory transport stores at once. The
 // defaults are DefaultPublishQueue and DefaultPublishQueueBytes.
@@ -160,7 +156,7 @@ func WithEventHook(fn func(Event)) Option {
 // Start from Transports() to keep the built-in schemes:
 //
 //	r := pubsub.Transports()
-//	r.Register("nats", openNATS) // any Watermill pub/sub, through transport.FromWatermill
+//	r.Register("nats", openNATS) // any Watermill pub/sub, through watermilladapter.New
 //	c, err := pubsub.Open(ctx, "nats://...", pubsub.WithRegistry(r))
 func WithRegistry(r *transport.Registry) Option {
 	return func(o *options) {

@@ -225,7 +225,7 @@ func applyPublishOptions(opts []PublishOption) publishOptions {
 	return o
 }
 
-// publish sends one prepared message and waits; Publish and the replays share it.
+// publish sends one prepared message and waits; Publish and PublishMessage share it.
 func (c *Client) publish(ctx context.Context, topic string, msg *message.Message) error {
 	if !c.publishing() {
 		return fmt.Errorf("pubsub: publish to %q: %w", topic, ErrClosed)

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/pubsubkit/pubsub/internal/engine"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/gochannel"
 	"github.com/pubsubkit/pubsub/transport/kafka"
@@ -32,7 +31,7 @@ type Client struct {
 	tr      transport.Transport
 	opts    options
 	obs     observers
-	router  *message.Router
+	engine  *engine.Engine
 	queue   *publishQueue // PublishAsync for transports without transport.AsyncPublisher
 	history *history      // WithEventHistory's, or nil
 	url     string        // Open's URL, redacted (URL)
@@ -42,15 +41,10 @@ type Client struct {
 	mu    sync.Mutex
 	state lifecycle                // changed under mu (a transition is checked and made under it); read anywhere
 	subs  map[string]*subscription // by "topic/group"
+	// starting holds the subscriptions Subscribe is starting, outside the lock.
+	starting map[string]struct{}
 	// pending counts the messages queued by PublishAsync and not yet settled.
 	pending atomic.Int64
-
-	// draining is closed when the drain begins: retry waits end at once.
-	draining chan struct{}
-	// handlers bounds every handler's context: it ends when the drain timeout runs out
-	// or Close releases the transport.
-	handlers       context.Context
-	cancelHandlers context.CancelFunc
 	// stopRun ends Run from Close; stopped is closed once Run has drained.
 	stopRun context.CancelFunc
 	stopped chan struct{}
@@ -123,10 +117,6 @@ func New(t transport.Transport, opts ...Option) (*Client, error) {
 }
 
 func newClient(t transport.Transport, o options) (*Client, error) {
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: o.drainTimeout + drainGrace}, watermillLogger(o.logger))
-	if err != nil {
-		return nil, fmt.Errorf("pubsub: %w", err)
-	}
 	obs, err := newObservers(o, t.Capabilities().MessagingSystem)
 	if err != nil {
 		return nil, err
@@ -140,17 +130,17 @@ func newClient(t transport.Transport, o options) (*Client, error) {
 		tr:       t,
 		opts:     o,
 		obs:      obs,
-		router:   router,
 		history:  hist,
 		subs:     map[string]*subscription{},
-		draining: make(chan struct{}),
+		starting: map[string]struct{}{},
 		stopped:  make(chan struct{}),
 		closed:   make(chan struct{}),
 	}
+	c.engine = engine.New(engine.Config{Transport: t, Drain: o.drainTimeout, Logger: o.logger,
+		OnDrain: func() { c.setState(stateDraining) }})
 	if _, async := t.(transport.AsyncPublisher); !async {
 		c.queue = newPublishQueue(t, o.publishQueue, o.publishQueueBytes)
 	}
-	c.handlers, c.cancelHandlers = context.WithCancel(context.Background())
 	if err := c.registerLagGauge(); err != nil {
 		return nil, err
 	}
@@ -177,29 +167,9 @@ func (c *Client) Run(ctx context.Context) error {
 	ctx, c.stopRun = context.WithCancel(ctx)
 	c.mu.Unlock()
 
-	routerCtx, stopRouter := context.WithCancel(context.Background())
-	defer stopRouter()
-	routerDone := make(chan error, 1)
-	go func() { routerDone <- c.router.Run(routerCtx) }()
-
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-routerDone:
-		routerDone = nil
-		if err != nil {
-			err = fmt.Errorf("pubsub: consuming stopped: %w", err)
-		}
-	}
-	c.setState(stateDraining)
-	if derr := c.drain(); derr != nil {
-		err = derr
-	}
-	stopRouter()
-	if routerDone != nil {
-		if rerr := <-routerDone; rerr != nil && err == nil {
-			err = fmt.Errorf("pubsub: %w", rerr)
-		}
+	err := c.engine.Run(ctx) // consumes until ctx is done, then drains
+	if err != nil && !errors.Is(err, ErrDrainTimeout) {
+		err = fmt.Errorf("pubsub: consuming stopped: %w", err)
 	}
 	c.setState(stateStopped)
 	close(c.stopped)
@@ -212,29 +182,9 @@ func (c *Client) setState(s state) {
 	c.mu.Unlock()
 }
 
-// drain stops consumption and waits for in-flight handlers, cancelling their contexts
-// once the drain timeout runs out.
-func (c *Client) drain() error {
-	close(c.draining) // retry waits end; the messages come back later
-	closed := make(chan error, 1)
-	go func() { closed <- c.router.Close() }() // ends the subscriptions, waits for handlers
-	timer := time.NewTimer(c.opts.drainTimeout)
-	defer timer.Stop()
-	select {
-	case err := <-closed:
-		return err
-	case <-timer.C:
-	}
-	c.opts.logger.Warn("pubsub: drain timeout ran out; cancelling handlers, their messages will be redelivered",
-		"drain_timeout", c.opts.drainTimeout)
-	c.cancelHandlers()
-	<-closed // the router waits at most drainGrace more
-	return fmt.Errorf("%w after %s", ErrDrainTimeout, c.opts.drainTimeout)
-}
-
 // Running returns a channel that is closed once Run has started every subscription
 // registered so far. It is never closed if Run is not called.
-func (c *Client) Running() <-chan struct{} { return c.router.Running() }
+func (c *Client) Running() <-chan struct{} { return c.engine.Running() }
 
 // Close stops consuming and drains as Run does, then flushes the messages queued by
 // PublishAsync and PublishBatch (for at most the drain timeout), closes the transport
@@ -274,7 +224,7 @@ func (c *Client) Close() error {
 	}
 	errs = append(errs, c.tr.Close())
 	errs = append(errs, c.lagGauge.Unregister())
-	c.cancelHandlers()
+	c.engine.Close()
 	c.closeErr = errors.Join(errs...)
 	c.setState(stateClosed)
 	close(c.closed)

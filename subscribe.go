@@ -10,6 +10,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/pubsubkit/pubsub/internal/engine"
+	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 )
 
@@ -26,6 +28,7 @@ type subscription struct {
 	letters         bool      // the topic is a dead-letter topic: IsDeadLetterTopic or ReadsDeadLetters
 	deadLetterTopic string
 	feeds           []feed
+	run             runner // what runs it, once registered
 	// check says whether a payload decodes as the subscription's type, for a replay
 	// with an edited payload.
 	check func(payload []byte) error
@@ -93,23 +96,13 @@ func RetryTopicName(topic, group string, retry int) string {
 // to: "<topic>.<group>.replay", consumed by that subscription's handler only.
 func ReplayTopicName(topic, group string) string { return topic + "." + group + ".replay" }
 
-// feedKind is what a topic a subscription consumes is for.
-type feedKind int
-
-const (
-	mainFeed   feedKind = iota // the topic itself, shared by every group
-	replayFeed                 // the subscription's replayed dead letters
-	retryFeed                  // one of the subscription's retry topics
-)
-
 // feed is one topic a subscription's handler consumes. The subscription's own topics
 // are consumed under a consumer group of their own name, so that on Kafka they do not
 // share (and rebalance) the group of the subscription's main topic.
 type feed struct {
-	kind         feedKind
+	kind         middleware.Feed
 	topic, group string
 	retry        int // the retry a retry topic holds
-	sub          *transport.Subscriber
 }
 
 // topics returns every topic a subscription consumes or publishes to.
@@ -139,14 +132,24 @@ func (s *subscription) topics() []string {
 // the subscription's retry and replay topics and its dead-letter topic exist and are
 // as durable as the transport requires, and returns that error if not.
 func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ...SubscribeOption) error {
-	if err := t.validate(); err != nil {
+	s, feeds, err := newSubscription(c, t, group, h, opts)
+	if err != nil {
 		return err
+	}
+	return c.register(s, func() (runner, error) { return c.engine.Add(feeds) })
+}
+
+// newSubscription checks Subscribe's arguments and makes the subscription and its
+// feeds (see prepare) around its innermost handler: the payload limit, decode and h.
+func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], opts []SubscribeOption) (*subscription, []engine.Feed, error) {
+	if err := t.validate(); err != nil {
+		return nil, nil, err
 	}
 	if err := validName("group", group); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if h == nil {
-		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
+		return nil, nil, fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
 	}
 	s := &subscription{topic: t.name, group: group, check: func(payload []byte) error {
 		var v T
@@ -174,7 +177,11 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 		m.CorrelationID = CorrelationID(ctx)
 		return nil, h(ctx, m)
 	}
-	return c.subscribe(s, handle)
+	feeds, err := c.prepare(s, handle)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, feeds, nil
 }
 
 // closedOr returns err, wrapping ErrClosed as well when the client has begun to
@@ -249,88 +256,95 @@ func (c *Client) leftoverRetryTopics(s *subscription) ([]feed, error) {
 		if s.delivery.Ordering == Unordered && n <= s.delivery.Retry {
 			continue // a feed already
 		}
-		feeds = append(feeds, feed{kind: retryFeed, topic: name, group: name, retry: n})
+		feeds = append(feeds, feed{kind: middleware.FeedRetry, topic: name, group: name, retry: n})
 	}
 	return feeds, nil
 }
 
-// subscribe adds the feeds of s to the router, each wrapped in the client's chain.
-func (c *Client) subscribe(s *subscription, handle message.HandlerFunc) error {
+// prepare checks s against the client and its transport, provisions its topics and
+// returns its feeds, each with the client's chain around handle.
+func (c *Client) prepare(s *subscription, handle message.HandlerFunc) ([]engine.Feed, error) {
 	if err := c.check(s); err != nil {
-		return err
+		return nil, err
 	}
 	if p, ok := c.tr.(transport.Provisioner); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), provisionTimeout)
 		err := p.Provision(ctx, s.topics()...)
 		cancel()
 		if err != nil {
-			return c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
+			return nil, c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
 		}
 		c.checkDeadLetterRoom(s)
 	}
 	replay := ReplayTopicName(s.topic, s.group)
-	s.feeds = []feed{{kind: mainFeed, topic: s.topic, group: s.group}, {kind: replayFeed, topic: replay, group: replay}}
+	s.feeds = []feed{{kind: middleware.FeedTopic, topic: s.topic, group: s.group}, {kind: middleware.FeedReplay, topic: replay, group: replay}}
 	if s.delivery.Ordering == Unordered {
 		for n := 1; n <= s.delivery.Retry; n++ {
 			t := RetryTopicName(s.topic, s.group, n)
-			s.feeds = append(s.feeds, feed{kind: retryFeed, topic: t, group: t, retry: n})
+			s.feeds = append(s.feeds, feed{kind: middleware.FeedRetry, topic: t, group: t, retry: n})
 		}
 	}
 	leftover, err := c.leftoverRetryTopics(s)
 	if err != nil {
-		return c.closedOr(err)
+		return nil, c.closedOr(err)
 	}
 	s.feeds = append(s.feeds, leftover...)
-	handlers := make([]message.NoPublishHandlerFunc, len(s.feeds))
-	warm := newWarmPool(c.stopped)
+	feeds := make([]engine.Feed, len(s.feeds))
 	for i := range s.feeds {
 		f := &s.feeds[i]
 		chained, err := c.chain(s, f, handle)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		handlers[i] = func(msg *message.Message) error {
-			_, err := warm.run(chained, msg)
+		feeds[i] = engine.Feed{Topic: f.topic, Handler: func(msg *message.Message) error {
+			_, err := chained(msg)
 			return err
-		}
-		f.sub = transport.NewSubscriber(c.tr, transport.SubscribeOptions{
+		}, Options: transport.SubscribeOptions{
 			Group:       f.group,
 			Concurrency: s.delivery.Concurrency,
 			Unordered:   s.delivery.Ordering == Unordered,
 			Drain:       c.opts.drainTimeout,
-		})
+		}}
 	}
-	name := s.topic + "/" + s.group
+	return feeds, nil
+}
 
+// runner runs a subscription: the engine (Subscribe) or a Watermill Router
+// (SubscribeOnRouter).
+type runner interface {
+	Health(stallAfter time.Duration) engine.Health
+	Pause()
+	Resume()
+}
+
+// register adds s to the client's subscriptions, with the runner start returns; start
+// runs outside the client's lock, while the name is taken.
+func (c *Client) register(s *subscription, start func() (runner, error)) error {
+	name := s.topic + "/" + s.group
 	c.mu.Lock()
 	if c.state.get() != stateNew && c.state.get() != stateRunning {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: Subscribe(%q, %q): client is shutting down: %w", s.topic, s.group, ErrClosed)
 	}
-	if _, dup := c.subs[name]; dup {
+	_, dup := c.subs[name]
+	if _, starting := c.starting[name]; dup || starting {
 		c.mu.Unlock()
 		return fmt.Errorf("pubsub: %w: topic %q already has a handler in group %q on this client", ErrInvalidOption, s.topic, s.group)
 	}
-	c.subs[name] = s
-	for i, f := range s.feeds {
-		c.router.AddConsumerHandler(f.topic+"/"+f.group, f.topic, f.sub, handlers[i])
-	}
-	running := c.state.get() == stateRunning
+	c.starting[name] = struct{}{}
 	c.mu.Unlock()
-
-	c.opts.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
-		"retry", s.delivery.Retry, "ordering", s.delivery.Ordering.String(), "concurrency", s.delivery.Concurrency)
-	if !running {
-		return nil
+	run, err := start()
+	c.mu.Lock()
+	delete(c.starting, name)
+	if err == nil {
+		s.run = run
+		c.subs[name] = s
 	}
-	// Run has begun; the router accepts RunHandlers only once it is running.
-	select {
-	case <-c.router.Running():
-	case <-c.stopped:
-		return fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, ErrClosed)
-	}
-	if err := c.router.RunHandlers(context.Background()); err != nil {
+	c.mu.Unlock()
+	if err != nil {
 		return c.closedOr(fmt.Errorf("pubsub: Subscribe(%q, %q): %w", s.topic, s.group, err))
 	}
+	c.opts.logger.Debug("pubsub: subscribed", "topic", s.topic, "group", s.group, "dead_letter_topic", s.deadLetterTopic,
+		"retry", s.delivery.Retry, "ordering", s.delivery.Ordering.String(), "concurrency", s.delivery.Concurrency)
 	return nil
 }

@@ -2,7 +2,8 @@
 // Watermill's shape, message.HandlerMiddleware (func(message.HandlerFunc)
 // message.HandlerFunc), so it also works on a plain Watermill router. A stage without
 // settings is a HandlerMiddleware value (CorrelationID, Recover, RecoverPermanent); a
-// stage with settings is made by a function of its Config that checks it and returns
+// stage with settings is made by a function of its settings (a Config struct; Timeout
+// takes its duration alone) that checks them and returns
 // (message.HandlerMiddleware, error):
 //
 //	retry, err := middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(time.Second, 0)})
@@ -10,6 +11,11 @@
 //
 // What each does:
 //
+//   - Trust drops the bookkeeping keys (attempt, due time, origin) a record brings to a
+//     subscription's topic from outside, and bounds them on its retry topics.
+//   - Detach gives the stages inside it and the handler a context with a lifetime of
+//     its own, so that a revoked partition or a router's Close does not cut a handler
+//     short.
 //   - Tracing runs each delivery in a CONSUMER span, child of the producer's span;
 //     StartSend and EndSend make the PRODUCER span of a publish.
 //   - Observe makes Observers hear every event of a message's life as it happens: the

@@ -122,7 +122,10 @@ func (p policy) retryWait(msg *message.Message, attempt int, err error, stop <-c
 		return err
 	}
 	Report(msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg})
-	if werr := sleep(msg, wait, stop); werr != nil {
+	resume := transport.Waiting(msg.Context()) // the wait holds back its own key only
+	werr := sleep(msg, wait, stop)
+	resume()
+	if werr != nil {
 		return fmt.Errorf("%w before retry %d: %w", werr, attempt, err)
 	}
 	return nil

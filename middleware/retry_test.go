@@ -15,6 +15,7 @@ import (
 	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
+	"github.com/pubsubkit/pubsub/transport/watermilladapter"
 )
 
 func TestBackoffKnative(t *testing.T) {
@@ -54,7 +55,7 @@ func runRouter(t *testing.T, tr transport.Transport, topic string, h message.NoP
 		t.Fatal(err)
 	}
 	router.AddMiddleware(mw...)
-	router.AddConsumerHandler(topic, topic, transport.NewSubscriber(tr, transport.SubscribeOptions{Group: "workers"}), h)
+	router.AddConsumerHandler(topic, topic, watermilladapter.NewSubscriber(tr, transport.SubscribeOptions{Group: "workers"}), h)
 	go router.Run(context.Background())
 	t.Cleanup(func() { router.Close() })
 	<-router.Running()

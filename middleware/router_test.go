@@ -13,6 +13,7 @@ import (
 	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
+	"github.com/pubsubkit/pubsub/transport/watermilladapter"
 )
 
 // TestOnPlainWatermillRouter: the middleware work on a Watermill router that knows
@@ -31,7 +32,7 @@ func TestOnPlainWatermillRouter(t *testing.T) {
 	router, _ := message.NewRouter(message.RouterConfig{}, nil)
 	router.AddMiddleware(middleware.CorrelationID, deadLetter, middleware.Recover)
 	handled := make(chan string, 2)
-	router.AddConsumerHandler("jobs", "jobs", transport.NewSubscriber(tr, transport.SubscribeOptions{Group: "workers"}), func(msg *message.Message) error {
+	router.AddConsumerHandler("jobs", "jobs", watermilladapter.NewSubscriber(tr, transport.SubscribeOptions{Group: "workers"}), func(msg *message.Message) error {
 		if string(msg.Payload) == "bad" {
 			panic("boom")
 		}

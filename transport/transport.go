@@ -1,15 +1,19 @@
 // Package transport defines what a message transport must do for pubsubkit, and opens
 // transports by URL.
 //
-// A transport moves bytes: it knows nothing of codecs, retries or dead letters. Those
-// live once, in the pubsub package and its middleware, above every transport. A
-// transport is a Watermill message.Publisher, and through [NewSubscriber] a Watermill
-// message.Subscriber, so it also runs under a plain Watermill router.
+// A transport moves bytes: codecs, retries and dead-lettering live once, in the pubsub
+// package and its middleware, above every transport. What a transport knows of them
+// is written into the contract: it keeps DeadLetterHeadroom free beyond its size
+// limit for the keys a dead letter gains, and it lets a message whose in-place retry
+// waits give up its concurrency slot ([Waiting]). Transports deliver Watermill
+// messages; package transport/watermilladapter turns a Transport into a Watermill
+// Subscriber (for a plain Watermill router) and any Watermill pub/sub into a
+// Transport.
 //
-// The package holds the contract only: [Transport] and [Subscription], the optional
-// interfaces a transport may add ([AsyncPublisher], [Provisioner], [Reader]),
-// [Capabilities], [Position], the errors, the [Registry] that opens transports by URL
-// scheme, and [FromWatermill], which turns any Watermill pub/sub into a Transport.
+// The package holds the contract and the registry: [Transport] and [Subscription], the
+// optional interfaces a transport may add ([AsyncPublisher], [Provisioner], [Reader],
+// [TopicLister], [GroupLagger]), [Capabilities], [Position], [Waiter], the errors, and
+// the [Registry] that opens transports by URL scheme.
 package transport
 
 import (
@@ -205,6 +209,35 @@ func PositionFrom(ctx context.Context) (Position, bool) {
 		return *p, p != nil
 	}
 	return Position{}, false
+}
+
+type waiterKey struct{}
+
+// Waiter is what a delivered message's context answers to the key IsWaiterKey
+// accepts, when its transport can let other messages go while this one waits. Wait
+// tells the transport that the message now waits (an in-place retry's backoff) rather
+// than being handled: it no longer counts against SubscribeOptions.Concurrency, so
+// another message, of another key, may be delivered in its place; it stays in flight
+// (unfinished, holding back the later messages of its key and the group's position).
+// The returned function ends the wait, and must be called, once, before the message
+// is handled again, acked or nacked. A transport whose ordering would break (one
+// message at a time per partition) answers with a Wait that does nothing.
+type Waiter interface {
+	Wait() (resume func())
+}
+
+// IsWaiterKey reports whether key is the context key under which a delivered
+// message's context answers its Waiter.
+func IsWaiterKey(key any) bool { return key == waiterKey{} }
+
+// Waiting tells the transport that delivered the message with context ctx that the
+// message waits rather than being handled (see Waiter), and returns the function that
+// ends the wait. With a transport that has no Waiter it does nothing.
+func Waiting(ctx context.Context) (resume func()) {
+	if w, ok := ctx.Value(waiterKey{}).(Waiter); ok {
+		return w.Wait()
+	}
+	return func() {}
 }
 
 // Errors a transport returns, to be matched with errors.Is.

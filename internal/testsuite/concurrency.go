@@ -186,6 +186,56 @@ func testConcurrencyRetryHoldsOnlyItsKey(t *testing.T, h Harness) {
 	}
 }
 
+// testConcurrencyRetryFreesWorkers: an in-place retry's wait does not hold one of the
+// Concurrency handlers: with Concurrency 2 and two keys waiting for a long retry at
+// once, the other keys are handled meanwhile (an audit saw them wait for the retries).
+func testConcurrencyRetryFreesWorkers(t *testing.T, h Harness) {
+	c := newClient(t, h)
+	topic := pubsub.NewTopic[order](uniqueName(t, "orders"), pubsub.WithKey(func(o order) string { return o.Key }))
+	failing := make(chan string, 2)
+	handled := make(chan string, 16)
+	err := pubsub.Subscribe(c, topic, "g1", func(_ context.Context, m *pubsub.Message[order]) error {
+		if strings.HasPrefix(m.Key, "stuck") {
+			if m.Attempt == 1 {
+				failing <- m.Key
+			}
+			return errors.New("not yet")
+		}
+		handled <- m.Key
+		return nil
+	}, pubsub.WithDelivery(pubsub.Delivery{Concurrency: 2, Retry: 1, BackoffDelay: time.Hour})) // ends with the drain
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []order{{Key: "stuck0"}, {Key: "stuck1"}}
+	if err := pubsub.PublishBatch(context.Background(), c, topic, msgs); err != nil {
+		t.Fatal(err)
+	}
+	pubsubtest.Run(t, c)
+	for range 2 {
+		select {
+		case <-failing:
+		case <-time.After(h.Timeout):
+			t.Fatal("the failing keys were not handled")
+		}
+	}
+	msgs = msgs[:0]
+	for i := range 8 {
+		msgs = append(msgs, order{Key: fmt.Sprintf("free%d", i)})
+	}
+	if err := pubsub.PublishBatch(context.Background(), c, topic, msgs); err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		select {
+		case <-handled:
+		case <-time.After(h.Timeout):
+			t.Fatalf("%d of %d other keys handled within %s while two keys wait for their retry: the waits hold the handlers",
+				i, len(msgs), h.Timeout)
+		}
+	}
+}
+
 // testCommitsLowestUnfinished: with several messages in flight, a group's position is
 // the lowest offset not finished: a member that acks all but one and leaves hands its
 // successor that one first, and nothing acked before it again.

@@ -89,6 +89,7 @@ var rules = []rule{
 	{name: "ConcurrencyKeepsKeyOrder", parallel: true, needs: concurrentOrdered, run: testConcurrencyKeepsKeyOrder},
 	{name: "ConcurrencyUnordered", parallel: true, needs: concurrent, run: testConcurrencyUnordered},
 	{name: "ConcurrencyRetryHoldsOnlyItsKey", parallel: true, needs: concurrentOrdered, run: testConcurrencyRetryHoldsOnlyItsKey},
+	{name: "ConcurrencyRetryFreesWorkers", parallel: true, needs: concurrentOrdered, run: testConcurrencyRetryFreesWorkers},
 	{name: "CommitsLowestUnfinished", parallel: true, needs: concurrentOrdered, run: testCommitsLowestUnfinished},
 	{name: "ConcurrencyRefusedWithoutCapability", parallel: true, needs: notConcurrent, run: testConcurrencyRefused},
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // TestConformance runs the transport conformance suite on Watermill's gochannel,
-// plugged in through transport.FromWatermill: the rules its capabilities allow run,
+// plugged in through watermilladapter.New: the rules its capabilities allow run,
 // and the others are skipped by name with the capability they need.
 func TestConformance(t *testing.T) {
 	testsuite.Run(t, testsuite.Harness{New: func(t *testing.T) transport.Transport {

@@ -1,5 +1,5 @@
 // Package gochannel opens Watermill's own in-process pub/sub, gochannel, as a
-// transport (gochannel://), through transport.FromWatermill, with the capabilities it
+// transport (gochannel://), through watermilladapter.New, with the capabilities it
 // really has. It is the plug-in path any Watermill pub/sub takes.
 //
 // gochannel gives every subscriber every message, so it has no consumer groups: two
@@ -22,6 +22,7 @@ import (
 
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/internal/urlquery"
+	"github.com/pubsubkit/pubsub/transport/watermilladapter"
 )
 
 // Scheme is the URL scheme of this transport: gochannel://
@@ -47,5 +48,5 @@ func Open(_ context.Context, u *url.URL, o transport.OpenOptions) (transport.Tra
 	gc := wgochannel.NewGoChannel(wgochannel.Config{OutputChannelBuffer: int64(buffer), Persistent: persistent},
 		watermill.NewSlogLoggerWithLevelMapping(o.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}))
 	caps := transport.Capabilities{MessagingSystem: "gochannel", Retains: persistent}
-	return transport.FromWatermill(gc, func(string) (message.Subscriber, error) { return gc, nil }, caps, nackDelay), nil
+	return watermilladapter.New(gc, func(string) (message.Subscriber, error) { return gc, nil }, caps, nackDelay), nil
 }

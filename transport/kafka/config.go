@@ -30,7 +30,7 @@ const (
 	DefaultRetryBackoff      = 250 * time.Millisecond
 	DefaultDeliveryTimeout   = 2 * time.Minute
 	DefaultSessionTimeout    = 10 * time.Second
-	DefaultCommitInterval    = time.Second
+	DefaultCommitInterval    = 100 * time.Millisecond
 	DefaultNackDelay         = 500 * time.Millisecond
 	DefaultDrain             = 30 * time.Second
 	DefaultMaxMessageBytes   = 1 << 20
@@ -196,9 +196,11 @@ type Config struct {
 	// (dynamic membership).
 	InstanceID string
 	// CommitInterval is how often the groups' positions are committed: for each
-	// partition, the lowest offset not yet finished. A crash loses at most this much
-	// progress, never a message: what was not committed is delivered again. Default
-	// DefaultCommitInterval.
+	// partition, the lowest offset not yet finished. Each tick sends one request for
+	// the partitions whose position moved since the last commit, and none when nothing
+	// moved, so a busy partition is committed about this often, not once per message.
+	// A crash loses at most this much progress, never a message: what was not
+	// committed is delivered again. Default DefaultCommitInterval.
 	CommitInterval time.Duration
 	// NackDelay is the pause before a nacked message is delivered again. Default
 	// DefaultNackDelay.

@@ -12,6 +12,7 @@ import (
 	"github.com/pubsubkit/pubsub/internal/testsuite"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/kafka"
+	"github.com/pubsubkit/pubsub/transport/watermilladapter"
 )
 
 // newTransport opens a transport on cluster with cfg's Brokers filled in, closed when
@@ -80,7 +81,7 @@ func runWatermillSuite(t *testing.T, group string, features tests.Features) {
 		// The suite ends subscriptions with messages it never acks; a short drain
 		// keeps it from waiting for them.
 		tr := newTransport(t, cluster, kafka.Config{Partitions: 1, NackDelay: 5 * time.Millisecond, Drain: 200 * time.Millisecond})
-		return testsuite.KeepOpen(tr), transport.NewSubscriber(tr, transport.SubscribeOptions{Group: group})
+		return testsuite.KeepOpen(tr), watermilladapter.NewSubscriber(tr, transport.SubscribeOptions{Group: group})
 	}
 	var groups tests.ConsumerGroupPubSubConstructor
 	if features.ConsumerGroups {

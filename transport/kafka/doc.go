@@ -1,6 +1,6 @@
 // Package kafka is the Kafka transport, built on franz-go: kgo produces and consumes,
 // kadm administers (topics, offsets, lag). It is a Watermill publisher and, through
-// transport.NewSubscriber, a Watermill subscriber, and implements every optional
+// watermilladapter.NewSubscriber, a Watermill subscriber, and implements every optional
 // interface of package transport: AsyncPublisher, Provisioner, Reader, TopicLister
 // and GroupLagger. A Transport is safe for concurrent use.
 //
@@ -45,7 +45,7 @@
 //	session_timeout (10s)          SessionTimeout of group members
 //	rebalance_timeout              RebalanceTimeout (the session timeout, at least 10s)
 //	instance_id ("": dynamic)      InstanceID, static group membership (KIP-345)
-//	commit_interval (1s)           CommitInterval of the groups' offsets
+//	commit_interval (100ms)        CommitInterval of the groups' offsets
 //	nack_delay (500ms)             NackDelay before a nacked message comes again
 //	drain (30s)                    Drain, the default of SubscribeOptions.Drain
 //	prefetch (256)                 Prefetch, messages held per partition

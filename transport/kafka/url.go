@@ -33,7 +33,7 @@ var removedParameters = map[string]string{
 //	    dial_timeout=10s & producer_retries=10 & retry_backoff=250ms & delivery_timeout=2m & linger=0s &
 //	    max_message_bytes=1048576 & partitioner=murmur2|crc32|fnv1a & compression=snappy &
 //	    balancer=cooperative-sticky,range|cooperative-sticky|range|roundrobin|...|kip848 & isolation=read_committed|read_uncommitted &
-//	    session_timeout=10s & rebalance_timeout=10s & instance_id=NAME & commit_interval=1s &
+//	    session_timeout=10s & rebalance_timeout=10s & instance_id=NAME & commit_interval=100ms &
 //	    nack_delay=500ms & drain=30s &
 //	    prefetch=256 & fetch_bytes=1048576 & publish_queue=65536 & publish_queue_bytes=67108864
 //

@@ -11,6 +11,7 @@ import (
 	"github.com/pubsubkit/pubsub/internal/testsuite"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
+	"github.com/pubsubkit/pubsub/transport/watermilladapter"
 )
 
 // TestWatermillPubSub runs Watermill's own universal Pub/Sub suite on the memory
@@ -30,11 +31,11 @@ func TestWatermillPubSub(t *testing.T) {
 	shared := perTest{}
 	pubSub := func(t *testing.T) (message.Publisher, message.Subscriber) {
 		tr := shared.get(t)
-		return testsuite.KeepOpen(tr), transport.NewSubscriber(tr, transport.SubscribeOptions{})
+		return testsuite.KeepOpen(tr), watermilladapter.NewSubscriber(tr, transport.SubscribeOptions{})
 	}
 	groupPubSub := func(t *testing.T, group string) (message.Publisher, message.Subscriber) {
 		tr := shared.get(t)
-		return testsuite.KeepOpen(tr), transport.NewSubscriber(tr, transport.SubscribeOptions{Group: group})
+		return testsuite.KeepOpen(tr), watermilladapter.NewSubscriber(tr, transport.SubscribeOptions{Group: group})
 	}
 	tests.TestPubSub(t, features, pubSub, groupPubSub)
 }

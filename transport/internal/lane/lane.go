@@ -9,7 +9,8 @@
 // wait for its ack or nack:
 //
 //   - at most Concurrency records are in flight (a nacked record waiting for its
-//     redelivery keeps its slot);
+//     redelivery keeps its slot; a record whose handler waits, see transport.Waiter,
+//     gives its slot up while it waits, when Concurrency is above 1);
 //   - ordered (not Unordered): a record whose key has an earlier record in flight or
 //     waiting for redelivery waits too, so each key goes one at a time in offset order;
 //   - a nacked record comes back after NackDelay, before every later record of its key
@@ -98,12 +99,17 @@ type Lane struct {
 	// The records held, in offset order, as a ring: ring[(head+i)%len(ring)] for
 	// i < n. seq numbers entries so that workers can find theirs after the ring moves:
 	// the entry at head has sequence number first.
-	ring       []entry
-	head, n    int
-	first      uint64
+	ring    []entry
+	head, n int
+	first   uint64
+	// scan is the sequence number from which pick looks for a waiting record: no
+	// record before it waits (those are in flight, nacked or done).
+	scan       uint64
 	next       int64 // the offset after the last record pushed; -1 before any
 	busy       map[string]struct{}
-	slots      int // records in flight or nacked
+	slots      int // records in flight or nacked, less those waiting (transport.Waiter)
+	waits      int // records in flight whose handler waits (transport.Waiter)
+	nworkers   int // workers running: Concurrency, plus one per waiting record
 	delivered  int // records in flight
 	nackWaits  int // nacked records waiting for their time
 	full       bool
@@ -130,10 +136,11 @@ func New(cfg Config) *Lane {
 		l.cond.Broadcast()
 		l.mu.Unlock()
 	})
+	l.mu.Lock()
 	for range cfg.Concurrency {
-		l.workers.Add(1)
-		go l.work()
+		l.startWorkerLocked()
 	}
+	l.mu.Unlock()
 	return l
 }
 
@@ -178,7 +185,14 @@ func (l *Lane) at(seq uint64) *entry {
 	return &l.ring[(l.head+int(seq-l.first))%len(l.ring)]
 }
 
-// work is one worker: take, deliver, wait for the outcome, until the lane stops.
+func (l *Lane) startWorkerLocked() {
+	l.nworkers++
+	l.workers.Add(1)
+	go l.work()
+}
+
+// work is one worker: take, deliver, wait for the outcome, until the lane stops or
+// it is one more than the lane needs (a waiting record it was started for resumed).
 func (l *Lane) work() {
 	defer l.workers.Done()
 	var rec Record // the record being delivered, given to Build: one per worker, not per delivery
@@ -215,6 +229,11 @@ func (l *Lane) take(rec *Record) (uint64, *message.Message, bool) {
 			l.mu.Unlock()
 			return 0, nil, false
 		}
+		if l.nworkers > l.cfg.Concurrency+l.waits {
+			l.nworkers--
+			l.mu.Unlock()
+			return 0, nil, false
+		}
 		if seq, e, ok := l.pick(); ok {
 			if e.state == nacked {
 				l.nackWaits--
@@ -229,7 +248,7 @@ func (l *Lane) take(rec *Record) (uint64, *message.Message, bool) {
 			*rec = e.rec
 			l.mu.Unlock()
 			msg := l.cfg.Build(rec)
-			msg.SetContext(&delivery{Context: l.ctx, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset, Time: rec.Time}})
+			msg.SetContext(&delivery{Context: l.ctx, lane: l, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset, Time: rec.Time}})
 			return seq, msg, true
 		}
 		l.cond.Wait()
@@ -243,10 +262,19 @@ func (l *Lane) pick() (uint64, *entry, bool) {
 		return 0, nil, false
 	}
 	var now time.Time
-	for i := range l.n {
+	from := 0
+	if l.nackWaits == 0 {
+		from = int(l.scan - l.first) // nothing before it may go
+	}
+	seenWaiting := false
+	for i := from; i < l.n; i++ {
 		e := &l.ring[(l.head+i)%len(l.ring)]
 		switch e.state {
 		case waiting:
+			if !seenWaiting {
+				seenWaiting = true
+				l.scan = max(l.scan, l.first+uint64(i))
+			}
 			if full {
 				continue // a due redelivery may still go: it holds its slot
 			}
@@ -265,6 +293,9 @@ func (l *Lane) pick() (uint64, *entry, bool) {
 			}
 		}
 	}
+	if !seenWaiting {
+		l.scan = max(l.scan, l.first+uint64(l.n))
+	}
 	return 0, nil, false
 }
 
@@ -277,6 +308,7 @@ func (l *Lane) settle(seq uint64, to state) {
 	switch to {
 	case waiting:
 		e.state = waiting
+		l.scan = min(l.scan, seq)
 		l.slots--
 		if e.rec.Keyed && !l.cfg.Unordered {
 			delete(l.busy, e.rec.Key)
@@ -299,6 +331,7 @@ func (l *Lane) settle(seq uint64, to state) {
 		l.head = (l.head + 1) % len(l.ring)
 		l.n--
 		l.first++
+		l.scan = max(l.scan, l.first)
 		moved = true
 	}
 	var room bool
@@ -316,6 +349,36 @@ func (l *Lane) settle(seq uint64, to state) {
 	}
 	if room && l.cfg.OnRoom != nil {
 		l.cfg.OnRoom()
+	}
+}
+
+// wait gives up the slot of a record in flight while its handler waits, and starts a
+// worker to deliver another record in its place (the waiting record's worker still
+// waits for its outcome); resume takes the slot back (the lane may then have more
+// than Concurrency records in flight until one settles), and the spare worker ends.
+// With Concurrency 1 the whole partition is ordered, so a waiting record keeps its
+// slot.
+func (l *Lane) wait() (resume func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.Concurrency < 2 || l.stopping {
+		return func() {}
+	}
+	l.slots--
+	l.waits++
+	if l.nworkers < l.cfg.Concurrency+l.waits {
+		l.startWorkerLocked()
+	}
+	l.cond.Broadcast()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			l.slots++
+			l.waits--
+			l.cond.Broadcast()
+			l.mu.Unlock()
+		})
 	}
 }
 
@@ -438,6 +501,7 @@ func (l *Lane) giveUp() {
 // subscribers do. Its Done channel is made only when asked for.
 type delivery struct {
 	context.Context
+	lane  *Lane
 	pos   transport.Position
 	mu    sync.Mutex
 	done  chan struct{}
@@ -448,6 +512,9 @@ type delivery struct {
 func (d *delivery) Value(key any) any {
 	if transport.IsPositionKey(key) {
 		return &d.pos
+	}
+	if transport.IsWaiterKey(key) {
+		return d
 	}
 	return d.Context.Value(key)
 }
@@ -479,6 +546,9 @@ func (d *delivery) Err() error {
 	}
 	return nil
 }
+
+// Wait implements transport.Waiter.
+func (d *delivery) Wait() (resume func()) { return d.lane.wait() }
 
 // end ends the context: the message was acked or nacked, or its lane's context ended.
 func (d *delivery) end() {

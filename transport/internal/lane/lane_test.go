@@ -309,3 +309,49 @@ func TestPause(t *testing.T) {
 		t.Fatal("nothing after Resume")
 	}
 }
+
+// TestWaitingGivesUpSlot: with Concurrency 2, two records whose handlers wait
+// (transport.Waiting) let the other keys through, but not the later records of their
+// own keys; once resumed and acked, those follow.
+func TestWaitingGivesUpSlot(t *testing.T) {
+	l, out := newLane(t, lane.Config{Concurrency: 2, Buffer: 64})
+	keys := []string{"a", "b", "c", "a", "d", "b", "e"}
+	l.Push(records(0, len(keys), func(i int) string { return keys[i] })...)
+	first := []*message.Message{<-out, <-out}
+	var resumes []func()
+	for _, m := range first {
+		resumes = append(resumes, transport.Waiting(m.Context()))
+	}
+	for _, want := range []int64{2, 4, 6} { // c, d, e: a and b wait
+		m := <-out
+		if got := offsetOf(m); got != want {
+			t.Fatalf("delivered offset %d (key %s) while a and b wait; want %d", got, m.Metadata.Get("key"), want)
+		}
+		m.Ack()
+	}
+	select {
+	case m := <-out:
+		t.Fatalf("offset %d (key %s) delivered while its key's earlier record waits", offsetOf(m), m.Metadata.Get("key"))
+	case <-time.After(50 * time.Millisecond):
+	}
+	for i, m := range first {
+		resumes[i]()
+		m.Ack()
+	}
+	got := map[int64]bool{}
+	for range 2 {
+		m := <-out
+		got[offsetOf(m)] = true
+		m.Ack()
+	}
+	if !got[3] || !got[5] {
+		t.Fatalf("after the waits, delivered %v; want offsets 3 and 5", got)
+	}
+	deadline := time.Now().Add(10 * time.Second) // acks settle on the lane's workers
+	for next, _ := l.Watermark(); next != 7; next, _ = l.Watermark() {
+		if time.Now().After(deadline) {
+			t.Fatalf("watermark %d after every record was acked; want 7", next)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,4 +1,9 @@
-package transport
+// Package watermilladapter joins pubsubkit transports and Watermill in both
+// directions: NewSubscriber makes any transport.Transport a Watermill
+// message.Subscriber (for a plain Watermill Router, or Watermill's own test suite),
+// and New makes any Watermill publisher and subscriber a transport.Transport (SQL,
+// AMQP, NATS, gochannel), with the capabilities its caller declares.
+package watermilladapter
 
 import (
 	"context"
@@ -10,26 +15,28 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/transport"
 )
 
-// Subscriber is a Watermill message.Subscriber over a Transport: each Subscribe joins
+// Subscriber is a Watermill message.Subscriber over a transport.Transport: each Subscribe joins
 // the topic with the options it was made with, so a transport can feed a plain
 // Watermill router or Watermill's own test suite. It is safe for concurrent use.
 type Subscriber struct {
-	t    Transport
-	opts SubscribeOptions
+	t    transport.Transport
+	opts transport.SubscribeOptions
 
 	mu     sync.Mutex
 	closed bool
 	paused bool
 	base   context.Context // ends when Close is called
 	stop   context.CancelFunc
-	subs   []Subscription // running
-	all    []Subscription // every one started, for Close to wait for
+	subs   []transport.Subscription // running
+	all    []transport.Subscription // every one started, for Close to wait for
 }
 
 // NewSubscriber returns a Subscriber that subscribes to t with opts.
-func NewSubscriber(t Transport, opts SubscribeOptions) *Subscriber {
+func NewSubscriber(t transport.Transport, opts transport.SubscribeOptions) *Subscriber {
 	base, stop := context.WithCancel(context.Background())
 	return &Subscriber{t: t, opts: opts, base: base, stop: stop}
 }
@@ -40,7 +47,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, fmt.Errorf("subscriber of group %q: %w", s.opts.Group, ErrClosed)
+		return nil, fmt.Errorf("subscriber of group %q: %w", s.opts.Group, transport.ErrClosed)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	context.AfterFunc(s.base, cancel)
@@ -56,7 +63,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	s.all = append(s.all, sub)
 	context.AfterFunc(ctx, func() {
 		s.mu.Lock()
-		s.subs = slices.DeleteFunc(s.subs, func(x Subscription) bool { return x == sub })
+		s.subs = slices.DeleteFunc(s.subs, func(x transport.Subscription) bool { return x == sub })
 		s.mu.Unlock()
 	})
 	return sub.Messages(), nil
@@ -91,7 +98,7 @@ func (s *Subscriber) Paused() bool {
 }
 
 // Subscriptions returns the subscriptions running now, to pause, resume or inspect.
-func (s *Subscriber) Subscriptions() []Subscription {
+func (s *Subscriber) Subscriptions() []transport.Subscription {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.subs)
@@ -112,7 +119,7 @@ func (s *Subscriber) Close() error {
 	return nil
 }
 
-// FromWatermill adapts a Watermill publisher and subscriber to a Transport, so that a
+// New adapts a Watermill publisher and subscriber to a transport.Transport, so that a
 // Watermill pub/sub that pubsubkit does not ship (SQL, AMQP, NATS, gochannel) can carry
 // typed topics. newSubscriber returns a subscriber bound to the consumer group it is
 // given ("" for none); it is called once per group and the subscriber is reused. caps
@@ -122,7 +129,7 @@ func (s *Subscriber) Close() error {
 // The adapter delays every redelivery after a nack by nackDelay (0: 100ms), because
 // many Watermill subscribers redeliver a nacked message at once, in a busy loop.
 // Closing the returned transport closes the publisher and every subscriber it made.
-func FromWatermill(pub message.Publisher, newSubscriber func(group string) (message.Subscriber, error), caps Capabilities, nackDelay time.Duration) Transport {
+func New(pub message.Publisher, newSubscriber func(group string) (message.Subscriber, error), caps transport.Capabilities, nackDelay time.Duration) transport.Transport {
 	if nackDelay <= 0 {
 		nackDelay = 100 * time.Millisecond
 	}
@@ -135,7 +142,7 @@ func FromWatermill(pub message.Publisher, newSubscriber func(group string) (mess
 type watermillTransport struct {
 	pub           message.Publisher
 	newSubscriber func(group string) (message.Subscriber, error)
-	caps          Capabilities
+	caps          transport.Capabilities
 	nackDelay     time.Duration
 	ctx           context.Context // ends when Close begins
 	cancel        context.CancelFunc
@@ -151,20 +158,20 @@ func (w *watermillTransport) Publish(topic string, messages ...*message.Message)
 	closed := w.closed
 	w.mu.Unlock()
 	if closed {
-		return ErrClosed
+		return transport.ErrClosed
 	}
 	return w.pub.Publish(topic, messages...)
 }
 
-func (w *watermillTransport) Subscribe(ctx context.Context, topic string, opts SubscribeOptions) (Subscription, error) {
+func (w *watermillTransport) Subscribe(ctx context.Context, topic string, opts transport.SubscribeOptions) (transport.Subscription, error) {
 	if opts.Concurrency > 1 {
-		return nil, fmt.Errorf("%w: this transport delivers one message at a time per subscription; Concurrency %d needs Capabilities.Concurrency",
-			ErrInvalidOption, opts.Concurrency)
+		return nil, fmt.Errorf("%w: this transport delivers one message at a time per subscription; Concurrency %d needs transport.Capabilities.Concurrency",
+			transport.ErrInvalidOption, opts.Concurrency)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return nil, ErrClosed
+		return nil, transport.ErrClosed
 	}
 	sub, ok := w.subs[opts.Group]
 	if !ok {
@@ -192,7 +199,7 @@ func (w *watermillTransport) Subscribe(ctx context.Context, topic string, opts S
 	return s, nil
 }
 
-func (w *watermillTransport) Capabilities() Capabilities { return w.caps }
+func (w *watermillTransport) Capabilities() transport.Capabilities { return w.caps }
 
 func (w *watermillTransport) Close() error {
 	w.mu.Lock()
@@ -257,9 +264,9 @@ func (s *watermillSubscription) paused() (<-chan struct{}, bool) {
 	}
 }
 
-func (s *watermillSubscription) Stats() []PartitionStats {
+func (s *watermillSubscription) Stats() []transport.PartitionStats {
 	_, paused := s.paused()
-	return []PartitionStats{{Committed: -1, End: -1, InFlight: int(s.inFlight.Load()), Paused: paused}}
+	return []transport.PartitionStats{{Committed: -1, End: -1, InFlight: int(s.inFlight.Load()), Paused: paused}}
 }
 
 func (s *watermillSubscription) forward(ctx context.Context, in <-chan *message.Message, nackDelay time.Duration) {

@@ -1,0 +1,41 @@
+package middleware
+
+import (
+	"context"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Detach gives the stages inside it, and the handler, a context that keeps the
+// message's values but has the lifetime of life instead of the message's own:
+// transports end a message's context when its subscription stops or its partition is
+// revoked, and a handler should still be able to finish its work (its message is then
+// redelivered elsewhere, or acked within the drain time). The stages outside it still
+// see the message's context, whose end interrupts retry waits. The pubsub client
+// passes a context that ends when its drain time runs out or it closes.
+func Detach(life context.Context) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			parent := msg.Context()
+			msg.SetContext(detached{Context: parent, life: life})
+			produced, err := h(msg)
+			msg.SetContext(parent)
+			return produced, err
+		}
+	}
+}
+
+// detached has the values of its Context and the lifetime of life.
+type detached struct {
+	context.Context
+	life context.Context
+}
+
+func (d detached) Deadline() (time.Time, bool) { return d.life.Deadline() }
+func (d detached) Done() <-chan struct{}       { return d.life.Done() }
+func (d detached) Err() error                  { return d.life.Err() }
+
+// AfterFunc lets context.WithCancel and context.AfterFunc on a detached context
+// register with its lifetime instead of starting a goroutine to watch it.
+func (d detached) AfterFunc(f func()) func() bool { return context.AfterFunc(d.life, f) }
