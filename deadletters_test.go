@@ -293,9 +293,11 @@ func TestDeadLetterAtTheSizeLimit(t *testing.T) {
 
 // TestDeadLettersTenThousandOnKafka: DeadLetters of a subscription with 10,000
 // pending letters on Kafka reads them all, in time linear in their number. Measured on
-// a quiet two-core machine: 120 ms, 633 ms under the race detector. A test fails only
-// on a tenfold regression (a quadratic scan would be far over it), and it takes the
-// fastest of three calls, so that a loaded machine slowing one call does not fail it.
+// a quiet two-core machine: 120 ms, 633 ms under the race detector; with four copies
+// at once beside two CPU burners (load 19 on two cores), the fastest of three calls
+// took up to 4.9 s. The bound fails only a regression of over ten times (a quadratic
+// scan would be far over it), and the test takes the fastest of three calls, so that
+// a loaded machine slowing one call does not fail it.
 func TestDeadLettersTenThousandOnKafka(t *testing.T) {
 	const n = 10_000
 	ctx := context.Background()
@@ -315,9 +317,9 @@ func TestDeadLettersTenThousandOnKafka(t *testing.T) {
 	}
 	must(t, pubsub.PublishBatch(ctx, h.Client, topic, batch))
 	h.WaitDeadLettered(topic.Name(), "ledger", n)
-	bound := 1200 * time.Millisecond
+	bound := 2 * time.Second
 	if raceEnabled {
-		bound = 6500 * time.Millisecond
+		bound = 10 * time.Second
 	}
 	fastest := time.Duration(1<<63 - 1)
 	for range 3 {
@@ -331,6 +333,6 @@ func TestDeadLettersTenThousandOnKafka(t *testing.T) {
 	}
 	t.Logf("DeadLetters of %d letters: fastest of 3 calls %v (race detector: %v)", n, fastest, raceEnabled)
 	if fastest > bound {
-		t.Errorf("DeadLetters of %d letters took %v at best, over %v (ten times the time on a quiet machine)", n, fastest, bound)
+		t.Errorf("DeadLetters of %d letters took %v at best, over %v (over ten times the time on a quiet machine)", n, fastest, bound)
 	}
 }
