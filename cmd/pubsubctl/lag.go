@@ -119,7 +119,7 @@ func (c *cli) tailCommand() *cobra.Command {
 			defer cl.Close()
 			exists, err := cl.TopicExists(openCtx, a[0])
 			switch {
-			case err != nil && openCtx.Err() == context.DeadlineExceeded:
+			case err != nil && expired(openCtx):
 				return timedOut(c.timeout, err)
 			case err != nil:
 				return err

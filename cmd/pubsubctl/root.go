@@ -97,10 +97,21 @@ func (c *cli) open(ctx context.Context, timeout time.Duration, writes bool) (*pu
 		return nil, err
 	}
 	cl, err := pubsub.Open(ctx, u)
-	if err != nil && ctx.Err() == context.DeadlineExceeded {
+	if err != nil && expired(ctx) {
 		return nil, timedOut(timeout, err)
 	}
 	return cl, err
+}
+
+// expired reports whether ctx's deadline has passed. It reads the clock rather than
+// only ctx.Err(): an operation with the same deadline (a dial) can fail before the
+// context's own timer has fired, on a busy machine by milliseconds.
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // timedOut says that the command's timeout passed, with the error it cut short.
@@ -149,7 +160,7 @@ func (c *cli) withClient(cmd *cobra.Command, fn func(ctx context.Context, cl *pu
 		return err
 	}
 	err = fn(ctx, cl)
-	if err != nil && ctx.Err() == context.DeadlineExceeded {
+	if err != nil && expired(ctx) {
 		err = timedOut(timeout, err)
 	}
 	if cerr := cl.Close(); err == nil && cerr != nil {

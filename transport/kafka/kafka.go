@@ -125,7 +125,7 @@ func (t *Transport) ping(parent context.Context) error {
 		hint = " (TLS failed: check tls_ca and tls_server_name against the brokers' certificates)"
 	case !t.cfg.TLS.Enable && strings.Contains(msg, "EOF"):
 		hint = " (the broker closed the connection: does it require tls=true or SASL?)"
-	case errors.Is(err, context.DeadlineExceeded) && parent.Err() != nil:
+	case callerDeadlinePassed(parent):
 		hint = " (the caller's deadline passed first)"
 	case errors.Is(err, context.DeadlineExceeded) && t.cfg.TLS.Enable:
 		hint = t.tlsHint(parent)
@@ -139,6 +139,17 @@ func (t *Transport) ping(parent context.Context) error {
 		return fmt.Errorf("kafka: connecting to %s: %w", brokers, context.Canceled)
 	}
 	return fmt.Errorf("kafka: cannot reach any broker of %s%s: %w", brokers, hint, err)
+}
+
+// callerDeadlinePassed reports whether ctx has ended or its deadline has passed. It
+// reads the clock too: a dial bounded by the same deadline can fail before the
+// context's own timer has fired.
+func callerDeadlinePassed(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // tlsHint tries a TLS handshake with the first broker, to tell why no broker
