@@ -207,6 +207,20 @@ func (t *Transport) orClosed(err error) error {
 	return fmt.Errorf("kafka: %w: %w", transport.ErrClosed, err)
 }
 
+// whileOpenDo runs f, a call that reads the cluster, on a context that also ends when
+// the transport closes, so that Close interrupts it at once; its error then wraps
+// transport.ErrClosed (orClosed).
+func whileOpenDo[T any](t *Transport, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	if err := t.checkOpen(); err != nil {
+		var zero T
+		return zero, err
+	}
+	ctx, done := t.whileOpen(ctx)
+	defer done()
+	v, err := f(ctx)
+	return v, t.orClosed(err)
+}
+
 // Publish sends messages to topic and returns once every one is acknowledged by all
 // in-sync replicas, or with the errors of those that failed. A missing topic is created
 // first unless provisioning is off; a topic deleted since is created again.

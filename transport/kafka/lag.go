@@ -20,9 +20,11 @@ import (
 // any process may ask; a topic that does not exist is an error wrapping
 // transport.ErrUnknownTopic.
 func (t *Transport) GroupLag(ctx context.Context, topic, group string) ([]transport.PartitionStats, error) {
-	if err := t.checkOpen(); err != nil {
-		return nil, err
-	}
+	return whileOpenDo(t, ctx, func(ctx context.Context) ([]transport.PartitionStats, error) { return t.groupLag(ctx, topic, group) })
+}
+
+// groupLag is GroupLag's work, on a context that ends when the transport closes.
+func (t *Transport) groupLag(ctx context.Context, topic, group string) ([]transport.PartitionStats, error) {
 	ends, err := t.endOffsets(ctx, topic)
 	if err != nil {
 		return nil, err

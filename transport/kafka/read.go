@@ -19,9 +19,11 @@ import (
 // so a transaction still open is not waited for and aborted records are skipped. A
 // topic that does not exist is an error wrapping transport.ErrUnknownTopic.
 func (t *Transport) ReadAll(ctx context.Context, topic string) ([]*message.Message, error) {
-	if err := t.checkOpen(); err != nil {
-		return nil, err
-	}
+	return whileOpenDo(t, ctx, func(ctx context.Context) ([]*message.Message, error) { return t.readAll(ctx, topic) })
+}
+
+// readAll is ReadAll's work, on a context that ends when the transport closes.
+func (t *Transport) readAll(ctx context.Context, topic string) ([]*message.Message, error) {
 	var starts, ends map[int32]int64
 	var startErr, endErr error
 	var wg sync.WaitGroup

@@ -19,9 +19,11 @@ var _ transport.RecordReader = (*Transport)(nil)
 // message (a transaction marker, an aborted or compacted record), is an error wrapping
 // transport.ErrNoRecord.
 func (t *Transport) ReadAt(ctx context.Context, topic string, partition int32, offset int64) (*message.Message, error) {
-	if err := t.checkOpen(); err != nil {
-		return nil, err
-	}
+	return whileOpenDo(t, ctx, func(ctx context.Context) (*message.Message, error) { return t.readAt(ctx, topic, partition, offset) })
+}
+
+// readAt is ReadAt's work, on a context that ends when the transport closes.
+func (t *Transport) readAt(ctx context.Context, topic string, partition int32, offset int64) (*message.Message, error) {
 	starts, err := t.startOffsets(ctx, topic)
 	if err != nil {
 		return nil, err
