@@ -95,6 +95,10 @@ func NewTracer(tp trace.TracerProvider) *Tracer {
 
 // on reports whether spans start: a provider was given, or the global one changed
 // since (an SDK was installed; the placeholder delegates to it).
+// On reports whether t starts spans: a TracerProvider was given, or the global one is
+// set.
+func (t *Tracer) On() bool { return t.on() }
+
 func (t *Tracer) on() bool {
 	return t.provider != nil || otel.GetTracerProvider() != t.placeholder
 }
