@@ -58,6 +58,9 @@ func WithCorrelationID(id string) PublishOption {
 // of a message that carried it as x-correlation-id, correlation-id or
 // ce_correlationid, under that header as well. Publish is safe for concurrent use.
 func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...PublishOption) error {
+	if lean, err := publishOutgoingSync(ctx, c, t, v, opts); lean {
+		return err
+	}
 	msg, err := newMessage(ctx, c, t, v, opts)
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 	"github.com/pubsubkit/pubsub/transport"
 )
 
-// outgoingSend is one PublishAsync on the lean path: the transport.Outgoing, room for
+// outgoingSend is one Publish or PublishAsync on the lean path: the transport.Outgoing, room for
 // its headers and what its settling needs, in one allocation.
 type outgoingSend struct {
 	out     transport.Outgoing
@@ -18,36 +18,76 @@ type outgoingSend struct {
 	ctx     context.Context
 	topic   string
 	start   time.Time
-	done    func(error)
+	done    func(error) // PublishAsync's
 }
 
 // outgoingHeaders is how many headers an outgoingSend holds without a slice of its
 // own: pubsubkit's four, a correlation header and three entries of WithMetadata.
 const outgoingHeaders = 8
 
-// publishOutgoing is PublishAsync on a transport that takes a transport.Outgoing, when
-// nothing asks for a Watermill message (observers.leanPublish): it reports false, and
-// does nothing, otherwise. The message is the one newMessage would make, with the
-// same headers; a topic with CloudEvents attributes takes the Watermill path.
-func publishOutgoing[T any](ctx context.Context, c *Client, t Topic[T], v T, done func(error), opts []PublishOption) bool {
+// outgoing returns the transport as an OutgoingPublisher when a publish of t from ctx
+// may take the lean path: the transport takes a transport.Outgoing, nothing asks for a
+// Watermill message (observers.leanPublish) and t adds no CloudEvents attributes.
+func outgoing[T any](ctx context.Context, c *Client, t Topic[T]) (transport.OutgoingPublisher, bool) {
 	op, ok := c.tr.(transport.OutgoingPublisher)
-	if !ok || t.ceSource != nil || !c.obs.leanPublish(ctx) {
+	return op, ok && t.ceSource == nil && c.obs.leanPublish(ctx)
+}
+
+// publishOutgoing is PublishAsync on the lean path (see outgoing): it reports false,
+// and does nothing, when the path is not open to this publish.
+func publishOutgoing[T any](ctx context.Context, c *Client, t Topic[T], v T, done func(error), opts []PublishOption) bool {
+	op, ok := outgoing(ctx, c, t)
+	if !ok {
 		return false
 	}
-	e, err := encode(ctx, c, t, v, opts)
+	s, err := newOutgoingSend(ctx, c, t, v, opts)
 	if err != nil {
 		done(err)
 		return true
 	}
+	s.done = done
+	c.pending.Add(1)
+	op.PublishOutgoingAsync(ctx, t.name, &s.out, s)
+	return true
+}
+
+// publishOutgoingSync is Publish on the lean path: it reports false, and does
+// nothing, when the path is not open to this publish.
+func publishOutgoingSync[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []PublishOption) (bool, error) {
+	op, ok := outgoing(ctx, c, t)
+	if !ok {
+		return false, nil
+	}
+	s, err := newOutgoingSend(ctx, c, t, v, opts)
+	if err != nil {
+		return true, err
+	}
+	err = op.PublishOutgoing(ctx, t.name, &s.out)
+	s.report(err)
+	if err != nil {
+		if ctx.Err() != nil {
+			return true, ctx.Err()
+		}
+		return true, fmt.Errorf("pubsub: publish to %q: %w", t.name, err)
+	}
+	return true, nil
+}
+
+// newOutgoingSend encodes v as newMessage would, into a transport.Outgoing with the
+// same headers, and checks, as publish does, that the client publishes and ctx is
+// not done.
+func newOutgoingSend[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []PublishOption) (*outgoingSend, error) {
+	e, err := encode(ctx, c, t, v, opts)
+	if err != nil {
+		return nil, err
+	}
 	if !c.publishing() {
-		done(fmt.Errorf("pubsub: publish to %q: %w", t.name, ErrClosed))
-		return true
+		return nil, fmt.Errorf("pubsub: publish to %q: %w", t.name, ErrClosed)
 	}
 	if err := ctx.Err(); err != nil {
-		done(err)
-		return true
+		return nil, err
 	}
-	s := &outgoingSend{c: c, ctx: ctx, topic: t.name, done: done}
+	s := &outgoingSend{c: c, ctx: ctx, topic: t.name}
 	s.out = transport.Outgoing{ID: e.id, Key: e.key, Payload: e.payload}
 	h := s.headers[:0]
 	if n := len(e.o.metadata) + 5; n > outgoingHeaders {
@@ -67,20 +107,23 @@ func publishOutgoing[T any](ctx context.Context, c *Client, t Topic[T], v T, don
 	}
 	s.out.Headers = h
 	s.start = time.Now()
-	c.pending.Add(1)
-	op.PublishOutgoingAsync(ctx, t.name, &s.out, s)
-	return true
+	return s, nil
 }
 
-// Settle is settled and publishAsync's callback for the lean path: the event carries
-// the id and the correlation id instead of a message.
-func (s *outgoingSend) Settle(err error) {
+// report is settled for the lean path: the event carries the id and the correlation
+// id instead of a message.
+func (s *outgoingSend) report(err error) {
 	e := Event{Kind: EventPublished, Topic: s.topic, MessageID: s.out.ID,
 		CorrelationID: s.out.Headers[3].Value, Duration: time.Since(s.start)}
 	if err != nil {
 		e.Kind, e.Err = EventFailed, fmt.Errorf("publish: %w", err)
 	}
 	s.c.obs.report(s.ctx, e)
+}
+
+// Settle is publishAsync's callback for the lean path.
+func (s *outgoingSend) Settle(err error) {
+	s.report(err)
 	s.c.pending.Add(-1)
 	if err != nil {
 		err = fmt.Errorf("pubsub: publish to %q: %w", s.topic, err)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
 	"github.com/pubsubkit/pubsub/metadata"
@@ -15,7 +17,7 @@ import (
 	"github.com/pubsubkit/pubsub/transport/kafka"
 )
 
-// TestPublishAsyncLeanRecord: on Kafka, a PublishAsync that nobody observes (no hook,
+// TestPublishAsyncLeanRecord: on Kafka, a Publish or PublishAsync that nobody observes (no hook,
 // no trace log, tracing off) goes out without a Watermill message, and its record
 // carries the same headers, key and payload as one made through the Watermill
 // message (a client with a hook); the handler reads both alike.
@@ -56,22 +58,28 @@ func TestPublishAsyncLeanRecord(t *testing.T) {
 	}
 	send(lean, "lean")
 	send(full, "full")
+	if err := pubsub.Publish(ctx, lean, topic, "lean sync", pubsub.WithMessageKey("k1"), pubsub.WithCorrelationID("conv-7"),
+		pubsub.WithMetadata("tenant", "acme"), pubsub.WithMetadata("region", "eu")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
 
 	msgs, err := reader.ReadAll(ctx, topic.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 2 {
-		t.Fatalf("%d records, want 2", len(msgs))
+	if len(msgs) != 3 {
+		t.Fatalf("%d records, want 3", len(msgs))
 	}
 	keys := func(md map[string]string) []string { return slices.Sorted(maps.Keys(md)) }
-	a, b := msgs[0], msgs[1]
-	if !slices.Equal(keys(a.Metadata), keys(b.Metadata)) {
-		t.Fatalf("lean record's metadata %v, the Watermill path's %v", keys(a.Metadata), keys(b.Metadata))
-	}
-	for _, k := range []string{metadata.Key, metadata.CorrelationID, metadata.ContentType, metadata.MessageType, "tenant", "region"} {
-		if a.Metadata[k] != b.Metadata[k] || a.Metadata[k] == "" {
-			t.Errorf("%s: lean %q, Watermill path %q", k, a.Metadata[k], b.Metadata[k])
+	b := msgs[1] // through the Watermill message
+	for _, a := range []*message.Message{msgs[0], msgs[2]} {
+		if !slices.Equal(keys(a.Metadata), keys(b.Metadata)) {
+			t.Fatalf("lean record's metadata %v, the Watermill path's %v", keys(a.Metadata), keys(b.Metadata))
+		}
+		for _, k := range []string{metadata.Key, metadata.CorrelationID, metadata.ContentType, metadata.MessageType, "tenant", "region"} {
+			if a.Metadata[k] != b.Metadata[k] || a.Metadata[k] == "" {
+				t.Errorf("%s: lean %q, Watermill path %q", k, a.Metadata[k], b.Metadata[k])
+			}
 		}
 	}
 	for _, msg := range msgs {
@@ -89,5 +97,8 @@ func TestPublishAsyncLeanRecord(t *testing.T) {
 	pubsub.PublishAsync(ctx, lean, topic, string(make([]byte, 5000)), func(err error) { done <- err })
 	if err := <-done; !errors.Is(err, transport.ErrMessageTooLarge) {
 		t.Fatalf("a 5,000-byte message: %v, want ErrMessageTooLarge", err)
+	}
+	if err := pubsub.Publish(ctx, lean, topic, string(make([]byte, 5000))); !errors.Is(err, transport.ErrMessageTooLarge) {
+		t.Fatalf("Publish of a 5,000-byte message: %v, want ErrMessageTooLarge", err)
 	}
 }

@@ -25,7 +25,7 @@ type Header struct {
 
 // OutgoingPublisher is implemented by transports that take an Outgoing message
 // without a Watermill message (Kafka). It is an [AsyncPublisher]; the client uses it
-// for PublishAsync and PublishBatch when it can.
+// for Publish, PublishAsync and PublishBatch when it can.
 type OutgoingPublisher interface {
 	AsyncPublisher
 	// PublishOutgoingAsync is AsyncPublisher.PublishAsync for m: the same queueing,
@@ -34,6 +34,9 @@ type OutgoingPublisher interface {
 	// done.Settle is called as AsyncPublisher.PublishAsync calls done (an interface
 	// rather than a function, so that the caller's state needs no closure).
 	PublishOutgoingAsync(ctx context.Context, topic string, m *Outgoing, done Settler)
+	// PublishOutgoing is Transport.Publish for m: it returns once m is stored, or
+	// with the error that prevented it, and gives up when ctx is done.
+	PublishOutgoing(ctx context.Context, topic string, m *Outgoing) error
 }
 
 // Settler hears how one message of PublishOutgoingAsync went: Settle is called exactly

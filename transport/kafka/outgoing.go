@@ -22,14 +22,49 @@ func (t *Transport) PublishOutgoingAsync(ctx context.Context, topic string, m *t
 		done.Settle(err)
 		return
 	}
-	o := newOutgoingRecord(topic, m)
-	if n := recordSize(&o.rec); n > t.cfg.MaxMessageBytes {
-		err := fmt.Errorf("message %s of about %d bytes exceeds max_message_bytes (%d bytes): %w", m.ID, n, t.cfg.MaxMessageBytes, kerr.MessageTooLarge)
+	o, err := t.outgoingRecord(topic, m)
+	if err != nil {
 		done.Settle(t.produceError(topic, err))
 		return
 	}
 	o.t, o.done = t, done
 	t.producer.Produce(ctx, &o.rec, settleOutgoing)
+}
+
+// PublishOutgoing is Publish for a message given as a transport.Outgoing.
+func (t *Transport) PublishOutgoing(ctx context.Context, topic string, m *transport.Outgoing) error {
+	err := t.publishOutgoing(ctx, topic, m)
+	if isUnknownTopic(err) {
+		// Deleted since it was provisioned: provision it again, once.
+		t.topics.forget(topic)
+		err = t.publishOutgoing(ctx, topic, m)
+	}
+	return err
+}
+
+func (t *Transport) publishOutgoing(ctx context.Context, topic string, m *transport.Outgoing) error {
+	if err := t.checkOpen(); err != nil {
+		return err
+	}
+	if err := t.topics.ensure(ctx, topic); err != nil {
+		return err
+	}
+	o, err := t.outgoingRecord(topic, m)
+	if err != nil {
+		return t.produceError(topic, err)
+	}
+	o.rec.Context = ctx
+	return t.produceError(topic, t.producer.ProduceSync(ctx, &o.rec).FirstErr())
+}
+
+// outgoingRecord is newOutgoingRecord, or an error wrapping kerr.MessageTooLarge when
+// the record is larger than MaxMessageBytes.
+func (t *Transport) outgoingRecord(topic string, m *transport.Outgoing) (*outgoingRecord, error) {
+	o := newOutgoingRecord(topic, m)
+	if n := recordSize(&o.rec); n > t.cfg.MaxMessageBytes {
+		return nil, fmt.Errorf("message %s of about %d bytes exceeds max_message_bytes (%d bytes): %w", m.ID, n, t.cfg.MaxMessageBytes, kerr.MessageTooLarge)
+	}
+	return o, nil
 }
 
 // outgoingHeaders is how many headers an outgoingRecord holds without a slice of its
