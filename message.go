@@ -98,7 +98,7 @@ func decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 		}
 	}
 	m.RawPayload = e.payload
-	if ct := metadata.MediaType(e.contentType); ct != "" && !codecReads(t.codec, ct) {
+	if ct := e.contentType; ct != "" && ct != t.codec.ContentType() && !codecReads(t.codec, metadata.MediaType(ct)) {
 		return m, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
 			msg.UUID, t.name, ct, t.codec.ContentType()))
 	}
