@@ -28,8 +28,9 @@ import (
 //	    is revoked may finish within the drain time; the stages above still see the
 //	    delivery's context, whose end interrupts retry waits;
 //	  - timeout and recover bound and guard each attempt;
-//	  - decode and handler are h, made by Subscribe: the payload limit, decode (a
-//	    failure is permanent) and the typed handler.
+//	  - decode and handler are h, decodeStage (message.go): the payload limit,
+//	    decode (a failure is permanent, no media type is parsed for the codec's own
+//	    content type) and the call of the typed handler.
 func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message.HandlerFunc, error) {
 	d := *s.delivery
 	tracing, err := middleware.Tracing(middleware.TracingConfig{Provider: c.opts.tracerProvider,

@@ -86,7 +86,7 @@ type event struct {
 // ce_specversion header) is read as it is.
 func readEvent(msg *message.Message) (event, error) {
 	ct := metadata.ContentTypeOf(msg.Metadata)
-	if metadata.MediaType(ct) != metadata.StructuredCloudEvent {
+	if !metadata.IsMediaType(ct, metadata.StructuredCloudEvent) {
 		e := event{payload: msg.Payload, contentType: ct}
 		if msg.Metadata[metadata.CloudEventsSpec] != "" {
 			e.id = msg.Metadata[metadata.CloudEventsID]

@@ -3,6 +3,8 @@ package pubsub
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pubsubkit/pubsub/middleware"
 )
 
@@ -31,6 +33,9 @@ type observers struct {
 	system   string
 	list     []middleware.Observer
 	traceLog *middleware.TraceLog // nil without WithTraceLog
+	// internal is true when only span events and metrics observe: nobody reads an
+	// event's Message.
+	internal bool
 }
 
 func newObservers(o options, system string) (observers, error) {
@@ -52,7 +57,15 @@ func newObservers(o options, system string) (observers, error) {
 			}
 		}))
 	}
+	obs.internal = len(obs.list) == 2
 	return obs, nil
+}
+
+// leanPublish reports whether a publish from ctx may go out as a transport.Outgoing,
+// without a Watermill message: nobody reads the message (no trace log, no hooks), no
+// span is started (tracing off) and ctx carries no trace context to write into it.
+func (ob observers) leanPublish(ctx context.Context) bool {
+	return ob.internal && !ob.tracer.On() && !trace.SpanContextFromContext(ctx).IsValid()
 }
 
 // report tells every observer of e, which happened outside a handler (a publish, a

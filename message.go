@@ -60,6 +60,30 @@ func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 	return m, nil
 }
 
+// decodeStage is the chain's innermost stage (see chain.go) and its handler: it
+// refuses a payload over limit, decodes the message as t's type and calls h with it.
+// A failure is permanent (it skips retries); on a subscription that reads dead letters
+// (s.letters, settled once s is prepared) a message that does not decode still reaches
+// h, with DecodeError set.
+func decodeStage[T any](t Topic[T], limit int, s *subscription, h Handler[T]) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		if limit > 0 && len(msg.Payload) > limit {
+			return nil, Permanent(fmt.Errorf("%w: message %s on %q has %d bytes, the limit is %d",
+				ErrPayloadTooLarge, msg.UUID, t.name, len(msg.Payload), limit))
+		}
+		m, err := decode(t, msg)
+		switch {
+		case err != nil && m != nil && s.letters:
+			m.DecodeError = err // a letter that does not decode still reaches the handler
+		case err != nil:
+			return nil, err
+		}
+		ctx := msg.Context()
+		m.CorrelationID = CorrelationID(ctx)
+		return nil, h(ctx, m)
+	}
+}
+
 // decode is Decode, except that when the payload does not decode (another content
 // type, or bytes the codec refuses) it returns the message too, with every field but
 // Payload set, beside the error.
@@ -98,7 +122,7 @@ func decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 		}
 	}
 	m.RawPayload = e.payload
-	if ct := metadata.MediaType(e.contentType); ct != "" && !codecReads(t.codec, ct) {
+	if ct := e.contentType; ct != "" && ct != t.codec.ContentType() && !codecReads(t.codec, metadata.MediaType(ct)) {
 		return m, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
 			msg.UUID, t.name, ct, t.codec.ContentType()))
 	}

@@ -58,6 +58,9 @@ func WithCorrelationID(id string) PublishOption {
 // of a message that carried it as x-correlation-id, correlation-id or
 // ce_correlationid, under that header as well. Publish is safe for concurrent use.
 func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...PublishOption) error {
+	if lean, err := publishOutgoingSync(ctx, c, t, v, opts); lean {
+		return err
+	}
 	msg, err := newMessage(ctx, c, t, v, opts)
 	if err != nil {
 		return err
@@ -82,6 +85,9 @@ func Publish[T any](ctx context.Context, c *Client, t Topic[T], v T, opts ...Pub
 func PublishAsync[T any](ctx context.Context, c *Client, t Topic[T], v T, done func(error), opts ...PublishOption) {
 	if done == nil {
 		done = c.logUnsent(t.name)
+	}
+	if publishOutgoing(ctx, c, t, v, done, opts) {
+		return
 	}
 	msg, err := newMessage(ctx, c, t, v, opts)
 	if err != nil {
@@ -162,55 +168,84 @@ func (c *Client) PublishMessageAsync(ctx context.Context, topic string, msg *mes
 
 // newMessage encodes v and makes the message that Publish hands to the transport.
 func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []PublishOption) (*message.Message, error) {
-	if err := t.validate(); err != nil {
+	e, err := encode(ctx, c, t, v, opts)
+	if err != nil {
 		return nil, err
 	}
-	var o publishOptions
-	if len(opts) > 0 {
-		o = applyPublishOptions(opts)
-	}
-	for k := range o.metadata {
-		if metadata.Reserved(k) || k == "" {
-			return nil, fmt.Errorf("pubsub: %w: metadata key %q is reserved or empty", ErrInvalidOption, k)
-		}
-	}
-	payload, err := t.codec.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub: cannot encode %s for topic %q: %w", t.typeName, t.name, err)
-	}
-	if limit := c.opts.maxPayload; limit > 0 && len(payload) > limit {
-		return nil, fmt.Errorf("%w: %s for topic %q encodes to %d bytes, the limit is %d",
-			ErrPayloadTooLarge, t.typeName, t.name, len(payload), limit)
-	}
-	id, publishedAt := newIDAndTime(time.Now())
-	msg := message.NewMessage(id, payload)
-	for k, val := range o.metadata {
+	msg := message.NewMessage(e.id, e.payload)
+	for k, val := range e.o.metadata {
 		msg.Metadata[k] = val
 	}
 	msg.Metadata[metadata.ContentType] = t.codec.ContentType()
 	msg.Metadata[metadata.MessageType] = t.typeName
-	msg.Metadata[metadata.PublishedAt] = publishedAt
-	cid := o.correlationID
-	if cid == "" {
-		cid = CorrelationID(ctx)
+	msg.Metadata[metadata.PublishedAt] = e.publishedAt
+	msg.Metadata[metadata.CorrelationID] = e.correlationID
+	if e.correlationHeader != "" && msg.Metadata[e.correlationHeader] == "" {
+		msg.Metadata[e.correlationHeader] = e.correlationID
 	}
-	if cid == "" {
-		cid = id // a new conversation is named after its first message
-	}
-	msg.Metadata[metadata.CorrelationID] = cid
-	if h := middleware.CorrelationHeaderFromContext(ctx); h != "" && msg.Metadata[h] == "" {
-		msg.Metadata[h] = cid // the spelling the handled message used, for services keyed on it
-	}
-	switch {
-	case o.key != nil:
-		msg.Metadata[metadata.Key] = *o.key
-	case t.key != nil:
-		msg.Metadata[metadata.Key] = t.key(v)
+	if e.hasKey {
+		msg.Metadata[metadata.Key] = e.key
 	}
 	if t.ceSource != nil {
-		setCloudEventsAttributes(msg, *t.ceSource, t.ceType, o.metadata)
+		setCloudEventsAttributes(msg, *t.ceSource, t.ceType, e.o.metadata)
 	}
 	return msg, nil
+}
+
+// encoded is what every published message of a typed value is made of, whichever
+// form (a Watermill message or a transport.Outgoing) it then takes.
+type encoded struct {
+	o                 publishOptions
+	payload           []byte
+	id, publishedAt   string
+	correlationID     string
+	correlationHeader string // the spelling of the handled message's correlation header, when it had another
+	key               string
+	hasKey            bool
+}
+
+// encode checks the options, encodes v and names the message: its id and publish time
+// (formatted once, in one string), its correlation id and its key.
+func encode[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []PublishOption) (encoded, error) {
+	var e encoded
+	if err := t.validate(); err != nil {
+		return e, err
+	}
+	if len(opts) > 0 {
+		e.o = applyPublishOptions(opts)
+	}
+	for k := range e.o.metadata {
+		if metadata.Reserved(k) || k == "" {
+			return e, fmt.Errorf("pubsub: %w: metadata key %q is reserved or empty", ErrInvalidOption, k)
+		}
+	}
+	payload, err := t.codec.Marshal(v)
+	if err != nil {
+		return e, fmt.Errorf("pubsub: cannot encode %s for topic %q: %w", t.typeName, t.name, err)
+	}
+	if limit := c.opts.maxPayload; limit > 0 && len(payload) > limit {
+		return e, fmt.Errorf("%w: %s for topic %q encodes to %d bytes, the limit is %d",
+			ErrPayloadTooLarge, t.typeName, t.name, len(payload), limit)
+	}
+	e.payload = payload
+	e.id, e.publishedAt = newIDAndTime(time.Now())
+	e.correlationID = e.o.correlationID
+	if e.correlationID == "" {
+		e.correlationID = CorrelationID(ctx)
+	}
+	if e.correlationID == "" {
+		e.correlationID = e.id // a new conversation is named after its first message
+	}
+	if h := middleware.CorrelationHeaderFromContext(ctx); h != metadata.CorrelationID {
+		e.correlationHeader = h // the spelling the handled message used, for services keyed on it
+	}
+	switch {
+	case e.o.key != nil:
+		e.key, e.hasKey = *e.o.key, true
+	case t.key != nil:
+		e.key, e.hasKey = t.key(v), true
+	}
+	return e, nil
 }
 
 // applyPublishOptions is a function of its own so that a publish without options

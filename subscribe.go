@@ -160,24 +160,7 @@ func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], o
 			opt(s)
 		}
 	}
-	limit := c.opts.maxPayload
-	handle := func(msg *message.Message) ([]*message.Message, error) {
-		if limit > 0 && len(msg.Payload) > limit {
-			return nil, Permanent(fmt.Errorf("%w: message %s on %q has %d bytes, the limit is %d",
-				ErrPayloadTooLarge, msg.UUID, t.name, len(msg.Payload), limit))
-		}
-		m, err := decode(t, msg)
-		switch {
-		case err != nil && m != nil && s.letters:
-			m.DecodeError = err // a letter that does not decode still reaches the handler
-		case err != nil:
-			return nil, err
-		}
-		ctx := msg.Context()
-		m.CorrelationID = CorrelationID(ctx)
-		return nil, h(ctx, m)
-	}
-	feeds, err := c.prepare(s, handle)
+	feeds, err := c.prepare(s, decodeStage(t, c.opts.maxPayload, s, h))
 	if err != nil {
 		return nil, nil, err
 	}

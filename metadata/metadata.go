@@ -214,6 +214,18 @@ func MediaType(contentType string) string {
 	return strings.ToLower(strings.TrimSpace(mt))
 }
 
+// IsMediaType reports whether contentType has the media type mediaType (lower case,
+// no parameters), as MediaType(contentType) == mediaType does, without making the
+// lower-case copy: it is called for every consumed message.
+func IsMediaType(contentType, mediaType string) bool {
+	ct := strings.TrimLeft(contentType, " \t")
+	if len(ct) < len(mediaType) || !strings.EqualFold(ct[:len(mediaType)], mediaType) {
+		return false
+	}
+	rest := strings.TrimLeft(ct[len(mediaType):], " \t")
+	return rest == "" || rest[0] == ';'
+}
+
 // ForHandler reports whether a handler sees key in its Message.Metadata: user keys,
 // the CloudEvents attributes and the dead-letter keys (a subscription to a dead-letter
 // topic reads why each letter failed there). pubsubkit's other keys have fields of their own in the

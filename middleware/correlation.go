@@ -155,9 +155,9 @@ type envelope struct {
 // structuredEnvelope reads msg's envelope when msg is a structured-mode CloudEvent
 // that parses.
 func structuredEnvelope(msg *message.Message) (envelope, bool) {
-	var e envelope
-	if metadata.MediaType(metadata.ContentTypeOf(msg.Metadata)) != metadata.StructuredCloudEvent {
-		return e, false
+	if !metadata.IsMediaType(metadata.ContentTypeOf(msg.Metadata), metadata.StructuredCloudEvent) {
+		return envelope{}, false // before e is declared: json.Unmarshal would move it to the heap
 	}
+	var e envelope
 	return e, json.Unmarshal(msg.Payload, &e) == nil
 }

@@ -47,7 +47,9 @@ type Event struct {
 	At            time.Time     // when it happened
 	TraceID       string        // the trace the event belongs to, when tracing is on
 	// Message is the message as published, delivered or dead-lettered. Observers must
-	// not modify it or keep it after they return.
+	// not modify it or keep it after they return. It is nil for a publish that went
+	// out without a Watermill message (transport.OutgoingPublisher), which the client
+	// does only when no trace log or hook observes it.
 	Message *message.Message
 }
 

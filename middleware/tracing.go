@@ -95,6 +95,10 @@ func NewTracer(tp trace.TracerProvider) *Tracer {
 
 // on reports whether spans start: a provider was given, or the global one changed
 // since (an SDK was installed; the placeholder delegates to it).
+// On reports whether t starts spans: a TracerProvider was given, or the global one is
+// set.
+func (t *Tracer) On() bool { return t.on() }
+
 func (t *Tracer) on() bool {
 	return t.provider != nil || otel.GetTracerProvider() != t.placeholder
 }
@@ -188,15 +192,15 @@ func ExtractTrace(ctx context.Context, msg *message.Message) context.Context {
 	if md[metadata.TraceParent] != "" {
 		return propagator.Extract(ctx, propagation.MapCarrier(md))
 	}
-	carrier := propagation.MapCarrier{}
+	// The carrier is made only for a message that has a trace context: most have none
+	// when tracing is off, and it would be an allocation for each.
 	if tp := md[metadata.CloudEventsTraceParent]; tp != "" {
-		carrier[metadata.TraceParent], carrier[metadata.TraceState] = tp, md[metadata.CloudEventsTraceState]
-	} else if e, ok := structuredEnvelope(msg); ok && e.TraceParent != "" {
-		carrier[metadata.TraceParent], carrier[metadata.TraceState] = e.TraceParent, e.TraceState
-	} else {
-		return ctx
+		return propagator.Extract(ctx, propagation.MapCarrier{metadata.TraceParent: tp, metadata.TraceState: md[metadata.CloudEventsTraceState]})
 	}
-	return propagator.Extract(ctx, carrier)
+	if e, ok := structuredEnvelope(msg); ok && e.TraceParent != "" {
+		return propagator.Extract(ctx, propagation.MapCarrier{metadata.TraceParent: e.TraceParent, metadata.TraceState: e.TraceState})
+	}
+	return ctx
 }
 
 // EndSend ends a span StartSend started (nil: none), with status Error when err is

@@ -6,14 +6,16 @@
 // is written into the contract: it keeps DeadLetterHeadroom free beyond its size
 // limit for the keys a dead letter gains, and it lets a message whose in-place retry
 // waits give up its concurrency slot ([Waiting]). Transports deliver Watermill
-// messages; package transport/watermilladapter turns a Transport into a Watermill
+// messages and take them for publishing (a transport may also take a lean
+// [Outgoing]); package transport/watermilladapter turns a Transport into a Watermill
 // Subscriber (for a plain Watermill router) and any Watermill pub/sub into a
 // Transport.
 //
 // The package holds the contract and the registry: [Transport] and [Subscription], the
-// optional interfaces a transport may add ([AsyncPublisher], [Provisioner], [Reader],
-// [TopicLister], [GroupLagger]), [Capabilities], [Position], [Waiter], the errors, and
-// the [Registry] that opens transports by URL scheme.
+// optional interfaces a transport may add ([AsyncPublisher], [OutgoingPublisher] with
+// [Outgoing], [Provisioner], [Reader], [TopicLister], [GroupLagger]), [Capabilities],
+// [Position], [Waiter], the errors, and the [Registry] that opens transports by URL
+// scheme.
 package transport
 
 import (

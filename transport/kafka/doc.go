@@ -1,8 +1,8 @@
 // Package kafka is the Kafka transport, built on franz-go: kgo produces and consumes,
 // kadm administers (topics, offsets, lag). It is a Watermill publisher and, through
 // watermilladapter.NewSubscriber, a Watermill subscriber, and implements every optional
-// interface of package transport: AsyncPublisher, Provisioner, Reader, TopicLister
-// and GroupLagger. A Transport is safe for concurrent use.
+// interface of package transport: AsyncPublisher, OutgoingPublisher, Provisioner,
+// Reader, TopicLister and GroupLagger. A Transport is safe for concurrent use.
 //
 // Open it by URL through pubsub.Open or Open, or with New and a Config; the URL is
 // parsed into the same Config (ParseURL), so both are validated the same way, every

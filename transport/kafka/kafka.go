@@ -44,13 +44,14 @@ type Transport struct {
 }
 
 var (
-	_ transport.Transport      = (*Transport)(nil)
-	_ transport.AsyncPublisher = (*Transport)(nil)
-	_ transport.Provisioner    = (*Transport)(nil)
-	_ transport.Reader         = (*Transport)(nil)
-	_ transport.TopicLister    = (*Transport)(nil)
-	_ transport.GroupLagger    = (*Transport)(nil)
-	_ transport.MessageLimiter = (*Transport)(nil)
+	_ transport.Transport         = (*Transport)(nil)
+	_ transport.AsyncPublisher    = (*Transport)(nil)
+	_ transport.OutgoingPublisher = (*Transport)(nil)
+	_ transport.Provisioner       = (*Transport)(nil)
+	_ transport.Reader            = (*Transport)(nil)
+	_ transport.TopicLister       = (*Transport)(nil)
+	_ transport.GroupLagger       = (*Transport)(nil)
+	_ transport.MessageLimiter    = (*Transport)(nil)
 )
 
 // New connects to the cluster described by cfg and returns the transport. It fails
