@@ -55,12 +55,13 @@ func (s *subscription) checkBatch(caps transport.Capabilities) error {
 }
 
 // handOut is how many messages of one partition the transport may hand out at once:
-// Delivery.Concurrency, or for a batch subscription that many batches of its size.
+// Delivery.Concurrency, or for a batch subscription one batch more than it handles at
+// once, so that the next batch fills while the others are handled.
 func (s *subscription) handOut() int {
 	if s.batch == nil {
 		return s.delivery.Concurrency
 	}
-	return max(s.delivery.Concurrency, 1) * s.batch.max
+	return (max(s.delivery.Concurrency, 1) + 1) * s.batch.max
 }
 
 // failedError is what Failed returns: err, for message m alone.
