@@ -56,9 +56,11 @@ func (s *subscription) checkBatch(caps transport.Capabilities) error {
 
 // handOut is how many messages of one partition the transport may hand out at once:
 // Delivery.Concurrency, or for a batch subscription one batch more than it handles at
-// once, so that the next batch fills while the others are handled.
-func (s *subscription) handOut() int {
-	if s.batch == nil {
+// once, so that the next batch fills while the others are handled. A transport that
+// hands out one message at a time (concurrent false) gets batches of one, one at a
+// time.
+func (s *subscription) handOut(concurrent bool) int {
+	if s.batch == nil || !concurrent {
 		return s.delivery.Concurrency
 	}
 	return (max(s.delivery.Concurrency, 1) + 1) * s.batch.max

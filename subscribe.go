@@ -323,7 +323,7 @@ func (c *Client) prepare(s *subscription, handle message.HandlerFunc) ([]engine.
 			return err
 		}, Options: transport.SubscribeOptions{
 			Group:       f.group,
-			Concurrency: s.handOut(),
+			Concurrency: s.handOut(c.tr.Capabilities().Concurrency),
 			Unordered:   s.delivery.Ordering == Unordered,
 			Drain:       c.opts.drainTimeout,
 		}}

@@ -12,14 +12,15 @@ import (
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/pubsubtest"
+	"github.com/pubsubkit/pubsub/transport"
 )
 
 // batchRules are the rules of SubscribeBatch, appended to rules.
 var batchRules = []rule{
 	{name: "BatchSizeBound", parallel: true, needs: concurrent, run: testBatchSizeBound},
 	{name: "BatchWaitBound", parallel: true, needs: concurrent, run: testBatchWaitBound},
-	{name: "BatchFailedAlone", parallel: true, needs: concurrent, run: testBatchFailedAlone},
-	{name: "BatchWholeFailure", parallel: true, needs: concurrent, run: testBatchWholeFailure},
+	{name: "BatchFailedAlone", parallel: true, run: testBatchFailedAlone},
+	{name: "BatchWholeFailure", parallel: true, run: testBatchWholeFailure},
 	{name: "BatchOrderPerKey", parallel: true, needs: concurrentOrdered, run: testBatchOrderPerKey},
 	{name: "BatchDrainHandsOver", parallel: true, needs: concurrent, run: testBatchDrain},
 	{name: "BatchRefusedWithoutCapability", parallel: true, needs: notConcurrent, run: testBatchRefused},
@@ -39,6 +40,15 @@ func publishOrders(t *testing.T, c *pubsub.Client, topic pubsub.Topic[order], ke
 			t.Fatal(err)
 		}
 	}
+}
+
+// batchOf is WithBatch(max, 300 ms), or batches of one on a transport that hands out
+// one message at a time.
+func batchOf(tr transport.Transport, max int) pubsub.SubscribeOption {
+	if !tr.Capabilities().Concurrency {
+		return pubsub.WithBatch(1, 0)
+	}
+	return pubsub.WithBatch(max, 300*time.Millisecond)
 }
 
 // handledOnce fails the test unless every id was handled without failing exactly
@@ -114,7 +124,8 @@ func testBatchWaitBound(t *testing.T, h Harness) {
 // testBatchFailedAlone: Failed(m, err) fails m alone. The batch's other messages are
 // handled once; a failed message is handled again without them and then succeeds; a
 // permanently failed one is dead-lettered once with its own reason; a message whose
-// retries run out is dead-lettered with its own reason.
+// retries run out is dead-lettered with its own reason. A transport that hands out
+// one message at a time runs it with batches of one.
 func testBatchFailedAlone(t *testing.T, h Harness) {
 	c, tr := newClientOn(t, h)
 	name := uniqueName(t, "batchfailed")
@@ -143,7 +154,7 @@ func testBatchFailedAlone(t *testing.T, h Harness) {
 		return errors.Join(errs...)
 	})
 	rec.Timeout = h.Timeout
-	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(10, 300*time.Millisecond),
+	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, batchOf(tr, 10),
 		pubsub.WithDelivery(pubsub.Delivery{Retry: 2, BackoffDelay: 20 * time.Millisecond, Ordering: ordering})); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +190,8 @@ func testBatchFailedAlone(t *testing.T, h Harness) {
 }
 
 // testBatchWholeFailure: any other error fails every message of the batch: each is
-// retried under the policy and then dead-lettered with that error.
+// retried under the policy and then dead-lettered with that error (batches of one on a
+// transport that hands out one message at a time).
 func testBatchWholeFailure(t *testing.T, h Harness) {
 	c, tr := newClientOn(t, h)
 	name := uniqueName(t, "batchwhole")
@@ -188,7 +200,7 @@ func testBatchWholeFailure(t *testing.T, h Harness) {
 		return errors.New("database down")
 	})
 	rec.Timeout = h.Timeout
-	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(10, 300*time.Millisecond),
+	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, batchOf(tr, 10),
 		pubsub.WithDelivery(pubsub.Delivery{Retry: 1, BackoffDelay: 20 * time.Millisecond, Ordering: pubsub.Unordered})); err != nil {
 		t.Fatal(err)
 	}
