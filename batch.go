@@ -25,6 +25,10 @@ type BatchHandler[T any] func(ctx context.Context, ms []*Message[T]) error
 // MaxBatch is the largest batch WithBatch accepts.
 const MaxBatch = 10000
 
+// maxBatchHandOut bounds the messages of one partition a batch subscription holds at
+// once ((Delivery.Concurrency + 1) × its batch size): each is a handler goroutine.
+const maxBatchHandOut = 2 * MaxBatch
+
 // batchOptions is what WithBatch sets.
 type batchOptions struct {
 	max  int
@@ -35,8 +39,9 @@ type batchOptions struct {
 // waiting at most wait after the batch's first message for more (0: hand over what
 // has arrived at once). Without it SubscribeBatch takes batches of at most 100,
 // waiting at most 100 ms. Subscribe and SubscribeOnRouter refuse it with
-// ErrInvalidOption, as SubscribeBatch refuses max outside 1..MaxBatch or a negative
-// wait.
+// ErrInvalidOption, as SubscribeBatch refuses max outside 1..MaxBatch, a negative
+// wait, or batches that would hold more than 20,000 messages of a partition at once
+// ((Delivery.Concurrency + 1) × max: the batches handled and the one filling).
 func WithBatch(max int, wait time.Duration) SubscribeOption {
 	return func(s *subscription) { s.batch = &batchOptions{max: max, wait: wait} }
 }
@@ -50,6 +55,10 @@ func (s *subscription) checkBatch(caps transport.Capabilities) error {
 	if s.batch != nil && s.batch.max > 1 && !caps.Concurrency {
 		return fmt.Errorf("pubsub: %w: SubscribeBatch(%q, %q): WithBatch(%d, ...), but this transport hands out one message at a time per subscription (its Capabilities lack Concurrency); use WithBatch(1, 0)",
 			ErrInvalidOption, s.topic, s.group, s.batch.max)
+	}
+	if s.batch != nil && caps.Concurrency && s.handOut(true) > maxBatchHandOut {
+		return fmt.Errorf("pubsub: %w: SubscribeBatch(%q, %q): WithBatch(%d, ...) with Delivery.Concurrency %d holds %d messages of a partition at once, more than %d; use smaller or fewer batches",
+			ErrInvalidOption, s.topic, s.group, s.batch.max, s.delivery.Concurrency, s.handOut(true), maxBatchHandOut)
 	}
 	return nil
 }

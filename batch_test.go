@@ -41,6 +41,10 @@ func TestBatchOptionsRefused(t *testing.T) {
 			t.Errorf("SubscribeBatch with a bad WithBatch: %v, want ErrInvalidOption", err)
 		}
 	}
+	tooMany := pubsub.WithDelivery(pubsub.Delivery{Concurrency: 4})
+	if err := pubsub.SubscribeBatch(h.Client, topic, "g", batch, pubsub.WithBatch(pubsub.MaxBatch, 0), tooMany); !errors.Is(err, pubsub.ErrInvalidOption) {
+		t.Errorf("SubscribeBatch holding 50,000 messages of a partition: %v, want ErrInvalidOption", err)
+	}
 	if err := pubsub.SubscribeBatch[row](h.Client, topic, "g", nil); !errors.Is(err, pubsub.ErrInvalidOption) {
 		t.Errorf("SubscribeBatch with a nil handler: %v, want ErrInvalidOption", err)
 	}
