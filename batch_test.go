@@ -145,3 +145,32 @@ func TestBatchSpanLinksProducers(t *testing.T) {
 		t.Errorf("%d processed lines in the trace log, want one per message (3)", processed)
 	}
 }
+
+// TestBatchPauseResume: a paused batch subscription hands nothing to its handler; on
+// Resume the messages come in batches.
+func TestBatchPauseResume(t *testing.T) {
+	h := pubsubtest.New(t)
+	topic := pubsub.NewTopic[row]("batch-pause")
+	rec := pubsubtest.RecordBatches[row](nil)
+	if err := pubsub.SubscribeBatch(h.Client, topic, "g", rec.Handler, pubsub.WithBatch(10, 100*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Client.Pause(topic.Name(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"q1", "q2", "q3"} {
+		if err := pubsub.Publish(context.Background(), h.Client, topic, row{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // gives a wrong delivery while paused the chance to show
+	if calls := rec.Calls(); len(calls) != 0 {
+		t.Fatalf("%d batches handled while paused", len(calls))
+	}
+	if err := h.Client.Resume(topic.Name(), "g"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pubsubtest.Succeeded(rec.Wait(t, 3)); len(got) != 3 {
+		t.Errorf("handled %d messages after Resume, want 3", len(got))
+	}
+}
