@@ -118,6 +118,16 @@
 // concurrent use unless it runs with Concurrency 1 on one subscription of a
 // one-partition topic.
 //
+// # Batch handlers
+//
+// [SubscribeBatch] hands a [BatchHandler] up to [WithBatch]'s max messages per call,
+// waiting at most its wait after the first for more (not during a drain or a revoke).
+// Every message still runs the chain on its own and is committed, retried and
+// dead-lettered by itself: [Failed] (or errors.Join of several) fails those messages
+// alone, and any other error or a panic fails the whole batch. Delivery.Concurrency
+// bounds the batches handled at once; Ordered batches hold at most one message of a
+// key.
+//
 // # Health and control
 //
 // [Client.Health] reports each subscription's partitions, lag, in flight, paused and

@@ -65,7 +65,7 @@ func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 // A failure is permanent (it skips retries); on a subscription that reads dead letters
 // (s.letters, settled once s is prepared) a message that does not decode still reaches
 // h, with DecodeError set.
-func decodeStage[T any](t Topic[T], limit int, s *subscription, h Handler[T]) message.HandlerFunc {
+func decodeStage[T any](t Topic[T], limit int, s *subscription, h func(*message.Message, *Message[T]) error) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if limit > 0 && len(msg.Payload) > limit {
 			return nil, Permanent(fmt.Errorf("%w: message %s on %q has %d bytes, the limit is %d",
@@ -78,9 +78,8 @@ func decodeStage[T any](t Topic[T], limit int, s *subscription, h Handler[T]) me
 		case err != nil:
 			return nil, err
 		}
-		ctx := msg.Context()
-		m.CorrelationID = CorrelationID(ctx)
-		return nil, h(ctx, m)
+		m.CorrelationID = CorrelationID(msg.Context())
+		return nil, h(msg, m)
 	}
 }
 

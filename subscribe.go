@@ -32,6 +32,7 @@ type subscription struct {
 	// check says whether a payload decodes as the subscription's type, for a replay
 	// with an edited payload.
 	check func(payload []byte) error
+	batch *batchOptions // WithBatch's, or nil
 }
 
 // WithDelivery sets the subscription's delivery policy, replacing the client's
@@ -141,15 +142,30 @@ func Subscribe[T any](c *Client, t Topic[T], group string, h Handler[T], opts ..
 
 // newSubscription checks Subscribe's arguments and makes the subscription and its
 // feeds (see prepare) around its innermost handler: the payload limit, decode and h.
+// It refuses WithBatch, which only SubscribeBatch takes.
 func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], opts []SubscribeOption) (*subscription, []engine.Feed, error) {
+	return subscriptionOf(c, t, group, "Subscribe", h == nil, opts, func(s *subscription) (func(*message.Message, *Message[T]) error, error) {
+		if s.batch != nil {
+			return nil, fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with WithBatch: batches are for SubscribeBatch", ErrInvalidOption, t.name, group)
+		}
+		return func(msg *message.Message, m *Message[T]) error { return h(msg.Context(), m) }, nil
+	})
+}
+
+// subscriptionOf is newSubscription for Subscribe and SubscribeBatch (call names
+// which): it checks the arguments, applies opts, asks inner for the function that
+// each decoded message goes to, with its Watermill message (inner may refuse the
+// options), and makes the subscription and its feeds.
+func subscriptionOf[T any](c *Client, t Topic[T], group, call string, nilHandler bool, opts []SubscribeOption,
+	inner func(s *subscription) (func(*message.Message, *Message[T]) error, error)) (*subscription, []engine.Feed, error) {
 	if err := t.validate(); err != nil {
 		return nil, nil, err
 	}
 	if err := validName("group", group); err != nil {
 		return nil, nil, err
 	}
-	if h == nil {
-		return nil, nil, fmt.Errorf("pubsub: %w: Subscribe(%q, %q) with a nil handler", ErrInvalidOption, t.name, group)
+	if nilHandler {
+		return nil, nil, fmt.Errorf("pubsub: %w: %s(%q, %q) with a nil handler", ErrInvalidOption, call, t.name, group)
 	}
 	s := &subscription{topic: t.name, group: group, check: func(payload []byte) error {
 		var v T
@@ -159,6 +175,10 @@ func newSubscription[T any](c *Client, t Topic[T], group string, h Handler[T], o
 		if opt != nil {
 			opt(s)
 		}
+	}
+	h, err := inner(s)
+	if err != nil {
+		return nil, nil, err
 	}
 	feeds, err := c.prepare(s, decodeStage(t, c.opts.maxPayload, s, h))
 	if err != nil {
@@ -197,6 +217,9 @@ func (c *Client) check(s *subscription) error {
 	if s.delivery.Concurrency > 1 && !c.tr.Capabilities().Concurrency {
 		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q): Delivery.Concurrency %d, but this transport hands out one message at a time per subscription (its Capabilities lack Concurrency)",
 			ErrInvalidOption, s.topic, s.group, s.delivery.Concurrency)
+	}
+	if err := s.checkBatch(c.tr.Capabilities()); err != nil {
+		return err
 	}
 	s.letters = s.letters || IsDeadLetterTopic(s.topic)
 	s.deadLetterTopic = s.delivery.DeadLetterTopic
@@ -284,7 +307,7 @@ func (c *Client) prepare(s *subscription, handle message.HandlerFunc) ([]engine.
 			return err
 		}, Options: transport.SubscribeOptions{
 			Group:       f.group,
-			Concurrency: s.delivery.Concurrency,
+			Concurrency: s.handOut(c.tr.Capabilities().Concurrency),
 			Unordered:   s.delivery.Ordering == Unordered,
 			Drain:       c.opts.drainTimeout,
 		}}

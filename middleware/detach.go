@@ -39,3 +39,25 @@ func (d detached) Err() error                  { return d.life.Err() }
 // AfterFunc lets context.WithCancel and context.AfterFunc on a detached context
 // register with its lifetime instead of starting a goroutine to watch it.
 func (d detached) AfterFunc(f func()) func() bool { return context.AfterFunc(d.life, f) }
+
+// deliveryKey is the context key under which a detached context answers with the
+// message's own context.
+type deliveryKey struct{}
+
+// Value answers deliveryKey with the message's own context.
+func (d detached) Value(key any) any {
+	if _, ok := key.(deliveryKey); ok {
+		return d.Context
+	}
+	return d.Context.Value(key)
+}
+
+// DeliveryOf returns the message's own context behind a context Detach made (or one
+// derived from it): it ends when the message's delivery ends (its partition revoked,
+// its subscription stopped). Any other context is returned as it is.
+func DeliveryOf(ctx context.Context) context.Context {
+	if d, ok := ctx.Value(deliveryKey{}).(context.Context); ok {
+		return d
+	}
+	return ctx
+}

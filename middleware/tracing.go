@@ -260,3 +260,43 @@ var SpanEvents Observer = ObserverFunc(func(ctx context.Context, e Event) {
 		}
 	}
 })
+
+// StartBatch starts the CONSUMER span of one call of a batch handler, "process
+// <topic>", as the messaging conventions describe a batch receive: a new trace of its
+// own, linked to the producer span of each message (links, from ProducerLink), with
+// messaging.batch.message_count n. It returns ctx with the span; the span is nil when
+// tracing is off.
+func StartBatch(ctx context.Context, t *Tracer, system, topic, group string, links []trace.Link, n int) (context.Context, trace.Span) {
+	if !t.on() {
+		return ctx, nil
+	}
+	ctx, span := t.tracer.Start(ctx, "process "+topic, consumerKind, trace.WithNewRoot(), trace.WithLinks(links...))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("messaging.system", system),
+			attribute.String("messaging.destination.name", topic),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.operation.name", "process"),
+			attribute.String("messaging.consumer.group.name", group),
+			attribute.Int("messaging.batch.message_count", n))
+	}
+	return ctx, span
+}
+
+// ProducerLink returns a link to the producer span whose context msg carries (an
+// empty link when it carries none).
+func ProducerLink(msg *message.Message) trace.Link {
+	return trace.Link{SpanContext: trace.SpanContextFromContext(ExtractTrace(context.Background(), msg))}
+}
+
+// EndBatch ends a span StartBatch started (nil: none), with status Error when err is
+// not nil.
+func EndBatch(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		failSpan(span, err)
+	}
+	span.End()
+}

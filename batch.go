@@ -1,0 +1,280 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/internal/engine"
+	"github.com/pubsubkit/pubsub/middleware"
+	"github.com/pubsubkit/pubsub/transport"
+)
+
+// BatchHandler handles a batch of a subscription's messages in one call (see
+// SubscribeBatch). Returning nil acks every message of the batch. Failed(m, err), or
+// errors.Join of several, fails those messages alone; any other error fails the whole
+// batch.
+type BatchHandler[T any] func(ctx context.Context, ms []*Message[T]) error
+
+// MaxBatch is the largest batch WithBatch accepts.
+const MaxBatch = 10000
+
+// maxBatchHandOut bounds the messages of one partition a batch subscription holds at
+// once ((Delivery.Concurrency + 1) × its batch size): each is a handler goroutine.
+const maxBatchHandOut = 2 * MaxBatch
+
+// batchOptions is what WithBatch sets.
+type batchOptions struct {
+	max  int
+	wait time.Duration
+}
+
+// WithBatch makes each call of a SubscribeBatch handler take at most max messages,
+// waiting at most wait after the batch's first message for more (0: hand over what
+// has arrived at once). Without it SubscribeBatch takes batches of at most 100,
+// waiting at most 100 ms. Subscribe and SubscribeOnRouter refuse it with
+// ErrInvalidOption, as SubscribeBatch refuses max outside 1..MaxBatch, a negative
+// wait, or batches that would hold more than 20,000 messages of a partition at once
+// ((Delivery.Concurrency + 1) × max: the batches handled and the one filling).
+func WithBatch(max int, wait time.Duration) SubscribeOption {
+	return func(s *subscription) { s.batch = &batchOptions{max: max, wait: wait} }
+}
+
+// defaultBatch is SubscribeBatch's batch without WithBatch.
+var defaultBatch = batchOptions{max: 100, wait: 100 * time.Millisecond}
+
+// checkBatch refuses a batch of more than one message on a transport that hands out
+// one message at a time.
+func (s *subscription) checkBatch(caps transport.Capabilities) error {
+	if s.batch != nil && s.batch.max > 1 && !caps.Concurrency {
+		return fmt.Errorf("pubsub: %w: SubscribeBatch(%q, %q): WithBatch(%d, ...), but this transport hands out one message at a time per subscription (its Capabilities lack Concurrency); use WithBatch(1, 0)",
+			ErrInvalidOption, s.topic, s.group, s.batch.max)
+	}
+	if s.batch != nil && caps.Concurrency && s.handOut(true) > maxBatchHandOut {
+		return fmt.Errorf("pubsub: %w: SubscribeBatch(%q, %q): WithBatch(%d, ...) with Delivery.Concurrency %d holds %d messages of a partition at once, more than %d; use smaller or fewer batches",
+			ErrInvalidOption, s.topic, s.group, s.batch.max, s.delivery.Concurrency, s.handOut(true), maxBatchHandOut)
+	}
+	return nil
+}
+
+// handOut is how many messages of one partition the transport may hand out at once:
+// Delivery.Concurrency, or for a batch subscription one batch more than it handles at
+// once, so that the next batch fills while the others are handled. A transport that
+// hands out one message at a time (concurrent false) gets batches of one, one at a
+// time.
+func (s *subscription) handOut(concurrent bool) int {
+	if s.batch == nil || !concurrent {
+		return s.delivery.Concurrency
+	}
+	return (max(s.delivery.Concurrency, 1) + 1) * s.batch.max
+}
+
+// failedError is what Failed returns: err, for message m alone.
+type failedError struct {
+	m   any // the *Message[T]
+	id  string
+	err error
+}
+
+func (e *failedError) Error() string { return fmt.Sprintf("message %s failed: %v", e.id, e.err) }
+func (e *failedError) Unwrap() error { return e.err }
+
+// Failed returns an error that fails message m of a batch alone, with err as its
+// reason: a batch handler returns it, or errors.Join of several, to send those
+// messages through retries and dead-lettering under the Delivery policy as single
+// messages would go (Permanent(err) dead-letters m at once), while the batch's other
+// messages are acked and not handled again. A nil err fails m with "failed in its
+// batch". Outside a batch handler's return it is an ordinary error.
+func Failed[T any](m *Message[T], err error) error {
+	if err == nil {
+		err = errors.New("failed in its batch")
+	}
+	id := ""
+	if m != nil {
+		id = m.ID
+	}
+	return &failedError{m: m, id: id, err: err}
+}
+
+// SubscribeBatch registers h for the messages of topic t in consumer group group, as
+// Subscribe does, with many messages per call: a batch holds at most WithBatch's max
+// messages and waits at most its wait after its first message for more; it never
+// waits while the client drains or the first message's partition is revoked (it is
+// handed over with what it has). At most Delivery.Concurrency batches are handled at
+// once.
+//
+// Every message of a batch goes through the subscription's chain on its own, as it
+// would under Subscribe: its payload is decoded (one that does not decode is
+// dead-lettered alone and never reaches h), and it is committed, retried and
+// dead-lettered by itself. h's outcome is given to each message:
+//
+//   - nil: every message succeeded and is acked;
+//   - Failed(m, err), or errors.Join of several: those messages failed with their own
+//     err and the others succeeded. Ordered: a failed message is retried in place, and
+//     h is called again with it (and whatever other messages arrived by then), never
+//     with the messages that succeeded; Unordered: it moves to the retry topics; once
+//     its retries are exhausted, or at once for Permanent(err), it is dead-lettered
+//     with err as its reason;
+//   - any other error, or a panic: the whole batch failed; each message is retried
+//     under the policy (the retries come due together and so are handled as a batch
+//     again) and then dead-lettered.
+//
+// Ordered delivery hands out one message of a key at a time, so a batch holds at most
+// one message of each key (messages without a key are not held back): while a failed
+// message of a key waits for its retry, no later message of that key is handled, and
+// a permanent failure is dead-lettered at once and holds nothing back. Messages of
+// one key thus meet the handler in order, one per batch; batches grow with the number
+// of distinct keys waiting. Unordered delivery batches any messages together.
+//
+// h's context is the context of the batch's first message, in a span of its own
+// ("process <topic>") linked to each message's producer span. A batch of more than
+// one message needs a transport with Capabilities.Concurrency.
+func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T], opts ...SubscribeOption) error {
+	var batcher *engine.Batcher[batchItem[T]]
+	s, feeds, err := subscriptionOf(c, t, group, "SubscribeBatch", h == nil, opts, func(s *subscription) (func(*message.Message, *Message[T]) error, error) {
+		if s.batch == nil {
+			b := defaultBatch
+			s.batch = &b
+		}
+		if s.batch.max < 1 || s.batch.max > MaxBatch || s.batch.wait < 0 {
+			return nil, fmt.Errorf("pubsub: %w: SubscribeBatch(%q, %q): WithBatch(%d, %s): max must be between 1 and %d, wait not negative",
+				ErrInvalidOption, t.name, group, s.batch.max, s.batch.wait, MaxBatch)
+		}
+		return func(msg *message.Message, m *Message[T]) error {
+			ctx := msg.Context()
+			return batcher.Do(ctx, middleware.DeliveryOf(ctx), batchItem[T]{m: m, link: middleware.ProducerLink(msg)})
+		}, nil
+	})
+	if err != nil {
+		return err
+	}
+	run := batchRunner(c, s, h)
+	batcher = engine.NewBatcher(engine.BatchConfig[batchItem[T]]{Max: s.batch.max, Wait: s.batch.wait,
+		Concurrency: s.delivery.Concurrency, Stop: c.engine.Draining(), Run: run})
+	return c.register(s, func() (runner, error) { return c.engine.Add(feeds) })
+}
+
+// batchItem is one message waiting in a batch, with the link to its producer span.
+type batchItem[T any] struct {
+	m    *Message[T]
+	link trace.Link
+}
+
+// batchRunner returns the function that handles one batch of s with h and gives each
+// message its outcome.
+func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(context.Context, []batchItem[T]) []error {
+	tracer := middleware.NewTracer(c.opts.tracerProvider)
+	return func(ctx context.Context, items []batchItem[T]) []error {
+		ms := make([]*Message[T], len(items))
+		links := make([]trace.Link, 0, len(items))
+		for i, it := range items {
+			ms[i] = it.m
+			if it.link.SpanContext.IsValid() {
+				links = append(links, it.link)
+			}
+		}
+		ctx, span := middleware.StartBatch(ctx, tracer, c.obs.system, s.topic, s.group, links, len(items))
+		err := callBatch(ctx, h, ms, s.permanentPanics)
+		middleware.EndBatch(span, err)
+		return outcomes(ms, err)
+	}
+}
+
+// callBatch calls h, turning a panic into a *middleware.PanicError (Permanent with
+// WithPermanentPanics), a failure of the whole batch.
+func callBatch[T any](ctx context.Context, h BatchHandler[T], ms []*Message[T], permanentPanics bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &middleware.PanicError{Value: r, Stack: debug.Stack()}
+			if permanentPanics {
+				err = Permanent(err)
+			}
+		}
+	}()
+	return h(ctx, ms)
+}
+
+// outcomes gives each message of a batch its outcome of err: nil for all when err is
+// nil; each failed message its reason when err is made of Failed errors (through
+// errors.Join and wrapping) of the batch's messages alone; else err for all.
+func outcomes[T any](ms []*Message[T], err error) []error {
+	errs := make([]error, len(ms))
+	if err == nil {
+		return errs
+	}
+	index := make(map[*Message[T]]int, len(ms))
+	for i, m := range ms {
+		index[m] = i
+	}
+	if failedOnly(err, func(f *failedError) bool {
+		m, ok := f.m.(*Message[T])
+		i, in := index[m]
+		if !ok || !in {
+			return false
+		}
+		errs[i] = joinReason(errs[i], f.err)
+		return true
+	}) {
+		return errs
+	}
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+// FailedIn returns why a batch handler that returned err failed message m of its
+// batch, as SubscribeBatch reads err: nil when err is nil or is made of Failed errors
+// of other messages only; m's reasons when err is made of Failed errors and some are
+// m's; err itself otherwise (the whole batch failed).
+func FailedIn[T any](err error, m *Message[T]) error {
+	if err == nil {
+		return nil
+	}
+	var reason error
+	if failedOnly(err, func(f *failedError) bool {
+		if f.m == any(m) {
+			reason = joinReason(reason, f.err)
+		}
+		return true
+	}) {
+		return reason
+	}
+	return err
+}
+
+// joinReason adds err to the reasons a message failed with.
+func joinReason(reasons, err error) error {
+	if reasons == nil {
+		return err
+	}
+	return errors.Join(reasons, err)
+}
+
+// failedOnly reports whether err is made of Failed errors only, calling found for each
+// (it reports whether the message is one of the batch).
+func failedOnly(err error, found func(*failedError) bool) bool {
+	var f *failedError
+	switch e := err.(type) {
+	case *failedError:
+		return found(e)
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			if !failedOnly(inner, found) {
+				return false
+			}
+		}
+		return len(e.Unwrap()) > 0
+	default:
+		if inner := errors.Unwrap(err); inner != nil && errors.As(err, &f) {
+			return failedOnly(inner, found)
+		}
+		return false
+	}
+}
