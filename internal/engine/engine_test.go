@@ -208,21 +208,31 @@ func TestPanicNacks(t *testing.T) {
 	}
 }
 
-// TestConcurrencyBounded: a feed's handlers run at most Concurrency at once on one
-// partition, and more than one at once.
+// TestConcurrencyBounded: a feed's handlers run Concurrency at once on one partition,
+// and never more. The handlers wait until three are in flight (or ten seconds), so
+// reaching three does not depend on how the goroutines are scheduled.
 func TestConcurrencyBounded(t *testing.T) {
 	tr := newTransport(t)
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
 	var mu sync.Mutex
 	now, peak := 0, 0
+	full, giveUp := make(chan struct{}), make(chan struct{})
+	var fullOnce sync.Once
+	defer time.AfterFunc(10*time.Second, func() { close(giveUp) }).Stop()
 	got := make(chan string, 100)
 	add(t, e, "bounded", transport.SubscribeOptions{Group: "g", Concurrency: 3}, func(msg *message.Message) error {
 		mu.Lock()
 		now++
 		peak = max(peak, now)
+		if now == 3 {
+			fullOnce.Do(func() { close(full) })
+		}
 		mu.Unlock()
-		time.Sleep(5 * time.Millisecond) // long enough for others to start
+		select {
+		case <-full:
+		case <-giveUp:
+		}
 		mu.Lock()
 		now--
 		mu.Unlock()
@@ -239,8 +249,8 @@ func TestConcurrencyBounded(t *testing.T) {
 	received(t, got, len(keys))
 	mu.Lock()
 	defer mu.Unlock()
-	if peak < 2 || peak > 3 {
-		t.Fatalf("peak %d handlers at once; want 2 or 3 (Concurrency 3)", peak)
+	if peak != 3 {
+		t.Fatalf("peak %d handlers at once; want 3 (Concurrency 3)", peak)
 	}
 }
 
