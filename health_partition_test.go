@@ -57,7 +57,7 @@ func TestHealthStalledPartitionAmongBusyOnes(t *testing.T) {
 	if !h.Stalled {
 		t.Fatalf("one partition stuck for 30s while the other progressed; Health: %+v", h)
 	}
-	if time.Since(h.LastProgress) > 300*time.Millisecond*10 {
+	if time.Since(h.LastProgress) > 20*time.Second { // the busy partition's last message came moments ago
 		t.Errorf("LastProgress %s: the busy partition's progress should show", h.LastProgress)
 	}
 	if code := probe(t, c.LivenessHandler()); code != http.StatusServiceUnavailable {

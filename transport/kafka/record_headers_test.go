@@ -28,8 +28,8 @@ func TestManyRepeatedHeadersReadInLinearTime(t *testing.T) {
 	took := time.Since(start)
 	t.Logf("%d repeated headers read in %s", n, took)
 	// Measured 16-46 ms here, 365 ms under -race; counting from 1 did not finish in
-	// a minute.
-	if took > 3*time.Second {
+	// a minute. The bound leaves a loaded machine far more than ten times.
+	if took > 20*time.Second {
 		t.Errorf("%d repeated headers took %s to read, want well under a second", n, took)
 	}
 	vs := metadata.Values(m.Metadata, "h")
