@@ -98,8 +98,8 @@ func newOutgoingSend[T any](ctx context.Context, c *Client, t Topic[T], v T, opt
 		transport.Header{Key: metadata.MessageType, Value: t.typeName},
 		transport.Header{Key: metadata.PublishedAt, Value: e.publishedAt},
 		transport.Header{Key: metadata.CorrelationID, Value: e.correlationID})
-	_, taken := e.o.metadata[e.correlationHeader]
-	for k, val := range e.o.metadata {
+	taken := e.o.metadata[e.correlationHeader] != ""
+	for k, val := range e.o.metadata { // encode refused pubsubkit's own keys
 		h = append(h, transport.Header{Key: k, Value: val})
 	}
 	if e.correlationHeader != "" && !taken {

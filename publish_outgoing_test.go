@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/internal/kafkatest"
@@ -41,12 +42,16 @@ func TestPublishAsyncLeanRecord(t *testing.T) {
 	lean := open()
 	full := open(pubsub.WithEventHook(func(pubsub.Event) {}))
 	topic := pubsub.NewTopic[string](kafkatest.Topic("lean"))
+	// Metadata a handler forwards from a message it read: a repeated header (h, h[1])
+	// and watermill-kafka's id header, which both paths write once, as the message's own.
+	opts := []pubsub.PublishOption{pubsub.WithMessageKey("k1"), pubsub.WithCorrelationID("conv-7"),
+		pubsub.WithMetadata("tenant", "acme"), pubsub.WithMetadata("region", "eu"),
+		pubsub.WithMetadata("h", "one"), pubsub.WithMetadata("h[1]", "two"),
+		pubsub.WithMetadata(kafka.UUIDHeader, "forwarded-id")}
 	send := func(c *pubsub.Client, v string) {
 		t.Helper()
 		done := make(chan error, 1)
-		pubsub.PublishAsync(ctx, c, topic, v, func(err error) { done <- err },
-			pubsub.WithMessageKey("k1"), pubsub.WithCorrelationID("conv-7"),
-			pubsub.WithMetadata("tenant", "acme"), pubsub.WithMetadata("region", "eu"))
+		pubsub.PublishAsync(ctx, c, topic, v, func(err error) { done <- err }, opts...)
 		select {
 		case err := <-done:
 			if err != nil {
@@ -58,8 +63,7 @@ func TestPublishAsyncLeanRecord(t *testing.T) {
 	}
 	send(lean, "lean")
 	send(full, "full")
-	if err := pubsub.Publish(ctx, lean, topic, "lean sync", pubsub.WithMessageKey("k1"), pubsub.WithCorrelationID("conv-7"),
-		pubsub.WithMetadata("tenant", "acme"), pubsub.WithMetadata("region", "eu")); err != nil {
+	if err := pubsub.Publish(ctx, lean, topic, "lean sync", opts...); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
 
@@ -76,10 +80,44 @@ func TestPublishAsyncLeanRecord(t *testing.T) {
 		if !slices.Equal(keys(a.Metadata), keys(b.Metadata)) {
 			t.Fatalf("lean record's metadata %v, the Watermill path's %v", keys(a.Metadata), keys(b.Metadata))
 		}
-		for _, k := range []string{metadata.Key, metadata.CorrelationID, metadata.ContentType, metadata.MessageType, "tenant", "region"} {
+		for _, k := range []string{metadata.Key, metadata.CorrelationID, metadata.ContentType, metadata.MessageType, "tenant", "region", "h", "h[1]"} {
 			if a.Metadata[k] != b.Metadata[k] || a.Metadata[k] == "" {
 				t.Errorf("%s: lean %q, Watermill path %q", k, a.Metadata[k], b.Metadata[k])
 			}
+		}
+	}
+	// The records as any Kafka client reads them: one id header each, the repeated
+	// header under its own key twice, the same header keys on both paths.
+	raw, err := kgo.NewClient(kgo.SeedBrokers(cluster.Addrs...), kgo.ConsumeTopics(topic.Name()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var records []*kgo.Record
+	pollCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(records) < 3 && pollCtx.Err() == nil {
+		raw.PollFetches(pollCtx).EachRecord(func(r *kgo.Record) { records = append(records, r) })
+	}
+	if len(records) != 3 {
+		t.Fatalf("read %d raw records, want 3", len(records))
+	}
+	headerKeys := func(r *kgo.Record) []string {
+		var ks []string
+		for _, h := range r.Headers {
+			ks = append(ks, h.Key)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	for i, r := range records {
+		ks := headerKeys(r)
+		if n := len(slices.DeleteFunc(slices.Clone(ks), func(k string) bool { return k != kafka.UUIDHeader })); n != 1 {
+			t.Errorf("record %d has %d id headers, want 1: %v", i, n, ks)
+		}
+		if slices.Contains(ks, "h[1]") || !slices.Equal(ks, headerKeys(records[1])) {
+			t.Errorf("record %d headers %v, the Watermill path's %v", i, ks, headerKeys(records[1]))
 		}
 	}
 	for _, msg := range msgs {
@@ -87,7 +125,8 @@ func TestPublishAsyncLeanRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Key != "k1" || m.CorrelationID != "conv-7" || m.Metadata["tenant"] != "acme" || m.PublishedAt.IsZero() || len(m.ID) != 36 {
+		if m.Key != "k1" || m.CorrelationID != "conv-7" || m.Metadata["tenant"] != "acme" || m.PublishedAt.IsZero() || len(m.ID) != 36 ||
+			msg.UUID == "forwarded-id" || metadata.Values(msg.Metadata, "h")[1] != "two" {
 			t.Errorf("decoded %+v", m)
 		}
 	}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -115,10 +116,14 @@ func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
 		headers = make([]kgo.RecordHeader, 0, len(m.Headers)+1)
 	}
 	headers = append(headers, kgo.RecordHeader{Key: UUIDHeader, Value: bytesOf(m.ID)})
-	for _, h := range m.Headers {
-		headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: bytesOf(h.Value)})
+	var repeats []repeated
+	has := func(k string) bool {
+		return slices.ContainsFunc(m.Headers, func(h transport.Header) bool { return h.Key == k })
 	}
-	o.rec.Headers = headers
+	for _, h := range m.Headers {
+		headers, repeats = appendHeader(headers, repeats, h.Key, h.Value, has, bytesOf)
+	}
+	o.rec.Headers = appendRepeats(headers, repeats, bytesOf)
 	if m.Key != "" {
 		o.rec.Key = bytesOf(m.Key)
 	}

@@ -40,33 +40,46 @@ func toRecord(topic string, msg *message.Message) *kgo.Record {
 	r := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
 	r.Headers = append(r.Headers, kgo.RecordHeader{Key: UUIDHeader, Value: bytesOf(msg.UUID)})
 	var repeats []repeated
+	has := func(k string) bool { _, ok := msg.Metadata[k]; return ok }
 	for k, v := range msg.Metadata {
-		switch k {
-		case metadata.Key:
+		if k == metadata.Key {
 			if v != "" {
 				r.Key = bytesOf(v)
 			}
 			continue
-		case UUIDHeader: // the message's own id wins over a copied header
-			continue
 		}
-		if len(k) > 0 && k[len(k)-1] == ']' {
-			if base, n, ok := metadata.SplitRepeatedKey(k); ok {
-				if _, first := msg.Metadata[base]; first {
-					repeats = append(repeats, repeated{key: base, n: n, value: v})
-					continue
-				}
-			}
-		}
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: k, Value: bytesOf(v)})
+		r.Headers, repeats = appendHeader(r.Headers, repeats, k, v, has, bytesOf)
 	}
+	r.Headers = appendRepeats(r.Headers, repeats, bytesOf)
+	return r
+}
+
+// appendHeader appends the metadata entry k=v to headers as a record header, the one
+// mapping both record builders use: the id header is skipped (the message's own id
+// wins over a copied one), and a key "base[n]" whose base is in the metadata too (has)
+// is the n-th repeat of base, kept in repeats for appendRepeats.
+func appendHeader(headers []kgo.RecordHeader, repeats []repeated, k, v string, has func(string) bool,
+	bytesOf func(string) []byte) ([]kgo.RecordHeader, []repeated) {
+	if k == UUIDHeader {
+		return headers, repeats
+	}
+	if len(k) > 0 && k[len(k)-1] == ']' {
+		if base, n, ok := metadata.SplitRepeatedKey(k); ok && has(base) {
+			return headers, append(repeats, repeated{key: base, n: n, value: v})
+		}
+	}
+	return append(headers, kgo.RecordHeader{Key: k, Value: bytesOf(v)}), repeats
+}
+
+// appendRepeats appends the repeated headers after the others, each key's in order.
+func appendRepeats(headers []kgo.RecordHeader, repeats []repeated, bytesOf func(string) []byte) []kgo.RecordHeader {
 	if len(repeats) > 0 {
 		slices.SortFunc(repeats, func(a, b repeated) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.n, b.n)) })
 		for _, rp := range repeats {
-			r.Headers = append(r.Headers, kgo.RecordHeader{Key: rp.key, Value: bytesOf(rp.value)})
+			headers = append(headers, kgo.RecordHeader{Key: rp.key, Value: bytesOf(rp.value)})
 		}
 	}
-	return r
+	return headers
 }
 
 // repeated is a later value of a header key, read from the metadata entry
