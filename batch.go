@@ -111,7 +111,8 @@ func Failed[T any](m *Message[T], err error) error {
 //
 // Every message of a batch goes through the subscription's chain on its own, as it
 // would under Subscribe: its payload is decoded (one that does not decode is
-// dead-lettered alone and never reaches h), and it is committed, retried and
+// dead-lettered alone and never reaches h, except on a dead-letter topic, where it
+// reaches h with Message.DecodeError set, as under Subscribe), and it is committed, retried and
 // dead-lettered by itself. h's outcome is given to each message:
 //
 //   - nil: every message succeeded and is acked;

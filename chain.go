@@ -30,7 +30,8 @@ import (
 //	  - timeout and recover bound and guard each attempt;
 //	  - decode and handler are h, decodeStage (message.go): the payload limit,
 //	    decode (a failure is permanent, no media type is parsed for the codec's own
-//	    content type) and the call of the typed handler.
+//	    content type; on a dead-letter topic the letter still reaches the handler,
+//	    with DecodeError set) and the call of the typed handler.
 func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message.HandlerFunc, error) {
 	d := *s.delivery
 	tracing, err := middleware.Tracing(middleware.TracingConfig{Provider: c.opts.tracerProvider,

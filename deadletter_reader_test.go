@@ -112,6 +112,60 @@ func TestTypedDeadLetterReaderSeesUndecodableLetters(t *testing.T) {
 	}
 }
 
+// TestDeadLetterReadersSeeOversizedLetters: with WithMaxPayload, a message over the
+// limit is dead-lettered, and a typed reader of the dead-letter topic on the same
+// client (the same limit) still gets that letter, with DecodeError wrapping
+// ErrPayloadTooLarge and the bytes in RawPayload; a batch reader gets an undecodable
+// letter as a single reader does.
+func TestDeadLetterReadersSeeOversizedLetters(t *testing.T) {
+	tr, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := pubsubtest.NewOn(t, tr, pubsub.WithMaxPayload(64))
+	orders := pubsub.NewTopic[payment]("orders-oversized")
+	must(t, pubsub.Subscribe(h.Client, orders, "billing", func(context.Context, *pubsub.Message[payment]) error { return nil }))
+	dlq := pubsub.NewTopic[payment](pubsub.DeadLetterTopicName(orders.Name(), "billing"))
+	seen := make(chan *pubsub.Message[payment], 4)
+	must(t, pubsub.Subscribe(h.Client, dlq, "alerts", func(_ context.Context, m *pubsub.Message[payment]) error {
+		seen <- m
+		return nil
+	}))
+	batchSeen := make(chan *pubsub.Message[payment], 4)
+	must(t, pubsub.SubscribeBatch(h.Client, dlq, "alerts-batch", func(_ context.Context, ms []*pubsub.Message[payment]) error {
+		for _, m := range ms {
+			batchSeen <- m
+		}
+		return nil
+	}, pubsub.WithBatch(10, 10*time.Millisecond)))
+	big := message.NewMessage("big-1", []byte(`{"id":"`+strings.Repeat("x", 100)+`"}`))
+	big.Metadata.Set(metadata.ContentType, "application/json")
+	must(t, tr.Publish(orders.Name(), big))
+	bad := message.NewMessage("bad-2", []byte("not json"))
+	bad.Metadata.Set(metadata.ContentType, "application/json")
+	must(t, tr.Publish(orders.Name(), bad))
+	for _, c := range []struct {
+		name string
+		got  chan *pubsub.Message[payment]
+	}{{"Subscribe", seen}, {"SubscribeBatch", batchSeen}} {
+		letters := map[string]*pubsub.Message[payment]{}
+		for len(letters) < 2 {
+			select {
+			case m := <-c.got:
+				letters[m.ID] = m
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s on the dead-letter topic saw %d of 2 letters", c.name, len(letters))
+			}
+		}
+		if m := letters["big-1"]; m == nil || !errors.Is(m.DecodeError, pubsub.ErrPayloadTooLarge) || len(m.RawPayload) != len(big.Payload) {
+			t.Errorf("%s: the oversized letter as its reader sees it: %+v", c.name, m)
+		}
+		if m := letters["bad-2"]; m == nil || m.DecodeError == nil || string(m.RawPayload) != "not json" || m.Payload != (payment{}) {
+			t.Errorf("%s: the undecodable letter as its reader sees it: %+v", c.name, m)
+		}
+	}
+}
+
 // TestForgedDeadLetterKeysDropped: a record on a main topic that carries forged
 // pubsub_dlq_* headers reaches its handler without them, and its own dead letter keeps
 // no forged origin.

@@ -63,15 +63,14 @@ func Decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 // decodeStage is the chain's innermost stage (see chain.go) and its handler: it
 // refuses a payload over limit, decodes the message as t's type and calls h with it.
 // A failure is permanent (it skips retries); on a subscription that reads dead letters
-// (s.letters, settled once s is prepared) a message that does not decode still reaches
-// h, with DecodeError set.
+// (s.letters, settled once s is prepared) a message that does not decode, or is over
+// the limit, still reaches h, with DecodeError set and the bytes in RawPayload.
 func decodeStage[T any](t Topic[T], limit int, s *subscription, h func(*message.Message, *Message[T]) error) message.HandlerFunc {
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if limit > 0 && len(msg.Payload) > limit {
-			return nil, Permanent(fmt.Errorf("%w: message %s on %q has %d bytes, the limit is %d",
-				ErrPayloadTooLarge, msg.UUID, t.name, len(msg.Payload), limit))
+		if limit > 0 && len(msg.Payload) > limit && !s.letters {
+			return nil, tooLarge(t, msg, len(msg.Payload), limit) // before any parsing
 		}
-		m, err := decode(t, msg)
+		m, err := decodeUpTo(t, msg, limit)
 		switch {
 		case err != nil && m != nil && s.letters:
 			m.DecodeError = err // a letter that does not decode still reaches the handler
@@ -87,6 +86,12 @@ func decodeStage[T any](t Topic[T], limit int, s *subscription, h func(*message.
 // type, or bytes the codec refuses) it returns the message too, with every field but
 // Payload set, beside the error.
 func decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
+	return decodeUpTo(t, msg, 0)
+}
+
+// decodeUpTo is decode for payloads of at most limit bytes (0: any): a larger one is
+// not unmarshalled, and the message comes back with the ErrPayloadTooLarge error.
+func decodeUpTo[T any](t Topic[T], msg *message.Message, limit int) (*Message[T], error) {
 	e, err := readEvent(msg)
 	if err != nil {
 		return nil, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q: %w", msg.UUID, t.name, err))
@@ -121,6 +126,9 @@ func decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 		}
 	}
 	m.RawPayload = e.payload
+	if limit > 0 && len(e.payload) > limit {
+		return m, tooLarge(t, msg, len(e.payload), limit)
+	}
 	if ct := e.contentType; ct != "" && ct != t.codec.ContentType() && !codecReads(t.codec, metadata.MediaType(ct)) {
 		return m, middleware.Permanent(fmt.Errorf("pubsub: message %s on %q has content type %q, the topic's codec reads %q",
 			msg.UUID, t.name, ct, t.codec.ContentType()))
@@ -132,6 +140,11 @@ func decode[T any](t Topic[T], msg *message.Message) (*Message[T], error) {
 			msg.UUID, t.name, t.typeName, err))
 	}
 	return m, nil
+}
+
+// tooLarge is the permanent error of a message of n bytes, over the limit.
+func tooLarge[T any](t Topic[T], msg *message.Message, n, limit int) error {
+	return Permanent(fmt.Errorf("%w: message %s on %q has %d bytes, the limit is %d", ErrPayloadTooLarge, msg.UUID, t.name, n, limit))
 }
 
 // codecReads reports whether c decodes payloads of the media type mediaType: Raw

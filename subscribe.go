@@ -342,6 +342,13 @@ func (c *Client) register(s *subscription, start func() (runner, error)) error {
 	run, err := start()
 	c.mu.Lock()
 	delete(c.starting, name)
+	if err == nil && c.state.get() != stateNew && c.state.get() != stateRunning {
+		// Close began while start ran: the subscription would never run.
+		if es, ok := run.(*engine.Sub); ok {
+			c.engine.Remove(es)
+		}
+		err = fmt.Errorf("client is shutting down: %w", ErrClosed)
+	}
 	if err == nil {
 		s.run = run
 		c.subs[name] = s
