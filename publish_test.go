@@ -77,6 +77,15 @@ func onEveryTransport(t *testing.T, test func(t *testing.T, newTransport func(t 
 	})
 }
 
+// honouredDelivery is the client's default delivery on tr: Ordered (the default) where
+// tr keeps order, else Unordered, which Subscribe refuses on such a transport.
+func honouredDelivery(tr transport.Transport) pubsub.Option {
+	if tr.Capabilities().Ordered {
+		return nil
+	}
+	return pubsub.WithDefaultDelivery(pubsub.Delivery{Ordering: pubsub.Unordered})
+}
+
 // callbacks counts the done calls of PublishAsync: each message's must come exactly
 // once.
 type callbacks struct {
@@ -134,7 +143,7 @@ func TestPublishAsync(t *testing.T) {
 	onEveryTransport(t, func(t *testing.T, newTransport func(t *testing.T) transport.Transport) {
 		tr := newTransport(t)
 		ordered := tr.Capabilities().Ordered
-		h := pubsubtest.NewOn(t, tr, pubsub.WithMaxPayload(200))
+		h := pubsubtest.NewOn(t, tr, pubsub.WithMaxPayload(200), honouredDelivery(tr))
 		h.Timeout = 30 * time.Second
 		topic := keyedTopic(kafkatest.Topic("async"))
 		var mu sync.Mutex
@@ -192,7 +201,8 @@ func TestPublishAsync(t *testing.T) {
 // stored.
 func TestPublishBatch(t *testing.T) {
 	onEveryTransport(t, func(t *testing.T, newTransport func(t *testing.T) transport.Transport) {
-		h := pubsubtest.NewOn(t, newTransport(t))
+		tr := newTransport(t)
+		h := pubsubtest.NewOn(t, tr, honouredDelivery(tr))
 		h.Timeout = 30 * time.Second
 		topic := keyedTopic(kafkatest.Topic("batch"))
 		got := make(chan int, 100)

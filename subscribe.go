@@ -126,8 +126,9 @@ func (s *subscription) topics() []string {
 // ReadsDeadLetters), where h gets it with Message.DecodeError set so that no letter
 // escapes the program watching them. One client may hold one handler per (topic, group). Subscribe is
 // safe for concurrent use. It refuses, with an error wrapping ErrInvalidOption, a
-// Delivery the transport cannot honour (Concurrency above 1 on a transport without
-// Capabilities.Concurrency).
+// Delivery the transport cannot honour: Concurrency above 1 on a transport without
+// Capabilities.Concurrency, Ordered delivery (the default) on one without
+// Capabilities.Ordered (gochannel: subscribe Unordered).
 //
 // On a transport that manages topics (Kafka), Subscribe first makes sure the topic,
 // the subscription's retry and replay topics and its dead-letter topic exist and are
@@ -214,11 +215,7 @@ func (c *Client) check(s *subscription) error {
 	if err := s.delivery.validate(); err != nil {
 		return err
 	}
-	if s.delivery.Concurrency > 1 && !c.tr.Capabilities().Concurrency {
-		return fmt.Errorf("pubsub: %w: Subscribe(%q, %q): Delivery.Concurrency %d, but this transport hands out one message at a time per subscription (its Capabilities lack Concurrency)",
-			ErrInvalidOption, s.topic, s.group, s.delivery.Concurrency)
-	}
-	if err := s.checkBatch(c.tr.Capabilities()); err != nil {
+	if err := s.checkCapabilities(c.tr.Capabilities()); err != nil {
 		return err
 	}
 	s.letters = s.letters || IsDeadLetterTopic(s.topic)

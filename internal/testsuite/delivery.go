@@ -334,7 +334,7 @@ func testShutdownDuringBackoff(t *testing.T, h Harness) {
 	delivery := pubsub.Delivery{Retry: 3, BackoffDelay: 5 * time.Second}
 	dead := subscribe(t, second, pubsub.DeadLetterTopicName(name, "ledger"), "inspect")
 
-	c1, err := pubsub.New(KeepOpen(first))
+	c1, err := pubsub.New(KeepOpen(first), clientOptions(first)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +371,7 @@ func testShutdownDuringBackoff(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 
-	c2, err := pubsub.New(KeepOpen(second))
+	c2, err := pubsub.New(KeepOpen(second), clientOptions(second)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func newClient(t *testing.T, h Harness, opts ...pubsub.Option) *pubsub.Client {
 func newClientOn(t *testing.T, h Harness, opts ...pubsub.Option) (*pubsub.Client, transport.Transport) {
 	t.Helper()
 	tr := h.New(t)
-	c, err := pubsub.New(tr, opts...)
+	c, err := pubsub.New(tr, clientOptions(tr, opts...)...)
 	if err != nil {
 		t.Fatalf("pubsub.New: %v", err)
 	}
@@ -58,6 +58,17 @@ func newClientOn(t *testing.T, h Harness, opts ...pubsub.Option) (*pubsub.Client
 		}
 	})
 	return c, tr
+}
+
+// clientOptions returns opts after a default delivery the transport can honour: a
+// transport without Capabilities.Ordered refuses Ordered delivery (the client's
+// default), so its clients default to Unordered; a rule's own options come after and
+// win.
+func clientOptions(tr transport.Transport, opts ...pubsub.Option) []pubsub.Option {
+	if tr.Capabilities().Ordered {
+		return opts
+	}
+	return append([]pubsub.Option{pubsub.WithDefaultDelivery(pubsub.Delivery{Ordering: pubsub.Unordered})}, opts...)
 }
 
 // receive reads n messages from ch, acking each, or fails the test after timeout.

@@ -32,7 +32,8 @@ type order struct {
 
 func testCloseIdempotentNoLeak(t *testing.T, h Harness) {
 	defer goleak.VerifyNone(t, append([]goleak.Option{goleak.IgnoreCurrent()}, h.IgnoreGoroutines...)...)
-	c, err := pubsub.New(h.New(t))
+	tr := h.New(t)
+	c, err := pubsub.New(tr, clientOptions(tr)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,7 +500,8 @@ func testCorrelationAcrossHandlerPublish(t *testing.T, h Harness) {
 }
 
 func testClosedRefuses(t *testing.T, h Harness) {
-	c, err := pubsub.New(h.New(t))
+	tr := h.New(t)
+	c, err := pubsub.New(tr, clientOptions(tr)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,12 @@
 // transport (gochannel://), through watermilladapter.New, with the capabilities it
 // really has. It is the plug-in path any Watermill pub/sub takes.
 //
-// gochannel gives every subscriber every message, so it has no consumer groups: two
-// members of one group both get each message. It runs handlers concurrently and out of
-// order, and keeps nothing for a subscriber that comes later unless persistent=true
-// (then it keeps everything, without bound). A nacked message comes back after
+// gochannel gives every subscriber every message, so it has no consumer groups: the
+// transport refuses a second member of a group on a topic while the first runs (both
+// would get each message). It runs handlers concurrently and out of order, so the
+// client refuses Ordered delivery on it (subscribe with Delivery{Ordering: Unordered}),
+// and it keeps nothing for a subscriber that comes later unless persistent=true (then
+// it keeps everything, without bound). A nacked message comes back after
 // nack_delay (gochannel alone redelivers at once, in a busy loop). For tests that need
 // Kafka-like behaviour use memory:// instead.
 package gochannel

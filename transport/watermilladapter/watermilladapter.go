@@ -124,7 +124,9 @@ func (s *Subscriber) Close() error {
 // typed topics. newSubscriber returns a subscriber bound to the consumer group it is
 // given ("" for none); it is called once per group and the subscriber is reused. caps
 // must state honestly what the pair guarantees (Concurrency is always false here): the
-// client refuses what they lack.
+// client refuses what they lack, and without ConsumerGroups the transport refuses a
+// second member of a (topic, group) while the first runs, since it would get every
+// message too.
 //
 // The adapter delays every redelivery after a nack by nackDelay (0: 100ms), because
 // many Watermill subscribers redeliver a nacked message at once, in a busy loop.
@@ -136,7 +138,7 @@ func New(pub message.Publisher, newSubscriber func(group string) (message.Subscr
 	caps.Concurrency = false
 	ctx, cancel := context.WithCancel(context.Background())
 	return &watermillTransport{pub: pub, newSubscriber: newSubscriber, caps: caps, nackDelay: nackDelay,
-		subs: map[string]message.Subscriber{}, ctx: ctx, cancel: cancel}
+		subs: map[string]message.Subscriber{}, members: map[string]struct{}{}, ctx: ctx, cancel: cancel}
 }
 
 type watermillTransport struct {
@@ -150,7 +152,10 @@ type watermillTransport struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[string]message.Subscriber
-	wg     sync.WaitGroup
+	// members are the (topic, group) pairs subscribed now, "topic\x00group": without
+	// consumer groups a group may have one member only.
+	members map[string]struct{}
+	wg      sync.WaitGroup
 }
 
 func (w *watermillTransport) Publish(topic string, messages ...*message.Message) error {
@@ -173,6 +178,13 @@ func (w *watermillTransport) Subscribe(ctx context.Context, topic string, opts t
 	if w.closed {
 		return nil, transport.ErrClosed
 	}
+	member := topic + "\x00" + opts.Group
+	if !w.caps.ConsumerGroups && opts.Group != "" {
+		if _, taken := w.members[member]; taken {
+			return nil, fmt.Errorf("%w: topic %q already has a member of group %q on this transport, and without consumer groups (transport.Capabilities.ConsumerGroups) a second member would get every message too instead of sharing them",
+				transport.ErrInvalidOption, topic, opts.Group)
+		}
+	}
 	sub, ok := w.subs[opts.Group]
 	if !ok {
 		var err error
@@ -190,11 +202,16 @@ func (w *watermillTransport) Subscribe(ctx context.Context, topic string, opts t
 	}
 	s := &watermillSubscription{out: make(chan *message.Message), done: make(chan struct{}), resumed: make(chan struct{})}
 	close(s.resumed)
+	w.members[member] = struct{}{}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
 		defer cancel()
-		s.forward(ctx, in, w.nackDelay)
+		s.forward(ctx, in, w.nackDelay, func() {
+			w.mu.Lock()
+			delete(w.members, member)
+			w.mu.Unlock()
+		})
 	}()
 	return s, nil
 }
@@ -269,10 +286,13 @@ func (s *watermillSubscription) Stats() []transport.PartitionStats {
 	return []transport.PartitionStats{{Committed: -1, End: -1, InFlight: int(s.inFlight.Load()), Paused: paused}}
 }
 
-func (s *watermillSubscription) forward(ctx context.Context, in <-chan *message.Message, nackDelay time.Duration) {
+// forward hands the messages of in on until in closes; ended is called once they all
+// settled, before Messages and Done close.
+func (s *watermillSubscription) forward(ctx context.Context, in <-chan *message.Message, nackDelay time.Duration, ended func()) {
 	var handing sync.WaitGroup
 	defer func() {
 		handing.Wait()
+		ended()
 		close(s.out)
 		close(s.done)
 	}()
