@@ -39,21 +39,18 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 	if err != nil {
 		return nil, err
 	}
-	observe, err := middleware.Observe(middleware.ObserveConfig{Topic: s.topic, Group: s.group, Observers: c.obs.list})
-	if err != nil {
-		return nil, err
-	}
+	observe := middleware.NewObservation(middleware.ObserveConfig{Topic: s.topic, Group: s.group, Observers: c.obs.list})
 	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{Publisher: c.tr, Topic: s.deadLetterTopic,
-		SourceTopic: s.topic, Group: s.group, Knative: s.knative, Logger: c.opts.logger})
+		SourceTopic: s.topic, Group: s.group, Knative: s.knative, Logger: c.opts.logger, Events: observe})
 	if err != nil {
 		return nil, err
 	}
 	var retry message.HandlerMiddleware
 	if d.Ordering == Unordered {
 		retry, err = middleware.RetryTopic(middleware.RetryTopicConfig{Publisher: c.tr, MaxRetries: d.Retry, Backoff: d.backoff(),
-			Topic: func(n int) string { return RetryTopicName(s.topic, s.group, n) }})
+			Topic: func(n int) string { return RetryTopicName(s.topic, s.group, n) }, Events: observe})
 	} else {
-		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.engine.Draining()})
+		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.engine.Draining(), Events: observe})
 	}
 	if err != nil {
 		return nil, err
@@ -71,9 +68,9 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 	if err != nil {
 		return nil, err
 	}
-	stages := []message.HandlerMiddleware{trust, tracing, observe, middleware.CorrelationID, deadLetter}
+	stages := []message.HandlerMiddleware{trust, tracing, observe.Middleware, middleware.CorrelationID, deadLetter}
 	if f.kind == middleware.FeedRetry {
-		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.engine.Draining(), MaxWait: d.Backoff(f.retry)})
+		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.engine.Draining(), MaxWait: d.Backoff(f.retry), Events: observe})
 		if err != nil {
 			return nil, err
 		}
