@@ -77,7 +77,6 @@ func decodeStage[T any](t Topic[T], limit int, s *subscription, h func(*message.
 		case err != nil:
 			return nil, err
 		}
-		m.CorrelationID = CorrelationID(msg.Context())
 		return nil, h(msg, m)
 	}
 }
