@@ -175,7 +175,8 @@ func report(r Reporter, ctx context.Context, e Event) {
 }
 
 // Notify tells observers of e directly, outside any Observe stage (a publish, a
-// replay), with the fields Report fills.
+// replay), with MessageID and CorrelationID (from e.Message), At (now) and TraceID
+// (from ctx's span) filled in when empty. Observation.Report calls it.
 func Notify(ctx context.Context, e Event, observers ...Observer) {
 	e = filled(ctx, e)
 	for _, ob := range observers {
