@@ -4,7 +4,9 @@
 // settings is a HandlerMiddleware value (CorrelationID, Recover, RecoverPermanent); a
 // stage with settings is made by a function of its settings (a Config struct; Timeout
 // takes its duration alone) that checks them and returns
-// (message.HandlerMiddleware, error):
+// (message.HandlerMiddleware, error). The observe stage is also made as an
+// Observation (NewObservation, which has nothing to check): its Middleware method is
+// the stage, and the stages that report are given the Observation itself:
 //
 //	observe := middleware.NewObservation(middleware.ObserveConfig{Observers: []middleware.Observer{traceLog}})
 //	retry, err := middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(time.Second, 0), Events: observe})
