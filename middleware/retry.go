@@ -30,7 +30,8 @@ type RetryConfig struct {
 	// wrapped in ErrInterrupted, so the message is redelivered rather than lost.
 	// Consumers close it when they shut down.
 	Stop <-chan struct{}
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time (for the failure times, the attempts' durations and
+	// their events' At); nil means time.Now.
 	Now func() time.Time
 	// Events hears every attempt and every retry: the Observation of the Observe
 	// stage around Retry, which then leaves the attempts to Retry. nil reports
@@ -117,7 +118,8 @@ func (p policy) reportAttempt(msg *message.Message, attempt int, start time.Time
 	if err != nil {
 		kind = EventFailed
 	}
-	report(p.events, msg.Context(), Event{Kind: kind, Attempt: attempt, Duration: p.now().Sub(start), Err: err, Message: msg})
+	end := p.now() // also the event's time: one clock reading, not two
+	report(p.events, msg.Context(), Event{Kind: kind, Attempt: attempt, Duration: end.Sub(start), Err: err, Message: msg, At: end})
 }
 
 // retryWait decides what follows a failed attempt in place: nil once the wait before

@@ -28,7 +28,8 @@ type RetryTopicConfig struct {
 	MaxRetries  int
 	Backoff     Backoff
 	ShouldRetry func(error) bool
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time (for the failure times, the attempts' durations and
+	// their events' At); nil means time.Now.
 	Now func() time.Time
 	// Events hears every attempt and every retry, as in RetryConfig.
 	Events Reporter
