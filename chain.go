@@ -16,13 +16,17 @@ import (
 //	    from outside the subscription's own topics, and bounds them on those topics;
 //	  - tracing runs the delivery in its CONSUMER span (one span per delivery, around
 //	    every in-place attempt);
-//	  - observe makes the span events, metrics, trace log and hooks hear every event;
-//	  - correlation puts the correlation id in the context;
+//	  - observe is the Observation of the client's observers (span events, metrics,
+//	    trace log, hooks); events flow down: the stages inside that report (dead
+//	    letter, wait due, retry) are given it here and call it, nothing is looked up
+//	    in the message's context, and the stage itself passes the message on;
+//	  - correlation resolves the correlation id into the metadata and puts it in the
+//	    context, in the one allocation per message that also holds drain's context;
 //	  - dead letter publishes the final failure to the dead-letter topic;
 //	  - wait due (retry topics only) holds a message until its retry is due;
 //	  - retry is middleware.Retry for Ordered delivery (in place; its wait gives up
 //	    the message's Concurrency slot, see transport.Waiting) and middleware.RetryTopic
-//	    for Unordered;
+//	    for Unordered; either reports every attempt and retry;
 //	  - drain gives the handler a context with the engine's handler lifetime
 //	    (engine.Handlers) instead of the delivery's, so that a handler whose partition
 //	    is revoked may finish within the drain time; the stages above still see the
@@ -30,8 +34,9 @@ import (
 //	  - timeout and recover bound and guard each attempt;
 //	  - decode and handler are h, decodeStage (message.go): the payload limit,
 //	    decode (a failure is permanent, no media type is parsed for the codec's own
-//	    content type; on a dead-letter topic the letter still reaches the handler,
-//	    with DecodeError set) and the call of the typed handler.
+//	    content type, Message.Metadata is made only for a message with keys for the
+//	    handler; on a dead-letter topic the letter still reaches the handler, with
+//	    DecodeError set) and the call of the typed handler.
 func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message.HandlerFunc, error) {
 	d := *s.delivery
 	tracing, err := middleware.Tracing(middleware.TracingConfig{Provider: c.opts.tracerProvider,
@@ -39,21 +44,18 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 	if err != nil {
 		return nil, err
 	}
-	observe, err := middleware.Observe(middleware.ObserveConfig{Topic: s.topic, Group: s.group, Observers: c.obs.list})
-	if err != nil {
-		return nil, err
-	}
+	observe := middleware.NewObservation(middleware.ObserveConfig{Topic: s.topic, Group: s.group, Observers: c.obs.list})
 	deadLetter, err := middleware.DeadLetter(middleware.DeadLetterConfig{Publisher: c.tr, Topic: s.deadLetterTopic,
-		SourceTopic: s.topic, Group: s.group, Knative: s.knative, Logger: c.opts.logger})
+		SourceTopic: s.topic, Group: s.group, Knative: s.knative, Logger: c.opts.logger, Events: observe})
 	if err != nil {
 		return nil, err
 	}
 	var retry message.HandlerMiddleware
 	if d.Ordering == Unordered {
 		retry, err = middleware.RetryTopic(middleware.RetryTopicConfig{Publisher: c.tr, MaxRetries: d.Retry, Backoff: d.backoff(),
-			Topic: func(n int) string { return RetryTopicName(s.topic, s.group, n) }})
+			Topic: func(n int) string { return RetryTopicName(s.topic, s.group, n) }, Events: observe})
 	} else {
-		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.engine.Draining()})
+		retry, err = middleware.Retry(middleware.RetryConfig{MaxRetries: d.Retry, Backoff: d.backoff(), Stop: c.engine.Draining(), Events: observe})
 	}
 	if err != nil {
 		return nil, err
@@ -71,9 +73,9 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 	if err != nil {
 		return nil, err
 	}
-	stages := []message.HandlerMiddleware{trust, tracing, observe, middleware.CorrelationID, deadLetter}
+	stages := []message.HandlerMiddleware{trust, tracing, observe.Middleware, middleware.CorrelationID, deadLetter}
 	if f.kind == middleware.FeedRetry {
-		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.engine.Draining(), MaxWait: d.Backoff(f.retry)})
+		waitDue, err := middleware.WaitDue(middleware.WaitDueConfig{Stop: c.engine.Draining(), MaxWait: d.Backoff(f.retry), Events: observe})
 		if err != nil {
 			return nil, err
 		}

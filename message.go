@@ -21,7 +21,7 @@ type Message[T any] struct {
 	Topic         string            // topic it was consumed from
 	Key           string            // partition key, "" when none
 	Payload       T                 // the decoded value
-	Metadata      map[string]string // metadata set with WithMetadata, and on a dead-letter topic the dead-letter keys (package metadata); pubsubkit's other keys are in the fields
+	Metadata      map[string]string // metadata set with WithMetadata, and on a dead-letter topic the dead-letter keys (package metadata); pubsubkit's other keys are in the fields. nil when the message carries none: reading it works, a handler that adds keys makes the map first
 	Attempt       int               // 1 for the first delivery
 	PublishedAt   time.Time         // when the publisher created it
 	// RawPayload is the payload as it arrived, before decoding (a CloudEvent's data).
@@ -77,7 +77,6 @@ func decodeStage[T any](t Topic[T], limit int, s *subscription, h func(*message.
 		case err != nil:
 			return nil, err
 		}
-		m.CorrelationID = CorrelationID(msg.Context())
 		return nil, h(msg, m)
 	}
 }
@@ -102,15 +101,15 @@ func decodeUpTo[T any](t Topic[T], msg *message.Message, limit int) (*Message[T]
 		Topic:         t.name,
 		Key:           msg.Metadata.Get(metadata.Key),
 		Attempt:       metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
-		Metadata:      map[string]string{},
 	}
+	// the map is made for the first key a handler sees: most messages carry none
 	for k, v := range msg.Metadata {
 		if metadata.ForHandler(k) {
-			m.Metadata[k] = v
+			m.setMetadata(k, v)
 		}
 	}
 	for k, v := range e.attributes {
-		m.Metadata[k] = v
+		m.setMetadata(k, v)
 	}
 	if e.id != "" {
 		m.ID = e.id
@@ -140,6 +139,14 @@ func decodeUpTo[T any](t Topic[T], msg *message.Message, limit int) (*Message[T]
 			msg.UUID, t.name, t.typeName, err))
 	}
 	return m, nil
+}
+
+// setMetadata sets k to v in m.Metadata, making the map first when m has none.
+func (m *Message[T]) setMetadata(k, v string) {
+	if m.Metadata == nil {
+		m.Metadata = map[string]string{}
+	}
+	m.Metadata[k] = v
 }
 
 // tooLarge is the permanent error of a message of n bytes, over the limit.

@@ -29,10 +29,16 @@ func ContextWithCorrelation(ctx context.Context, id, header string) context.Cont
 }
 
 // correlationContext carries a correlation id in one allocation (context.WithValue
-// would need a second one to box the string).
+// would need a second one to box the string), with room for the context a Detach
+// stage inside the CorrelationID stage gives the handler: a message's chain then puts
+// one allocation into its context, not two.
 type correlationContext struct {
 	context.Context
 	id, header string
+	// handler is the detached context of the first Detach stage (by) that found this
+	// context as the message's; set once, before the handler runs.
+	handler detached
+	by      *detachStage
 }
 
 func (c *correlationContext) Value(key any) any {

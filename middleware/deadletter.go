@@ -39,6 +39,8 @@ type DeadLetterConfig struct {
 	// failed it) as it goes to Topic, a second-level dead-letter topic that nobody may
 	// watch.
 	Logger *slog.Logger
+	// Events hears of each dead letter (EventDeadLettered); nil reports nothing.
+	Events Reporter
 }
 
 // DeadLetter publishes a message that its handler failed to the dead-letter topic and
@@ -53,7 +55,7 @@ type DeadLetterConfig struct {
 // error data made from it), first and last failure times. A message that was dead-lettered before (a dead letter whose own
 // consumer failed it) keeps the first letter's keys (metadata.KeepOrigin),
 // so its first reason and origin are not lost. Each dead letter is reported
-// (EventDeadLettered) to the observers of an Observe stage around it.
+// (EventDeadLettered) to Events.
 //
 // Every message a transport accepted fits its dead-letter topic with these keys
 // (transport.DeadLetterHeadroom). Should the dead-letter topic still refuse the
@@ -119,7 +121,7 @@ func deadLetter(cfg DeadLetterConfig, msg *message.Message, err error) error {
 			"message_id", msg.UUID, "reason", dead.Metadata.Get(metadata.DeadLetterReason),
 			"first_reason", dead.Metadata.Get(metadata.DeadLetterOriginPrefix+"reason"))
 	}
-	Report(msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
+	report(cfg.Events, msg.Context(), Event{Kind: EventDeadLettered, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
 		Err: err, Message: dead, Destination: cfg.Topic})
 	return nil
 }

@@ -15,15 +15,34 @@ import (
 // see the message's context, whose end interrupts retry waits. The pubsub client
 // passes a context that ends when its drain time runs out or it closes.
 func Detach(life context.Context) message.HandlerMiddleware {
+	stage := &detachStage{life: life}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			parent := msg.Context()
-			msg.SetContext(detached{Context: parent, life: life})
+			msg.SetContext(stage.context(parent))
 			produced, err := h(msg)
 			msg.SetContext(parent)
 			return produced, err
 		}
 	}
+}
+
+// detachStage is one Detach stage.
+type detachStage struct {
+	life context.Context
+}
+
+// context returns the detached context of parent: the one a CorrelationID stage right
+// outside made room for in its own context (set the first time, reused by the
+// attempts after it), or else a new one.
+func (s *detachStage) context(parent context.Context) context.Context {
+	if c, ok := parent.(*correlationContext); ok && (c.by == nil || c.by == s) {
+		if c.by == nil {
+			c.handler, c.by = detached{Context: parent, life: s.life}, s
+		}
+		return &c.handler
+	}
+	return detached{Context: parent, life: s.life}
 }
 
 // detached has the values of its Context and the lifetime of life.

@@ -4,10 +4,13 @@
 // settings is a HandlerMiddleware value (CorrelationID, Recover, RecoverPermanent); a
 // stage with settings is made by a function of its settings (a Config struct; Timeout
 // takes its duration alone) that checks them and returns
-// (message.HandlerMiddleware, error):
+// (message.HandlerMiddleware, error). The observe stage is also made as an
+// Observation (NewObservation, which has nothing to check): its Middleware method is
+// the stage, and the stages that report are given the Observation itself:
 //
-//	retry, err := middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(time.Second, 0)})
-//	router.AddMiddleware(observe, middleware.CorrelationID, deadLetter, retry, timeout, middleware.Recover)
+//	observe := middleware.NewObservation(middleware.ObserveConfig{Observers: []middleware.Observer{traceLog}})
+//	retry, err := middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Backoff: middleware.ExponentialBackoff(time.Second, 0), Events: observe})
+//	router.AddMiddleware(observe.Middleware, middleware.CorrelationID, deadLetter, retry, timeout, middleware.Recover)
 //
 // What each does:
 //
@@ -18,9 +21,12 @@
 //     short.
 //   - Tracing runs each delivery in a CONSUMER span, child of the producer's span;
 //     StartSend and EndSend make the PRODUCER span of a publish.
-//   - Observe makes Observers hear every event of a message's life as it happens: the
-//     TraceLog (one JSON line per event), Metrics (OpenTelemetry counters and
-//     histograms), SpanEvents (events on the delivery's span), and your own.
+//   - Observe (an Observation) makes Observers hear every event of a message's life as
+//     it happens: the TraceLog (one JSON line per event), Metrics (OpenTelemetry
+//     counters and histograms), SpanEvents (events on the delivery's span), and your
+//     own. Events flow down: the stages that report (Retry, RetryTopic, DeadLetter,
+//     WaitDue) are given the Observation as their Events when they are made, and call
+//     it; no stage looks another up in the message's context.
 //   - CorrelationID gives every message a correlation id and puts it in the context.
 //   - DeadLetter publishes a message whose handler failed for good to a dead-letter
 //     topic, with why, and acks it.
@@ -32,8 +38,8 @@
 //
 // Order matters: DeadLetter outside the retries sees only final errors (Watermill
 // #580, #645: the other way round dead-letters after one attempt); Timeout inside Retry
-// gives every retry a fresh deadline (#467); Observe and Tracing outside the stages
-// that report hear them. This package does not choose an order: the pubsub client
+// gives every retry a fresh deadline (#467); Observe outside the stages that report
+// to it, and Tracing outside Observe, so that SpanEvents finds the delivery's span. This package does not choose an order: the pubsub client
 // composes the stages in one place, its chain.go, which gives the order. No middleware
 // here imports a transport implementation.
 package middleware

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -67,7 +68,7 @@ type ObserverFunc func(ctx context.Context, e Event)
 // Observe calls f.
 func (f ObserverFunc) Observe(ctx context.Context, e Event) { f(ctx, e) }
 
-// ObserveConfig configures Observe.
+// ObserveConfig configures Observe and NewObservation.
 type ObserveConfig struct {
 	// Topic and Group fill the events' fields; on a plain Watermill router Topic
 	// defaults to the handler's subscribe topic.
@@ -76,93 +77,106 @@ type ObserveConfig struct {
 	Observers []Observer
 }
 
-// Observe makes its observers hear the events of every message it handles. The stages
-// inside it report what they do as it happens (Retry and RetryTopic each attempt and
-// each retry, DeadLetter each dead letter, with Report); when none reports an
-// attempt, Observe reports the outcome of the call as one attempt, so that it also
-// works alone on a plain Watermill router.
+// Reporter is where a stage reports the events of the messages it handles: the
+// Observation of the Observe stage around it, given to the stage when the chain is
+// built (the Events field of RetryConfig, RetryTopicConfig, DeadLetterConfig and
+// WaitDueConfig). Events flow down: a stage calls the Reporter it was given and
+// looks for nothing in the message's context. Report must be safe for concurrent use.
+type Reporter interface {
+	Report(ctx context.Context, e Event)
+}
+
+// Observation is an Observe stage: Middleware is the stage, and Report tells its
+// observers of an event. Give it to the stages inside it as their Events, so that
+// their observers hear every event as it happens: Retry and RetryTopic each attempt
+// and each retry, DeadLetter each dead letter, WaitDue a wait cut short. Once it is
+// the Events of a Retry or RetryTopic, the attempts are theirs to report; until then
+// Middleware reports each call of the stages inside as one attempt, so that Observe
+// also works alone on a plain Watermill router. An Observation is safe for concurrent
+// use.
+type Observation struct {
+	cfg ObserveConfig
+	// retries is set once a Retry or RetryTopic reports its attempts here.
+	retries atomic.Bool
+}
+
+// NewObservation returns the Observe stage of cfg.
+func NewObservation(cfg ObserveConfig) *Observation {
+	return &Observation{cfg: cfg}
+}
+
+// Observe returns the Middleware of NewObservation(cfg): alone on a router, it reports
+// each call of the stages inside as one attempt. To hear the events of stages inside
+// it, make it with NewObservation and give it to them.
 func Observe(cfg ObserveConfig) (message.HandlerMiddleware, error) {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			parent := msg.Context()
-			o := &observation{Context: parent, cfg: &cfg}
-			o.outer, _ = parent.Value(observationKey{}).(*observation)
-			msg.SetContext(o)
-			start := time.Now()
-			produced, err := h(msg)
-			msg.SetContext(parent)
-			if !o.attempted {
-				o.reportCall(parent, msg, start, err)
-			}
-			return produced, err
+	return NewObservation(cfg).Middleware, nil
+}
+
+// Middleware is the stage: it passes each message on, and, while no Retry or
+// RetryTopic reports attempts to o, reports the call as one attempt (EventProcessed or
+// EventFailed, with the time it took).
+func (o *Observation) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		if o.retries.Load() {
+			return h(msg)
 		}
-	}, nil
-}
-
-type observationKey struct{}
-
-// observation is the context of a message inside Observe: it carries the observers to
-// the stages that report.
-type observation struct {
-	context.Context
-	cfg       *ObserveConfig
-	outer     *observation // an Observe stage further out
-	attempted bool         // a stage inside reported an attempt
-}
-
-func (o *observation) Value(key any) any {
-	if key == (observationKey{}) {
-		return o
-	}
-	return o.Context.Value(key)
-}
-
-// Report tells the observers of every Observe stage around ctx of e. Stages call it
-// for what they do (a retry, a dead letter); e's Topic, Group, MessageID,
-// CorrelationID, At and TraceID are filled in when empty.
-func Report(ctx context.Context, e Event) {
-	if o, ok := ctx.Value(observationKey{}).(*observation); ok {
-		o.report(ctx, e)
+		start := time.Now()
+		produced, err := h(msg)
+		o.reportCall(msg, start, err)
+		return produced, err
 	}
 }
 
 // reportCall reports the call of the stages inside as one attempt.
-func (o *observation) reportCall(ctx context.Context, msg *message.Message, start time.Time, err error) {
+func (o *Observation) reportCall(msg *message.Message, start time.Time, err error) {
 	kind := EventProcessed
 	if err != nil {
 		kind = EventFailed
 	}
-	o.report(ctx, Event{Kind: kind, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
+	o.Report(msg.Context(), Event{Kind: kind, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
 		Duration: time.Since(start), Err: err, Message: msg})
 }
 
-func (o *observation) report(ctx context.Context, e Event) {
-	if e.Kind == EventProcessed || e.Kind == EventFailed {
-		o.attempted = true
+// Report tells o's observers of e, with its Topic and Group from the ObserveConfig
+// when empty, and MessageID, CorrelationID, At and TraceID filled as Notify fills them.
+func (o *Observation) Report(ctx context.Context, e Event) {
+	if e.Topic == "" {
+		e.Topic = o.cfg.Topic
+		if e.Topic == "" && e.Message != nil {
+			e.Topic = message.SubscribeTopicFromCtx(e.Message.Context())
+		}
 	}
-	if e.Topic == "" && o.cfg.Topic == "" && e.Message != nil {
-		e.Topic = message.SubscribeTopicFromCtx(e.Message.Context())
+	if e.Group == "" {
+		e.Group = o.cfg.Group
 	}
-	e = filled(ctx, e)
-	for ; o != nil; o = o.outer {
-		oe := e
-		if oe.Topic == "" {
-			oe.Topic = o.cfg.Topic
-		}
-		if oe.Group == "" {
-			oe.Group = o.cfg.Group
-		}
-		for _, ob := range o.cfg.Observers {
-			ob.Observe(ctx, oe)
-		}
-		if o.outer != nil {
-			o.outer.attempted = o.outer.attempted || o.attempted
-		}
+	Notify(ctx, e, o.cfg.Observers...)
+}
+
+// reportsAttempts tells r, when it is an Observation, that a stage reports the
+// attempts to it (Retry, RetryTopic).
+func reportsAttempts(r Reporter) {
+	if o, ok := r.(*Observation); ok {
+		o.retries.Store(true)
+	}
+}
+
+// leavesAttempts reports whether the attempts of messages reported to r are reported
+// by a Retry or RetryTopic (not by an Observation's Middleware).
+func leavesAttempts(r Reporter) bool {
+	o, ok := r.(*Observation)
+	return !ok || o.retries.Load()
+}
+
+// report tells r of e, when there is an r.
+func report(r Reporter, ctx context.Context, e Event) {
+	if r != nil {
+		r.Report(ctx, e)
 	}
 }
 
 // Notify tells observers of e directly, outside any Observe stage (a publish, a
-// replay), with the fields Report fills.
+// replay), with MessageID and CorrelationID (from e.Message), At (now) and TraceID
+// (from ctx's span) filled in when empty. Observation.Report calls it.
 func Notify(ctx context.Context, e Event, observers ...Observer) {
 	e = filled(ctx, e)
 	for _, ob := range observers {

@@ -25,7 +25,7 @@ import (
 
 // TestObservabilityOnPlainRouter: Tracing, Observe with the TraceLog, Metrics and
 // SpanEvents, on a Watermill router that knows nothing of pubsubkit, with Retry
-// inside: a message that fails once is one CONSUMER span, child of the producer's span,
+// inside reporting to the Observation: a message that fails once is one CONSUMER span, child of the producer's span,
 // with the failed attempt and the retry as events; the trace log has failed, retried,
 // processed; the metrics count two attempts and a retry. A message handled without
 // any stage that reports (Observe alone) is still logged and counted as one attempt.
@@ -46,9 +46,9 @@ func TestObservabilityOnPlainRouter(t *testing.T) {
 	traceLog := middleware.NewTraceLog(slog.NewJSONHandler(&log, nil), middleware.TraceLogOptions{Host: "test"})
 
 	tracing := must(middleware.Tracing(middleware.TracingConfig{Provider: tp, System: "test", Group: "workers"}))
-	observe := must(middleware.Observe(middleware.ObserveConfig{Group: "workers",
-		Observers: []middleware.Observer{middleware.SpanEvents, metrics, traceLog}}))
-	retry := must(middleware.Retry(middleware.RetryConfig{MaxRetries: 1, Backoff: middleware.LinearBackoff(time.Millisecond, 0)}))
+	observe := middleware.NewObservation(middleware.ObserveConfig{Group: "workers",
+		Observers: []middleware.Observer{middleware.SpanEvents, metrics, traceLog}})
+	retry := must(middleware.Retry(middleware.RetryConfig{MaxRetries: 1, Backoff: middleware.LinearBackoff(time.Millisecond, 0), Events: observe}))
 	var calls atomic.Int32
 	handled := make(chan struct{}, 2)
 	runRouter(t, tr, "jobs", func(msg *message.Message) error {
@@ -57,7 +57,7 @@ func TestObservabilityOnPlainRouter(t *testing.T) {
 		}
 		handled <- struct{}{}
 		return nil
-	}, tracing, observe, middleware.CorrelationID, retry)
+	}, tracing, observe.Middleware, middleware.CorrelationID, retry)
 	runRouter(t, tr, "plain", func(*message.Message) error {
 		handled <- struct{}{}
 		return nil

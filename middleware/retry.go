@@ -30,8 +30,13 @@ type RetryConfig struct {
 	// wrapped in ErrInterrupted, so the message is redelivered rather than lost.
 	// Consumers close it when they shut down.
 	Stop <-chan struct{}
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time (for the failure times, the attempts' durations and
+	// their events' At); nil means time.Now.
 	Now func() time.Time
+	// Events hears every attempt and every retry: the Observation of the Observe
+	// stage around Retry, which then leaves the attempts to Retry. nil reports
+	// nothing.
+	Events Reporter
 }
 
 // Retry handles a failed message again in place, up to MaxRetries times with Backoff
@@ -47,8 +52,7 @@ type RetryConfig struct {
 // the last error is then returned, wrapped in ErrInterrupted.
 //
 // Every attempt is reported (EventProcessed or EventFailed, with the handler's time)
-// and every retry (EventRetried, with the wait) to the observers of an Observe stage
-// around it.
+// and every retry (EventRetried, with the wait) to Events.
 //
 // Unlike Watermill's middleware.Retry, the delays follow Backoff exactly (retry n
 // waits Backoff(n), whatever ShouldRetry does), and a Permanent error is returned at
@@ -57,7 +61,7 @@ func Retry(cfg RetryConfig) (message.HandlerMiddleware, error) {
 	if cfg.MaxRetries < 0 {
 		return nil, fmt.Errorf("middleware: %w: Retry with MaxRetries %d", transport.ErrInvalidOption, cfg.MaxRetries)
 	}
-	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now)
+	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now, cfg.Events)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempt := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
@@ -77,22 +81,26 @@ func Retry(cfg RetryConfig) (message.HandlerMiddleware, error) {
 }
 
 // policy is what Retry and RetryTopic share: which errors are retried, how often,
-// and after how long.
+// and after how long, and where attempts and retries are reported.
 type policy struct {
 	maxRetries  int
 	backoff     Backoff
 	shouldRetry func(error) bool
 	now         func() time.Time
+	events      Reporter
 }
 
-func newPolicy(maxRetries int, backoff Backoff, shouldRetry func(error) bool, now func() time.Time) policy {
+// newPolicy is the policy of a Retry or RetryTopic, which reports the attempts to
+// events.
+func newPolicy(maxRetries int, backoff Backoff, shouldRetry func(error) bool, now func() time.Time, events Reporter) policy {
 	if shouldRetry == nil {
 		shouldRetry = func(err error) bool { return !IsPermanent(err) }
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return policy{maxRetries, backoff, shouldRetry, now}
+	reportsAttempts(events)
+	return policy{maxRetries, backoff, shouldRetry, now, events}
 }
 
 // attempt runs the handler once and reports how it went.
@@ -110,7 +118,8 @@ func (p policy) reportAttempt(msg *message.Message, attempt int, start time.Time
 	if err != nil {
 		kind = EventFailed
 	}
-	Report(msg.Context(), Event{Kind: kind, Attempt: attempt, Duration: p.now().Sub(start), Err: err, Message: msg})
+	end := p.now() // also the event's time: one clock reading, not two
+	report(p.events, msg.Context(), Event{Kind: kind, Attempt: attempt, Duration: end.Sub(start), Err: err, Message: msg, At: end})
 }
 
 // retryWait decides what follows a failed attempt in place: nil once the wait before
@@ -121,7 +130,7 @@ func (p policy) retryWait(msg *message.Message, attempt int, err error, stop <-c
 	if !again {
 		return err
 	}
-	Report(msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg})
+	report(p.events, msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg})
 	resume := transport.Waiting(msg.Context()) // the wait holds back its own key only
 	werr := sleep(msg, wait, stop)
 	resume()

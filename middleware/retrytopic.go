@@ -28,8 +28,11 @@ type RetryTopicConfig struct {
 	MaxRetries  int
 	Backoff     Backoff
 	ShouldRetry func(error) bool
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time (for the failure times, the attempts' durations and
+	// their events' At); nil means time.Now.
 	Now func() time.Time
+	// Events hears every attempt and every retry, as in RetryConfig.
+	Events Reporter
 }
 
 // RetryTopic retries without holding back the messages behind a failed one
@@ -42,13 +45,12 @@ type RetryTopicConfig struct {
 // fails, the error wraps ErrRetryPublish and the message is redelivered.
 //
 // The attempt is reported (EventProcessed or EventFailed), and a retry (EventRetried,
-// with the retry topic as Destination), to the observers of an Observe stage around
-// it.
+// with the retry topic as Destination), to Events.
 func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
 	if cfg.Publisher == nil || cfg.Topic == nil || cfg.MaxRetries < 0 {
 		return nil, fmt.Errorf("middleware: %w: RetryTopic needs a Publisher, a Topic and MaxRetries of at least 0", transport.ErrInvalidOption)
 	}
-	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now)
+	pol := newPolicy(cfg.MaxRetries, cfg.Backoff, cfg.ShouldRetry, cfg.Now, cfg.Events)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempt := metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt))
@@ -74,7 +76,7 @@ func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
 			if perr := cfg.Publisher.Publish(topic, next); perr != nil {
 				return nil, fmt.Errorf("%w %q (message stays unacked): %w; handler error: %w", ErrRetryPublish, topic, perr, err)
 			}
-			Report(msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg, Destination: topic})
+			report(cfg.Events, msg.Context(), Event{Kind: EventRetried, Attempt: attempt, Duration: wait, Err: err, Message: msg, Destination: topic})
 			return nil, nil
 		}
 	}, nil
@@ -99,11 +101,16 @@ type WaitDueConfig struct {
 	// MaxWait bounds every wait, whatever due time a message says (it may come from
 	// outside); 0 means no bound.
 	MaxWait time.Duration
+	// Events hears of a wait cut short, as a failed attempt, when the attempts are
+	// reported by a Retry or RetryTopic inside WaitDue (an Observation's Middleware
+	// reports it otherwise). nil reports nothing.
+	Events Reporter
 }
 
 // WaitDue holds a message from a retry topic until its metadata.RetryDue time, at most
 // MaxWait from now. A wait cut short by Stop or by the message's context returns
-// ErrInterrupted, so the message is redelivered and waits again. A message without a
+// ErrInterrupted, so the message is redelivered and waits again; it is reported to
+// Events as a failed attempt. A message without a
 // due time, or with one that does not parse, passes at once.
 func WaitDue(cfg WaitDueConfig) (message.HandlerMiddleware, error) {
 	if cfg.MaxWait < 0 {
@@ -117,8 +124,14 @@ func WaitDue(cfg WaitDueConfig) (message.HandlerMiddleware, error) {
 				if cfg.MaxWait > 0 {
 					wait = min(wait, cfg.MaxWait)
 				}
+				start := time.Now()
 				if err := sleep(msg, wait, cfg.Stop); err != nil {
-					return nil, fmt.Errorf("waiting for the retry due at %s: %w", v, err)
+					err = fmt.Errorf("waiting for the retry due at %s: %w", v, err)
+					if cfg.Events != nil && leavesAttempts(cfg.Events) {
+						cfg.Events.Report(msg.Context(), Event{Kind: EventFailed, Attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)),
+							Duration: time.Since(start), Err: err, Message: msg})
+					}
+					return nil, err
 				}
 			}
 			return h(msg)

@@ -74,7 +74,7 @@ func (l *TraceLog) Observe(ctx context.Context, e Event) {
 	}
 }
 
-// Log writes e as one line, with the fields Report fills set from ctx when empty.
+// Log writes e as one line, with the fields Notify fills set when empty.
 func (l *TraceLog) Log(ctx context.Context, e Event) {
 	e = filled(ctx, e)
 	attrs := make([]slog.Attr, 0, 13)

@@ -82,6 +82,12 @@ func runners() map[string]runner {
 // measured part there, named scenario-client-size.cpu.pprof.
 const profileEnv = "BENCH_CPUPROFILE_DIR"
 
+// memProfileEnv names a folder: when set, every row writes there the allocations of
+// its measured part (runtime.MemProfileRate 4096 bytes), named
+// scenario-client-size.mem.pprof; read with go tool pprof -sample_index=alloc_objects
+// -diff_base.
+const memProfileEnv = "BENCH_MEMPROFILE_DIR"
+
 // meter measures a row's measured part: its time, its allocations and, with
 // profileEnv, its CPU profile.
 type meter struct {
@@ -91,6 +97,7 @@ type meter struct {
 	cpuBefore     time.Duration // user and system CPU time of the process
 	cpuAfter      time.Duration
 	profile       *os.File
+	memProfile    string // the path of its memory profiles, without the suffix
 	stopped       sync.Once
 	// orderErrors counts messages of a key that did not come right after the key's
 	// previous one; rows that check order set it.
@@ -109,6 +116,10 @@ func (m *meter) start() {
 			m.profile = f
 		}
 	}
+	if dir := os.Getenv(memProfileEnv); dir != "" {
+		m.memProfile = filepath.Join(dir, fmt.Sprintf("%s-%s-%d-%d", m.s.Scenario, m.s.Client, m.s.Size, max(m.s.Callers, m.s.Concurrency)))
+		writeHeapProfile(m.memProfile + ".before.mem.pprof")
+	}
 	m.cpuBefore = cpuTime()
 	m.began = time.Now()
 }
@@ -123,7 +134,20 @@ func (m *meter) stop() {
 			pprof.StopCPUProfile()
 			m.profile.Close()
 		}
+		if m.memProfile != "" {
+			writeHeapProfile(m.memProfile + ".mem.pprof")
+		}
 	})
+}
+
+// writeHeapProfile writes the allocations so far to path; the difference of two is
+// what happened between them.
+func writeHeapProfile(path string) {
+	runtime.GC() // the profile counts allocations up to the last GC
+	if f, err := os.Create(path); err == nil {
+		pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
 }
 
 // runRow runs one row in this process and prints its result as the last line.
@@ -135,6 +159,9 @@ func runRow(raw string) error {
 	run, ok := runners()[s.Scenario+"/"+s.Client]
 	if !ok {
 		return fmt.Errorf("no row %s/%s", s.Scenario, s.Client)
+	}
+	if os.Getenv(memProfileEnv) != "" {
+		runtime.MemProfileRate = 4096
 	}
 	m := &meter{s: s}
 	lat, err := run(s, m)

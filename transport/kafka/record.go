@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strconv"
-	"strings"
+	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -102,7 +102,11 @@ func recordSize(r *kgo.Record) int {
 // toMessage turns a record into a Watermill message for one delivery. It never fails:
 // anything a record holds becomes a message, and a bad payload fails later, in the
 // client's decode step, where it is dead-lettered instead of stalling its partition.
-// The payload is the record's value, shared by every delivery of the record.
+// The payload is the record's value, shared by every delivery of the record, and so
+// are the bytes of the key and the header values: the metadata's strings are views of
+// the record's bytes, not copies (franz-go decodes each fetch into a buffer of its
+// own that nothing writes again; the transport sets no franz-go pool that would
+// recycle it).
 //
 // Headers become metadata. A header key the record carries more than once keeps its
 // first value under its name and each later one, in record order, under
@@ -110,17 +114,7 @@ func recordSize(r *kgo.Record) int {
 // record key, when not empty, is metadata.Key; a "pubsub_key" header (earlier
 // pubsubkit versions wrote the key there too) is ignored.
 func toMessage(r *kgo.Record) *message.Message {
-	// One string holds the key and every header value, cut for each: one allocation,
-	// not one per header.
-	var sb strings.Builder
-	sb.Grow(len(r.Key) + headerBytes(r.Headers))
-	sb.Write(r.Key)
-	for _, h := range r.Headers {
-		sb.Write(h.Value)
-	}
-	values := sb.String()
-	key, values := values[:len(r.Key)], values[len(r.Key):]
-
+	key := view(r.Key)
 	msg := message.NewMessage("", r.Value)
 	md := msg.Metadata
 	if len(r.Headers) >= mapGroup {
@@ -129,8 +123,7 @@ func toMessage(r *kgo.Record) *message.Message {
 	}
 	var repeats map[string]int // the last n given to each repeated key: made on the first repeat
 	for _, h := range r.Headers {
-		v := values[:len(h.Value)]
-		values = values[len(h.Value):]
+		v := view(h.Value)
 		switch h.Key {
 		case UUIDHeader:
 			if msg.UUID == "" {
@@ -164,12 +157,10 @@ func toMessage(r *kgo.Record) *message.Message {
 // metadata of fewer headers fills the map message.NewMessage made.
 const mapGroup = 8
 
-func headerBytes(hs []kgo.RecordHeader) int {
-	n := 0
-	for _, h := range hs {
-		n += len(h.Value)
-	}
-	return n
+// view is b as a string without a copy; b must never change again (a record's bytes
+// do not).
+func view(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // nextRepeatedKey is the first metadata.RepeatedKey(key, n) not yet in md, for n
