@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/internal/engine"
+	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 )
@@ -73,6 +74,17 @@ func (s *subscription) handOut(concurrent bool) int {
 		return s.delivery.Concurrency
 	}
 	return (max(s.delivery.Concurrency, 1) + 1) * s.batch.max
+}
+
+// keyConcurrency is how many messages of one key the transport may hand out at once
+// (transport.SubscribeOptions.KeyConcurrency): for an Ordered batch subscription,
+// as many as it hands out of the partition, so that a batch may hold several of a key
+// (the Batcher keeps their order); otherwise one.
+func (s *subscription) keyConcurrency(concurrent bool) int {
+	if s.batch == nil || !concurrent || s.delivery.Ordering == Unordered {
+		return 0
+	}
+	return s.handOut(true)
 }
 
 // failedError is what Failed returns: err, for message m alone.
@@ -149,29 +161,43 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 		}
 		return func(msg *message.Message, m *Message[T]) error {
 			ctx := msg.Context()
-			return batcher.Do(ctx, middleware.DeliveryOf(ctx), batchItem[T]{m: m, link: middleware.ProducerLink(msg)})
+			return batcher.Do(ctx, middleware.DeliveryOf(ctx), batchItem[T]{m: m, msg: msg,
+				attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)), link: middleware.ProducerLink(msg)})
 		}, nil
 	})
 	if err != nil {
 		return err
 	}
-	run := batchRunner(c, s, h)
+	retries := s.delivery.Retry
 	batcher = engine.NewBatcher(engine.BatchConfig[batchItem[T]]{Max: s.batch.max, Wait: s.batch.wait,
-		Concurrency: s.delivery.Concurrency, Stop: c.engine.Draining(), Run: run})
+		Concurrency: s.delivery.Concurrency, Stop: c.engine.Draining(), Run: batchRunner(c, s, h),
+		Ordered: s.delivery.Ordering != Unordered,
+		// As middleware.Retry decides: not the last attempt, not Permanent.
+		Retried: func(it batchItem[T], err error) bool { return it.attempt <= retries && !IsPermanent(err) },
+		ID:      func(it batchItem[T]) any { return it.msg },
+		Held:    errHeldBack})
 	return c.register(s, func() (runner, error) { return c.engine.Add(feeds) })
 }
 
-// batchItem is one message waiting in a batch, with the link to its producer span.
+// batchItem is one message waiting in a batch: the attempt of msg (the same across
+// its in-place attempts) decoded as m, with the link to its producer span.
 type batchItem[T any] struct {
-	m    *Message[T]
-	link trace.Link
+	m       *Message[T]
+	msg     *message.Message
+	attempt int
+	link    trace.Link
 }
+
+// errHeldBack is the outcome of a message held back behind an earlier message of its
+// key (Ordered batches) when its partition is revoked or the drain begins before its
+// turn: it is nacked and redelivered, in order.
+var errHeldBack = fmt.Errorf("pubsub: held back behind an earlier message of its key that did not finish: %w", middleware.ErrRedeliver)
 
 // batchRunner returns the function that handles one batch of s with h and gives each
 // message its outcome.
-func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(context.Context, []batchItem[T]) []error {
+func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(context.Context, []batchItem[T]) ([]error, bool) {
 	tracer := middleware.NewTracer(c.opts.tracerProvider)
-	return func(ctx context.Context, items []batchItem[T]) []error {
+	return func(ctx context.Context, items []batchItem[T]) ([]error, bool) {
 		ms := make([]*Message[T], len(items))
 		links := make([]trace.Link, 0, len(items))
 		for i, it := range items {
@@ -203,11 +229,11 @@ func callBatch[T any](ctx context.Context, h BatchHandler[T], ms []*Message[T], 
 
 // outcomes gives each message of a batch its outcome of err: nil for all when err is
 // nil; each failed message its reason when err is made of Failed errors (through
-// errors.Join and wrapping) of the batch's messages alone; else err for all.
-func outcomes[T any](ms []*Message[T], err error) []error {
-	errs := make([]error, len(ms))
+// errors.Join and wrapping) of the batch's messages alone; else err for all (whole).
+func outcomes[T any](ms []*Message[T], err error) (errs []error, whole bool) {
+	errs = make([]error, len(ms))
 	if err == nil {
-		return errs
+		return errs, false
 	}
 	index := make(map[*Message[T]]int, len(ms))
 	for i, m := range ms {
@@ -222,12 +248,12 @@ func outcomes[T any](ms []*Message[T], err error) []error {
 		errs[i] = joinReason(errs[i], f.err)
 		return true
 	}) {
-		return errs
+		return errs, false
 	}
 	for i := range errs {
 		errs[i] = err
 	}
-	return errs
+	return errs, true
 }
 
 // FailedIn returns why a batch handler that returned err failed message m of its

@@ -22,6 +22,8 @@ var batchRules = []rule{
 	{name: "BatchFailedAlone", parallel: true, run: testBatchFailedAlone},
 	{name: "BatchWholeFailure", parallel: true, run: testBatchWholeFailure},
 	{name: "BatchOrderPerKey", parallel: true, needs: concurrentOrdered, run: testBatchOrderPerKey},
+	{name: "BatchSeveralPerKey", parallel: true, needs: concurrentOrdered, run: testBatchSeveralPerKey},
+	{name: "BatchWholeRetriedAsBatch", parallel: true, needs: ordered, run: testBatchWholeRetriedAsBatch},
 	{name: "BatchDrainHandsOver", parallel: true, needs: concurrent, run: testBatchDrain},
 	{name: "BatchRefusedWithoutCapability", parallel: true, needs: notConcurrent, run: testBatchRefused},
 }
@@ -222,56 +224,6 @@ func testBatchWholeFailure(t *testing.T, h Harness) {
 	for _, id := range []string{"x", "y", "z"} {
 		if seen[id] != 2 {
 			t.Errorf("%s handled %d times, want 2 (the attempt and its one retry)", id, seen[id])
-		}
-	}
-}
-
-// testBatchOrderPerKey: Ordered, messages of one key meet the handler in order; while
-// a failed message waits for its retry no later message of its key succeeds, and
-// other keys go on.
-func testBatchOrderPerKey(t *testing.T, h Harness) {
-	c := newClient(t, h)
-	topic := pubsub.NewTopic[order](uniqueName(t, "batchorder"))
-	var mu sync.Mutex
-	failedOnce := false
-	rec := pubsubtest.RecordBatches(func(_ context.Context, ms []*pubsub.Message[order]) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range ms {
-			if m.Payload.ID == "a2" && !failedOnce {
-				failedOnce = true
-				return pubsub.Failed(m, errors.New("a2 once"))
-			}
-		}
-		return nil
-	})
-	rec.Timeout = h.Timeout
-	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(10, 200*time.Millisecond),
-		pubsub.WithDelivery(pubsub.Delivery{Retry: 3, BackoffDelay: 300 * time.Millisecond, Ordering: pubsub.Ordered, Concurrency: 2})); err != nil {
-		t.Fatal(err)
-	}
-	pubsubtest.Run(t, c)
-	var as, bs []string
-	for i := 1; i <= 5; i++ {
-		as, bs = append(as, fmt.Sprintf("a%d", i)), append(bs, fmt.Sprintf("b%d", i))
-	}
-	publishOrders(t, c, topic, "ka", as...)
-	publishOrders(t, c, topic, "kb", bs...)
-	calls := rec.Wait(t, 10)
-	got := map[string][]string{}
-	for _, m := range pubsubtest.Succeeded(calls) {
-		got[m.Payload.Key] = append(got[m.Payload.Key], m.Payload.ID)
-	}
-	if strings.Join(got["ka"], ",") != strings.Join(as, ",") || strings.Join(got["kb"], ",") != strings.Join(bs, ",") {
-		t.Errorf("handled per key %v, want %v and %v in order", got, as, bs)
-	}
-	for _, b := range calls {
-		keys := map[string]bool{}
-		for _, m := range b.Messages {
-			if keys[m.Payload.Key] {
-				t.Errorf("a batch holds two messages of key %s: %v", m.Payload.Key, b.Messages)
-			}
-			keys[m.Payload.Key] = true
 		}
 	}
 }
