@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/pubsubtest"
@@ -207,12 +208,32 @@ func TestBatchSpanFailedEvents(t *testing.T) {
 	o.h.WaitHandled(topic.Name(), "g", 1)
 	var events []string
 	perMessage := 0
-	for _, s := range o.spans.Ended() {
+	// A delivery's span ends as its chain returns, just after the events above.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		events, perMessage = batchSpanEvents(o.spans.Ended(), "process batch-span-failed")
+		if perMessage >= 2 && len(events) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(events, "|") != badID+"|bad row" {
+		t.Errorf("message_failed events %q, want the bad message's id and reason", events)
+	}
+	if perMessage != 2 {
+		t.Errorf("%d per-message spans, want 2 (one per message)", perMessage)
+	}
+}
+
+// batchSpanEvents returns the message_failed events' id and reason of the batch
+// spans named name, and how many per-message spans of that name ended.
+func batchSpanEvents(spans []sdktrace.ReadOnlySpan, name string) (events []string, perMessage int) {
+	for _, s := range spans {
 		batch := false
 		for _, a := range s.Attributes() {
 			batch = batch || a.Key == attribute.Key("messaging.batch.message_count")
 		}
-		if s.Name() != "process batch-span-failed" {
+		if s.Name() != name {
 			continue
 		}
 		if !batch {
@@ -230,12 +251,5 @@ func TestBatchSpanFailedEvents(t *testing.T) {
 			}
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if strings.Join(events, "|") != badID+"|bad row" {
-		t.Errorf("message_failed events %q, want the bad message's id and reason", events)
-	}
-	if perMessage != 2 {
-		t.Errorf("%d per-message spans, want 2 (one per message)", perMessage)
-	}
+	return events, perMessage
 }
