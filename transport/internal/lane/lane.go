@@ -170,7 +170,7 @@ func (l *Lane) Push(recs ...Record) (full bool) {
 		l.next = r.Offset + 1
 	}
 	if len(recs) > 0 {
-		l.cond.Broadcast()
+		l.cond.Signal() // the worker that takes one wakes the next (take)
 	}
 	l.full = l.n >= l.cfg.Buffer
 	return l.full
@@ -242,10 +242,16 @@ func (l *Lane) take(rec *Record) (uint64, *message.Message, bool) {
 		}
 		if l.nworkers > l.cfg.Concurrency+l.waits {
 			l.nworkers--
+			l.cond.Signal() // a wake-up meant for a worker that takes goes on
 			l.mu.Unlock()
 			return 0, nil, false
 		}
 		if seq, e, ok := l.pick(); ok {
+			// Wake one more worker to look for another record: Push and settle wake one
+			// worker, not all (with a thousand idle workers, waking all of them for
+			// each settle cost more than the handlers), and each worker that takes a
+			// record passes the wake-up on, until one finds nothing to take.
+			l.cond.Signal()
 			ordered := e.rec.Keyed && !l.cfg.Unordered
 			if e.state == nacked {
 				l.nackWaits--
@@ -368,7 +374,11 @@ func (l *Lane) settle(seq uint64, to state, d *delivery) {
 		}
 	}
 	next := l.watermarkLocked()
-	l.cond.Broadcast()
+	if l.stopping || l.ctx.Err() != nil {
+		l.cond.Broadcast() // Stop waits for the last settle
+	} else {
+		l.cond.Signal() // a slot or a key is free: one worker looks, and passes it on (take)
+	}
 	l.mu.Unlock()
 	if moved && l.cfg.OnProgress != nil {
 		l.cfg.OnProgress(next)
