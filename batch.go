@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/pubsubkit/pubsub/internal/engine"
+	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 )
@@ -75,6 +76,17 @@ func (s *subscription) handOut(concurrent bool) int {
 	return (max(s.delivery.Concurrency, 1) + 1) * s.batch.max
 }
 
+// keyConcurrency is how many messages of one key the transport may hand out at once
+// (transport.SubscribeOptions.KeyConcurrency): for an Ordered batch subscription,
+// as many as it hands out of the partition, so that a batch may hold several of a key
+// (the Batcher keeps their order); otherwise one.
+func (s *subscription) keyConcurrency(concurrent bool) int {
+	if s.batch == nil || !concurrent || s.delivery.Ordering == Unordered {
+		return 0
+	}
+	return s.handOut(true)
+}
+
 // failedError is what Failed returns: err, for message m alone.
 type failedError struct {
 	m   any // the *Message[T]
@@ -122,20 +134,40 @@ func Failed[T any](m *Message[T], err error) error {
 //     with the messages that succeeded; Unordered: it moves to the retry topics; once
 //     its retries are exhausted, or at once for Permanent(err), it is dead-lettered
 //     with err as its reason;
-//   - any other error, or a panic: the whole batch failed; each message is retried
-//     under the policy (the retries come due together and so are handled as a batch
-//     again) and then dead-lettered.
+//   - any other error, or a panic: the whole batch failed, and is retried as a batch
+//     under the policy. Ordered: after the backoff its messages come back together and
+//     h is called with exactly them, in their order (and the held-back messages of
+//     their keys after them, see below); Unordered: each goes through the retry topics
+//     as a single message and is batched again with whatever is due with it. A message
+//     whose retries are exhausted is dead-lettered with the batch's error as its
+//     reason.
 //
-// Ordered delivery hands out one message of a key at a time, so a batch holds at most
-// one message of each key (messages without a key are not held back): while a failed
-// message of a key waits for its retry, no later message of that key is handled, and
-// a permanent failure is dead-lettered at once and holds nothing back. Messages of
-// one key thus meet the handler in order, one per batch; batches grow with the number
-// of distinct keys waiting. Unordered delivery batches any messages together.
+// Ordered delivery keeps the order of each key (messages without a key are not held
+// back by keys): a batch may hold several messages of one key, and a key's messages
+// meet h in offset order, within a batch and across batches (a key is in one batch at
+// a time; its later messages wait for that batch to finish). While a failed message
+// waits for its in-place retry, no later message of its key succeeds: the later
+// messages of its key in that batch get no outcome, whatever h said of them (they are
+// not failed attempts: they count no retry and are never dead-lettered for another
+// message's failure), and they and any later message of the key wait; they are
+// handed to h again after the failed one, in order, in its retry batch (as room
+// allows) or the batches after it once it succeeded, or go on once it is
+// dead-lettered. A permanent failure is dead-lettered at once and holds nothing back.
+// Messages that wait so when the drain begins or their partition is revoked are
+// nacked and redelivered later, in order. On a transport that hands out one message
+// of a key at a time (transport.SubscribeOptions.KeyConcurrency ignored), a batch
+// holds one message of each key, with the same rules. Unordered delivery batches any
+// messages together.
 //
-// h's context is the context of the batch's first message, in a span of its own
-// ("process <topic>") linked to each message's producer span. A batch of more than
-// one message needs a transport with Capabilities.Concurrency.
+// Tracing: each call of h runs in a span of its own ("process <topic>", a new trace,
+// messaging.batch.message_count set) linked to each message's producer span, with a
+// "message_failed" event (messaging.message.id, exception.message) for each message
+// failed alone; h's context is the context of the batch's first message within that
+// span. Each message also keeps its own CONSUMER span, child of its producer span,
+// with its attempts, retries and dead letter as events: the messaging conventions
+// allow a per-message span beside a batch's process span, and it is the one that
+// continues the message's trace and records its delivery. A batch of more than one
+// message needs a transport with Capabilities.Concurrency.
 func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T], opts ...SubscribeOption) error {
 	var batcher *engine.Batcher[batchItem[T]]
 	s, feeds, err := subscriptionOf(c, t, group, "SubscribeBatch", h == nil, opts, func(s *subscription) (func(*message.Message, *Message[T]) error, error) {
@@ -149,29 +181,43 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 		}
 		return func(msg *message.Message, m *Message[T]) error {
 			ctx := msg.Context()
-			return batcher.Do(ctx, middleware.DeliveryOf(ctx), batchItem[T]{m: m, link: middleware.ProducerLink(msg)})
+			return batcher.Do(ctx, middleware.DeliveryOf(ctx), batchItem[T]{m: m, msg: msg,
+				attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)), link: middleware.ProducerLink(msg)})
 		}, nil
 	})
 	if err != nil {
 		return err
 	}
-	run := batchRunner(c, s, h)
+	retries := s.delivery.Retry
 	batcher = engine.NewBatcher(engine.BatchConfig[batchItem[T]]{Max: s.batch.max, Wait: s.batch.wait,
-		Concurrency: s.delivery.Concurrency, Stop: c.engine.Draining(), Run: run})
+		Concurrency: s.delivery.Concurrency, Stop: c.engine.Draining(), Run: batchRunner(c, s, h),
+		Ordered: s.delivery.Ordering != Unordered,
+		// As middleware.Retry decides: not the last attempt, not Permanent.
+		Retried: func(it batchItem[T], err error) bool { return it.attempt <= retries && !IsPermanent(err) },
+		ID:      func(it batchItem[T]) any { return it.msg },
+		Held:    errHeldBack})
 	return c.register(s, func() (runner, error) { return c.engine.Add(feeds) })
 }
 
-// batchItem is one message waiting in a batch, with the link to its producer span.
+// batchItem is one message waiting in a batch: the attempt of msg (the same across
+// its in-place attempts) decoded as m, with the link to its producer span.
 type batchItem[T any] struct {
-	m    *Message[T]
-	link trace.Link
+	m       *Message[T]
+	msg     *message.Message
+	attempt int
+	link    trace.Link
 }
+
+// errHeldBack is the outcome of a message held back behind an earlier message of its
+// key (Ordered batches) when its partition is revoked or the drain begins before its
+// turn: it is nacked and redelivered, in order.
+var errHeldBack = fmt.Errorf("pubsub: held back behind an earlier message of its key that did not finish: %w", middleware.ErrRedeliver)
 
 // batchRunner returns the function that handles one batch of s with h and gives each
 // message its outcome.
-func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(context.Context, []batchItem[T]) []error {
+func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(context.Context, []batchItem[T]) ([]error, bool) {
 	tracer := middleware.NewTracer(c.opts.tracerProvider)
-	return func(ctx context.Context, items []batchItem[T]) []error {
+	return func(ctx context.Context, items []batchItem[T]) ([]error, bool) {
 		ms := make([]*Message[T], len(items))
 		links := make([]trace.Link, 0, len(items))
 		for i, it := range items {
@@ -182,8 +228,19 @@ func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(cont
 		}
 		ctx, span := middleware.StartBatch(ctx, tracer, c.obs.system, s.topic, s.group, links, len(items))
 		err := callBatch(ctx, h, ms, s.permanentPanics)
-		middleware.EndBatch(span, err)
-		return outcomes(ms, err)
+		errs, whole := outcomes(ms, err)
+		var failed func(yield func(string, error) bool)
+		if !whole {
+			failed = func(yield func(string, error) bool) {
+				for i, e := range errs {
+					if e != nil && !yield(ms[i].ID, e) {
+						return
+					}
+				}
+			}
+		}
+		middleware.EndBatch(span, err, failed)
+		return errs, whole
 	}
 }
 
@@ -203,11 +260,11 @@ func callBatch[T any](ctx context.Context, h BatchHandler[T], ms []*Message[T], 
 
 // outcomes gives each message of a batch its outcome of err: nil for all when err is
 // nil; each failed message its reason when err is made of Failed errors (through
-// errors.Join and wrapping) of the batch's messages alone; else err for all.
-func outcomes[T any](ms []*Message[T], err error) []error {
-	errs := make([]error, len(ms))
+// errors.Join and wrapping) of the batch's messages alone; else err for all (whole).
+func outcomes[T any](ms []*Message[T], err error) (errs []error, whole bool) {
+	errs = make([]error, len(ms))
 	if err == nil {
-		return errs
+		return errs, false
 	}
 	index := make(map[*Message[T]]int, len(ms))
 	for i, m := range ms {
@@ -222,12 +279,12 @@ func outcomes[T any](ms []*Message[T], err error) []error {
 		errs[i] = joinReason(errs[i], f.err)
 		return true
 	}) {
-		return errs
+		return errs, false
 	}
 	for i := range errs {
 		errs[i] = err
 	}
-	return errs
+	return errs, true
 }
 
 // FailedIn returns why a batch handler that returned err failed message m of its

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/pubsubtest"
@@ -173,4 +175,81 @@ func TestBatchPauseResume(t *testing.T) {
 	if got := pubsubtest.Succeeded(rec.Wait(t, 3)); len(got) != 3 {
 		t.Errorf("handled %d messages after Resume, want 3", len(got))
 	}
+}
+
+// TestBatchSpanFailedEvents: a message failed alone shows as a message_failed event
+// (its id and reason) on the batch span, which is Error; each message keeps its own
+// CONSUMER span too, child of its producer span.
+func TestBatchSpanFailedEvents(t *testing.T) {
+	o := newObserved(t, pubsub.TraceLogOptions{})
+	topic := pubsub.NewTopic[row]("batch-span-failed")
+	var mu sync.Mutex
+	var badID string
+	rec := pubsubtest.RecordBatches(func(_ context.Context, ms []*pubsub.Message[row]) error {
+		for _, m := range ms {
+			if m.Payload.ID == "bad" {
+				mu.Lock()
+				badID = m.ID
+				mu.Unlock()
+				return pubsub.Failed(m, pubsub.Permanent(errors.New("bad row")))
+			}
+		}
+		return nil
+	})
+	if err := pubsub.SubscribeBatch(o.h.Client, topic, "g", rec.Handler, pubsub.WithBatch(2, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ok", "bad"} {
+		if err := pubsub.Publish(context.Background(), o.h.Client, topic, row{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.h.WaitDeadLettered(topic.Name(), "g", 1)
+	o.h.WaitHandled(topic.Name(), "g", 1)
+	var events []string
+	perMessage := 0
+	// A delivery's span ends as its chain returns, just after the events above.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		events, perMessage = batchSpanEvents(o.spans.Ended(), "process batch-span-failed")
+		if perMessage >= 2 && len(events) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(events, "|") != badID+"|bad row" {
+		t.Errorf("message_failed events %q, want the bad message's id and reason", events)
+	}
+	if perMessage != 2 {
+		t.Errorf("%d per-message spans, want 2 (one per message)", perMessage)
+	}
+}
+
+// batchSpanEvents returns the message_failed events' id and reason of the batch
+// spans named name, and how many per-message spans of that name ended.
+func batchSpanEvents(spans []sdktrace.ReadOnlySpan, name string) (events []string, perMessage int) {
+	for _, s := range spans {
+		batch := false
+		for _, a := range s.Attributes() {
+			batch = batch || a.Key == attribute.Key("messaging.batch.message_count")
+		}
+		if s.Name() != name {
+			continue
+		}
+		if !batch {
+			perMessage++
+			continue
+		}
+		for _, e := range s.Events() {
+			if e.Name != "message_failed" {
+				continue
+			}
+			for _, a := range e.Attributes {
+				if a.Key == "messaging.message.id" || a.Key == "exception.message" {
+					events = append(events, a.Value.AsString())
+				}
+			}
+		}
+	}
+	return events, perMessage
 }

@@ -124,9 +124,11 @@
 // waiting at most its wait after the first for more (not during a drain or a revoke).
 // Every message still runs the chain on its own and is committed, retried and
 // dead-lettered by itself: [Failed] (or errors.Join of several) fails those messages
-// alone, and any other error or a panic fails the whole batch. Delivery.Concurrency
-// bounds the batches handled at once; Ordered batches hold at most one message of a
-// key.
+// alone, and any other error or a panic fails the whole batch, which is retried as a
+// batch. Delivery.Concurrency bounds the batches handled at once. Ordered batches may
+// hold many messages of a key, in offset order within and across batches; while a
+// failed message waits for its retry, the later messages of its key wait too and are
+// handed over again after it.
 //
 // # Health and control
 //

@@ -303,10 +303,11 @@ func (c *Client) prepare(s *subscription, handle message.HandlerFunc) ([]engine.
 			_, err := chained(msg)
 			return err
 		}, Options: transport.SubscribeOptions{
-			Group:       f.group,
-			Concurrency: s.handOut(c.tr.Capabilities().Concurrency),
-			Unordered:   s.delivery.Ordering == Unordered,
-			Drain:       c.opts.drainTimeout,
+			Group:          f.group,
+			Concurrency:    s.handOut(c.tr.Capabilities().Concurrency),
+			Unordered:      s.delivery.Ordering == Unordered,
+			KeyConcurrency: s.keyConcurrency(c.tr.Capabilities().Concurrency),
+			Drain:          c.opts.drainTimeout,
 		}}
 	}
 	return feeds, nil

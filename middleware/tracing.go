@@ -290,12 +290,21 @@ func ProducerLink(msg *message.Message) trace.Link {
 }
 
 // EndBatch ends a span StartBatch started (nil: none), with status Error when err is
-// not nil.
-func EndBatch(span trace.Span, err error) {
+// not nil. failed gives, for a batch whose messages failed alone (err made of
+// pubsub.Failed errors), each failed message's id and reason: each becomes a
+// "message_failed" event on the span (messaging.message.id, exception.message), so
+// the batch span tells which of its messages failed and why.
+func EndBatch(span trace.Span, err error, failed func(yield func(id string, reason error) bool)) {
 	if span == nil {
 		return
 	}
 	if err != nil {
+		if failed != nil && span.IsRecording() {
+			for id, reason := range failed {
+				span.AddEvent("message_failed", trace.WithAttributes(attribute.String("messaging.message.id", id),
+					attribute.String("exception.message", reason.Error())))
+			}
+		}
 		failSpan(span, err)
 	}
 	span.End()

@@ -118,7 +118,10 @@ func (r *Batches[T]) waitFor(t testing.TB, done func([]Batch[T]) bool, n int, wh
 
 // Succeeded returns the messages that the calls handled without failing, in call
 // order: every message of a call that returned nil, and of a call that returned only
-// pubsub.Failed errors, the messages it did not fail.
+// pubsub.Failed errors, the messages it did not fail. Ordered, a message held back
+// behind a failed message of its key in the same call is handed over again later (see
+// pubsub.SubscribeBatch): it is listed for each call, and its last listing is the one
+// that counted.
 func Succeeded[T any](bs []Batch[T]) []*pubsub.Message[T] {
 	var ok []*pubsub.Message[T]
 	for _, b := range bs {

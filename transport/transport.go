@@ -14,7 +14,7 @@
 // The package holds the contract and the registry: [Transport] and [Subscription], the
 // optional interfaces a transport may add ([AsyncPublisher], [OutgoingPublisher] with
 // [Outgoing], [Provisioner], [Reader], [TopicLister], [GroupLagger]), [Capabilities],
-// [Position], [Waiter], the errors, and the [Registry] that opens transports by URL
+// [Position], [Waiter], [KeyOrder], the errors, and the [Registry] that opens transports by URL
 // scheme.
 package transport
 
@@ -95,6 +95,15 @@ type SubscribeOptions struct {
 	// and a nacked message holds back the later messages of its key; messages without a
 	// key are ordered only when Concurrency is 1 (then the whole partition is).
 	Unordered bool
+	// KeyConcurrency, when ordered (Unordered false) and above 1, lets up to that many
+	// messages of one key be in flight at once, still handed out in offset order; the
+	// context of each such message answers a KeyOrder (see IsKeyOrderKey) that tells
+	// the consumer the message's place among the others of its key, which keeps their
+	// order itself (a batch consumer). A nacked message holds back the messages of its
+	// key not yet delivered, and those in flight are the consumer's concern. 0 or 1
+	// means one at a time, the rule above. A transport that hands out one message of a
+	// key at a time anyway may ignore it: then no context answers a KeyOrder.
+	KeyConcurrency int
 	// Drain is how long messages delivered before their context ended may still be
 	// acked or nacked, and committed, when the subscription ends or their partition is
 	// revoked. 0 means the transport's default.
@@ -240,6 +249,39 @@ func Waiting(ctx context.Context) (resume func()) {
 		return w.Wait()
 	}
 	return func() {}
+}
+
+type keyOrderKey struct{}
+
+// KeyOrder is what the context of a delivered message answers to the key
+// IsKeyOrderKey accepts, when its subscription lets several messages of one key be in
+// flight (SubscribeOptions.KeyConcurrency above 1) and the message has a key. The
+// transport hands a key's messages out in offset order; their handlers may reach the
+// consumer in any order, and KeyOrder restores it. Its methods are safe for concurrent
+// use.
+type KeyOrder interface {
+	// Key identifies the message's key within the transport's delivery of one
+	// partition (a comparable value): messages whose Key values are equal (==) are of
+	// one key, and were handed out in offset order.
+	Key() any
+	// Ready is closed once every earlier message of the key that is still in flight
+	// has been passed (Pass) or settled (acked or nacked): the message's turn.
+	Ready() <-chan struct{}
+	// Pass marks the message as having taken its place among its key's messages (a
+	// batch consumer admitted it): the next message of the key becomes Ready. It is
+	// idempotent.
+	Pass()
+}
+
+// IsKeyOrderKey reports whether key is the context key under which a delivered
+// message's context answers its KeyOrder.
+func IsKeyOrderKey(key any) bool { return key == keyOrderKey{} }
+
+// KeyOrderFrom returns the KeyOrder the context of a delivered message answers, and
+// whether it answers one (see SubscribeOptions.KeyConcurrency).
+func KeyOrderFrom(ctx context.Context) (KeyOrder, bool) {
+	k, ok := ctx.Value(keyOrderKey{}).(KeyOrder)
+	return k, ok
 }
 
 // Errors a transport returns, to be matched with errors.Is.

@@ -15,20 +15,23 @@ type comparison struct {
 	concurrency int
 	ref         string
 	target      float64
+	batch       int // batch rows: WithBatch's max
 }
 
 var comparisons = []comparison{
-	{"memory", "sdk", 0, "watermill", 0.8},
-	{"consume", "sdk", 1, "watermill", 1.2},
-	{"consume", "sdk", 16, "watermill", 2},
-	{"consume", "sdk", 1, "franz-go", 0},
-	{"consume", "sdk", 16, "franz-go", 0},
-	{"consume", "transport", 1, "watermill", 0},
-	{"slow", "sdk", slowConcurrency, "watermill", 20},
-	{"publish", "sdk", 0, "franz-go", 0.9},
-	{"async", "sdk", 0, "franz-go", 0.8},
-	{"async", "sdk", 0, "sarama", 1.0},
-	{"batch", "sdk", 0, "franz-go", 0.8},
+	{"memory", "sdk", 0, "watermill", 0.8, 0},
+	{"consume", "sdk", 1, "watermill", 1.2, 0},
+	{"consume", "sdk", 16, "watermill", 2, 0},
+	{"consume", "sdk", 1, "franz-go", 0, 0},
+	{"consume", "sdk", 16, "franz-go", 0, 0},
+	{"consume", "transport", 1, "watermill", 0, 0},
+	{"slow", "sdk", slowConcurrency, "watermill", 20, 0},
+	{"publish", "sdk", 0, "franz-go", 0.9, 0},
+	{"async", "sdk", 0, "franz-go", 0.8, 0},
+	{"async", "sdk", 0, "sarama", 1.0, 0},
+	{"batch", "sdk", 0, "franz-go", 0.8, 0},
+	{"pgbatch", "batch", 0, "subscribe", pgBatchTarget, 100}, // one statement per batch against one per message
+	{"pgbatch", "batch", 0, "subscribe", pgBatchTarget, 500},
 }
 
 // Targets that are not ratios.
@@ -39,6 +42,9 @@ const (
 )
 
 func label(r result) string {
+	if r.Batch > 0 {
+		return fmt.Sprintf("%s %d", r.Client, r.Batch)
+	}
 	if r.Concurrency > 0 {
 		return fmt.Sprintf("%s c%d", r.Client, r.Concurrency)
 	}
@@ -70,7 +76,7 @@ func printResults(out io.Writer, rs []result) {
 	fmt.Fprintln(w, "scenario\tsize\tcallers\tSDK / reference\tratio\ttarget\tverdict\t")
 	for _, c := range comparisons {
 		for _, r := range rs {
-			if r.Scenario != c.scenario || r.Client != c.client || r.Concurrency != c.concurrency {
+			if r.Scenario != c.scenario || r.Client != c.client || r.Concurrency != c.concurrency || r.Batch != c.batch {
 				continue
 			}
 			ref := find(rs, c.scenario, c.ref, r.Size, r.Callers)

@@ -22,11 +22,16 @@
 //   - batch: batches of 1,000: the SDK's PublishBatch against franz-go's ProduceSync
 //     of 1,000 records;
 //   - bound: the SDK consumer's peak RSS after 100,000 and after 1,000,000 messages of
-//     1 KiB.
+//     1 KiB;
+//   - pgbatch: a handler storing each message in PostgreSQL (one INSERT with an
+//     inbox-style dedupe) on the memory transport: Subscribe, one statement per
+//     message, against SubscribeBatch with batches of 100 and 500, one statement per
+//     batch (the server: $PUBSUB_TEST_POSTGRES or 127.0.0.1:5432, database test).
 //
 // Every row runs in a process of its own, so its peak RSS (from getrusage) and its
 // allocations are the client's alone; the Kafka-protocol brokers (franz-go's kfake,
-// three of them) run in another, shared by every Kafka row. BENCHMARKS.md has the
+// three of them) run in another, shared by every Kafka row. The pgbatch rows' CPU and
+// allocations are the client's (PostgreSQL's server runs apart). BENCHMARKS.md has the
 // method and the figures of one run.
 package main
 
@@ -47,7 +52,7 @@ const (
 )
 
 func main() {
-	scenarios := flag.String("scenario", "all", "memory, consume, slow, publish, async, batch, bound, or all (comma-separated)")
+	scenarios := flag.String("scenario", "all", "memory, consume, slow, publish, async, batch, bound, pgbatch, or all (comma-separated)")
 	scale := flag.Float64("scale", 1, "multiply every message count by this (0.1 for a quick look)")
 	sizes := flag.String("size", "100,1024", "payload sizes in bytes (comma-separated)")
 	prefetch := flag.Int("prefetch", 0, "kafka.Config.Prefetch of the SDK consumers (0: the default)")
@@ -107,7 +112,7 @@ func dispatch(p plan) error {
 	}
 }
 
-var allScenarios = []string{"memory", "consume", "slow", "publish", "async", "batch", "bound"}
+var allScenarios = []string{"memory", "consume", "slow", "publish", "async", "batch", "bound", "pgbatch"}
 
 func parseScenarios(s string) (map[string]bool, error) {
 	want := map[string]bool{}

@@ -44,7 +44,7 @@ func TestEveryScenario(t *testing.T) {
 		}
 	}
 	// Rows per scenario: its clients (× callers for memory).
-	for scenario, n := range map[string]int{"memory": 4, "consume": 5, "slow": 2, "publish": 2, "async": 3, "batch": 2, "bound": 2} {
+	for scenario, n := range map[string]int{"memory": 4, "consume": 5, "slow": 2, "publish": 2, "async": 3, "batch": 2, "bound": 2, "pgbatch": 3} {
 		if rows[scenario] != n {
 			t.Errorf("scenario %s ran %d rows, want %d", scenario, rows[scenario], n)
 		}
@@ -52,7 +52,7 @@ func TestEveryScenario(t *testing.T) {
 	var out bytes.Buffer
 	printResults(&out, rs)
 	for _, c := range comparisons {
-		line := fmt.Sprintf("%s / %s", label(result{spec: spec{Client: c.client, Concurrency: c.concurrency}}), c.ref)
+		line := fmt.Sprintf("%s / %s", label(result{spec: spec{Client: c.client, Concurrency: c.concurrency, Batch: c.batch}}), c.ref)
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("the ratio table has no %s %q:\n%s", c.scenario, line, out.String())
 		}

@@ -24,6 +24,7 @@ type spec struct {
 	Size        int      `json:"size"`                  // payload bytes
 	Callers     int      `json:"callers,omitempty"`     // concurrent publishers
 	Concurrency int      `json:"concurrency,omitempty"` // SDK consumers: Delivery.Concurrency
+	Batch       int      `json:"batch,omitempty"`       // batch handlers: WithBatch's max
 	N           int      `json:"n"`                     // messages
 	Brokers     []string `json:"brokers,omitempty"`
 	Topic       string   `json:"topic,omitempty"`
@@ -75,6 +76,8 @@ func runners() map[string]runner {
 		"batch/sdk":         batchSDK,
 		"batch/franz-go":    batchFranz,
 		"bound/sdk":         consumeSDK,
+		"pgbatch/subscribe": pgSubscribe,
+		"pgbatch/batch":     pgBatch,
 	}
 }
 
@@ -111,7 +114,7 @@ func (m *meter) start() {
 	runtime.GC()
 	runtime.ReadMemStats(&m.before)
 	if dir := os.Getenv(profileEnv); dir != "" {
-		name := fmt.Sprintf("%s-%s-%d-%d.cpu.pprof", m.s.Scenario, m.s.Client, m.s.Size, max(m.s.Callers, m.s.Concurrency))
+		name := fmt.Sprintf("%s-%s-%d-%d.cpu.pprof", m.s.Scenario, m.s.Client, m.s.Size, max(m.s.Callers, m.s.Concurrency, m.s.Batch))
 		if f, err := os.Create(filepath.Join(dir, name)); err == nil && pprof.StartCPUProfile(f) == nil {
 			m.profile = f
 		}

@@ -28,6 +28,7 @@ const (
 	batchN         = 200_000
 	boundSmall     = 100_000
 	boundLarge     = 1_000_000
+	pgbatchN       = 20_000
 )
 
 // tuning is the SDK transport's configuration the command line changes.
@@ -47,7 +48,7 @@ func runAll(want map[string]bool, sizes []int, scale float64, tune tuning, only 
 			return nil
 		}
 		s.Prefetch, s.FetchMaxWait = tune.prefetch, tune.fetchMaxWait
-		fmt.Fprintf(os.Stderr, "running %s/%s %d B callers=%d concurrency=%d n=%d\n", s.Scenario, s.Client, s.Size, s.Callers, s.Concurrency, s.N)
+		fmt.Fprintf(os.Stderr, "running %s/%s %d B callers=%d concurrency=%d batch=%d n=%d\n", s.Scenario, s.Client, s.Size, s.Callers, s.Concurrency, s.Batch, s.N)
 		r, err := measure(s)
 		if err != nil {
 			return err
@@ -64,6 +65,16 @@ func runAll(want map[string]bool, sizes []int, scale float64, tune tuning, only 
 						return results, err
 					}
 				}
+			}
+		}
+	}
+	if want["pgbatch"] {
+		if err := run(spec{Scenario: "pgbatch", Client: "subscribe", Size: 32, N: n(pgbatchN)}); err != nil {
+			return results, err
+		}
+		for _, size := range pgBatches {
+			if err := run(spec{Scenario: "pgbatch", Client: "batch", Batch: size, Size: 32, N: n(pgbatchN)}); err != nil {
+				return results, err
 			}
 		}
 	}

@@ -31,7 +31,7 @@ func doAll(b *Batcher[int], ctx, delivery context.Context, items ...int) map[int
 func TestBatcherFullBatchGoesAtOnceAndOutcomesPerItem(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
-	b := NewBatcher(BatchConfig[int]{Max: 3, Wait: time.Hour, Run: func(_ context.Context, items []int) []error {
+	b := NewBatcher(BatchConfig[int]{Max: 3, Wait: time.Hour, Run: perItem(func(_ context.Context, items []int) []error {
 		mu.Lock()
 		sizes = append(sizes, len(items))
 		mu.Unlock()
@@ -42,7 +42,7 @@ func TestBatcherFullBatchGoesAtOnceAndOutcomesPerItem(t *testing.T) {
 			}
 		}
 		return errs
-	}})
+	})})
 	// Six items fill two batches of three: neither waits the hour.
 	out := doAll(b, context.Background(), context.Background(), 0, 1, 2, 3, 4, 5)
 	for v, err := range out {
@@ -62,10 +62,10 @@ func TestBatcherHandsOverOnStopAndOnDeliveryEnd(t *testing.T) {
 			delivery, end := context.WithCancel(context.Background())
 			defer end()
 			ran := make(chan int, 1)
-			b := NewBatcher(BatchConfig[int]{Max: 10, Wait: time.Hour, Stop: stop, Run: func(_ context.Context, items []int) []error {
+			b := NewBatcher(BatchConfig[int]{Max: 10, Wait: time.Hour, Stop: stop, Run: perItem(func(_ context.Context, items []int) []error {
 				ran <- len(items)
 				return nil
-			}})
+			})})
 			done := make(chan error, 1)
 			go func() { done <- b.Do(context.Background(), delivery, 1) }()
 			select {
@@ -96,7 +96,7 @@ func TestBatcherHandsOverOnStopAndOnDeliveryEnd(t *testing.T) {
 func TestBatcherBoundsBatchesInFlight(t *testing.T) {
 	var running, most atomic.Int32
 	release := make(chan struct{})
-	b := NewBatcher(BatchConfig[int]{Max: 1, Concurrency: 2, Run: func(_ context.Context, items []int) []error {
+	b := NewBatcher(BatchConfig[int]{Max: 1, Concurrency: 2, Run: perItem(func(_ context.Context, items []int) []error {
 		n := running.Add(1)
 		for {
 			m := most.Load()
@@ -107,7 +107,7 @@ func TestBatcherBoundsBatchesInFlight(t *testing.T) {
 		<-release
 		running.Add(-1)
 		return nil
-	}})
+	})})
 	finished := make(chan struct{})
 	go func() {
 		doAll(b, context.Background(), context.Background(), 1, 2, 3, 4, 5)
@@ -130,11 +130,11 @@ func TestBatcherBoundsBatchesInFlight(t *testing.T) {
 
 func TestBatcherEndedContextFailsWaitingBatch(t *testing.T) {
 	block, running := make(chan struct{}), make(chan struct{}, 2)
-	b := NewBatcher(BatchConfig[int]{Max: 1, Concurrency: 1, Run: func(context.Context, []int) []error {
+	b := NewBatcher(BatchConfig[int]{Max: 1, Concurrency: 1, Run: perItem(func(context.Context, []int) []error {
 		running <- struct{}{}
 		<-block
 		return nil
-	}})
+	})})
 	first := make(chan error, 1)
 	go func() { first <- b.Do(context.Background(), context.Background(), 1) }()
 	<-running // the first batch holds the only slot
@@ -149,4 +149,9 @@ func TestBatcherEndedContextFailsWaitingBatch(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// perItem makes a Run of a function that gives outcomes per item (never whole).
+func perItem(f func(context.Context, []int) []error) func(context.Context, []int) ([]error, bool) {
+	return func(ctx context.Context, items []int) ([]error, bool) { return f(ctx, items), false }
 }

@@ -221,15 +221,16 @@ func (s *subscription) lane(p int32) *lane.Lane {
 
 func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 	l := lane.New(lane.Config{
-		Partition:   p,
-		Concurrency: s.opts.Concurrency,
-		Unordered:   s.opts.Unordered,
-		Buffer:      s.t.cfg.Prefetch,
-		NackDelay:   s.t.cfg.NackDelay,
-		Out:         s.out,
-		Context:     s.ctx,
-		Build:       func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },
-		OnRoom:      func() { s.hold(s.cl, p) },
+		Partition:      p,
+		Concurrency:    s.opts.Concurrency,
+		Unordered:      s.opts.Unordered,
+		KeyConcurrency: s.opts.KeyConcurrency,
+		Buffer:         s.t.cfg.Prefetch,
+		NackDelay:      s.t.cfg.NackDelay,
+		Out:            s.out,
+		Context:        s.ctx,
+		Build:          func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },
+		OnRoom:         func() { s.hold(s.cl, p) },
 	})
 	if s.paused {
 		l.Pause()

@@ -120,7 +120,8 @@
 // messages out under SubscribeOptions: with Concurrency 1, one at a time in offset
 // order; with Concurrency N, up to N of the partition at once, never two of one key
 // (a key's messages go in offset order, so one key holds at most one of the N slots),
-// unless Unordered. A nacked message comes again after NackDelay, before the later
+// unless Unordered; with KeyConcurrency K, up to K of one key, in offset order, each
+// context answering a transport.KeyOrder. A nacked message comes again after NackDelay, before the later
 // messages of its key (with Concurrency 1, of its partition). Each delivered
 // message's context carries its transport.Position (partition, offset, record
 // timestamp) and ends when the message is settled, its partition is revoked, the

@@ -8,7 +8,8 @@
 //     other members stand by and take over, from the group's position, when it leaves.
 //   - Order and concurrency: as transport.SubscribeOptions says. With Concurrency 1 a
 //     group gets the messages in publish order, one in flight; with more, up to that
-//     many at once, never two of one key unless Unordered. A nacked message is
+//     many at once, never two of one key unless Unordered (or up to KeyConcurrency,
+//     in offset order, with a transport.KeyOrder in each context). A nacked message is
 //     delivered again after Config.NackDelay, before the later messages of its key.
 //   - Position: a group's position is the lowest offset it has not finished, kept for
 //     the life of the transport, as a Kafka group keeps its committed offset; a

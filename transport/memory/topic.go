@@ -273,14 +273,15 @@ func (tp *topic) subscribe(ctx context.Context, opts transport.SubscribeOptions)
 func (tp *topic) activateLocked(g *group, m *member) {
 	room := make(chan struct{}, 1)
 	l := lane.New(lane.Config{
-		Concurrency: m.opts.Concurrency,
-		Unordered:   m.opts.Unordered,
-		Buffer:      tp.t.cfg.Buffer,
-		NackDelay:   tp.t.cfg.NackDelay,
-		Out:         m.out,
-		Context:     m.ctx,
-		Build:       func(r *lane.Record) *message.Message { return r.Data.(*record).message() },
-		OnProgress:  func(next int64) { tp.progress(g, next) },
+		Concurrency:    m.opts.Concurrency,
+		Unordered:      m.opts.Unordered,
+		KeyConcurrency: m.opts.KeyConcurrency,
+		Buffer:         tp.t.cfg.Buffer,
+		NackDelay:      tp.t.cfg.NackDelay,
+		Out:            m.out,
+		Context:        m.ctx,
+		Build:          func(r *lane.Record) *message.Message { return r.Data.(*record).message() },
+		OnProgress:     func(next int64) { tp.progress(g, next) },
 		OnRoom: func() {
 			select {
 			case room <- struct{}{}:

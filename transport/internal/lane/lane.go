@@ -13,6 +13,10 @@
 //     gives its slot up while it waits, when Concurrency is above 1);
 //   - ordered (not Unordered): a record whose key has an earlier record in flight or
 //     waiting for redelivery waits too, so each key goes one at a time in offset order;
+//     with KeyConcurrency above 1, up to that many records of a key go at once, in
+//     offset order, each message's context answering a transport.KeyOrder (its place
+//     among its key's records in flight), and a record waiting for redelivery still
+//     holds back the records of its key not yet handed out;
 //   - a nacked record comes back after NackDelay, before every later record of its key
 //     (and with Concurrency 1 before every later record);
 //   - an acked record is finished; the watermark passes every finished record at the
@@ -52,6 +56,9 @@ type Config struct {
 	Concurrency int
 	// Unordered drops the one-at-a-time rule for records of one key.
 	Unordered bool
+	// KeyConcurrency is how many records of one key may be in flight at once when
+	// ordered (see transport.SubscribeOptions.KeyConcurrency); below 1 means 1.
+	KeyConcurrency int
 	// Buffer is how many records the lane holds (in flight, waiting, or finished ahead
 	// of the watermark) before Full reports true; the transport then stops fetching
 	// the partition until OnRoom is called. Below Concurrency means Concurrency.
@@ -105,13 +112,15 @@ type Lane struct {
 	// scan is the sequence number from which pick looks for a waiting record: no
 	// record before it waits (those are in flight, nacked or done).
 	scan       uint64
-	next       int64 // the offset after the last record pushed; -1 before any
-	busy       map[string]struct{}
-	slots      int // records in flight or nacked, less those waiting (transport.Waiter)
-	waits      int // records in flight whose handler waits (transport.Waiter)
-	nworkers   int // workers running: Concurrency, plus one per waiting record
-	delivered  int // records in flight
-	nackWaits  int // nacked records waiting for their time
+	next       int64                  // the offset after the last record pushed; -1 before any
+	busy       map[string]int         // records of a key in flight or nacked
+	nackedKeys map[string]int         // records of a key nacked, waiting for redelivery
+	lines      map[string][]*delivery // with KeyConcurrency above 1: a key's deliveries in flight, by offset
+	slots      int                    // records in flight or nacked, less those waiting (transport.Waiter)
+	waits      int                    // records in flight whose handler waits (transport.Waiter)
+	nworkers   int                    // workers running: Concurrency, plus one per waiting record
+	delivered  int                    // records in flight
+	nackWaits  int                    // nacked records waiting for their time
 	full       bool
 	paused     bool
 	stopping   bool
@@ -127,8 +136,10 @@ type Lane struct {
 func New(cfg Config) *Lane {
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	cfg.Buffer = max(cfg.Buffer, cfg.Concurrency)
+	cfg.KeyConcurrency = max(cfg.KeyConcurrency, 1)
 	l := &Lane{cfg: cfg, ring: make([]entry, max(min(cfg.Buffer, 1024), 16)), next: -1, end: -1,
-		busy: map[string]struct{}{}, abandon: make(chan struct{}), progressed: time.Now()}
+		busy: map[string]int{}, nackedKeys: map[string]int{}, lines: map[string][]*delivery{},
+		abandon: make(chan struct{}), progressed: time.Now()}
 	l.cond = sync.NewCond(&l.mu)
 	l.ctx, l.cancel = context.WithCancel(cfg.Context)
 	context.AfterFunc(l.ctx, func() {
@@ -159,7 +170,7 @@ func (l *Lane) Push(recs ...Record) (full bool) {
 		l.next = r.Offset + 1
 	}
 	if len(recs) > 0 {
-		l.cond.Broadcast()
+		l.cond.Signal() // the worker that takes one wakes the next (take)
 	}
 	l.full = l.n >= l.cfg.Buffer
 	return l.full
@@ -205,14 +216,14 @@ func (l *Lane) work() {
 		select {
 		case l.cfg.Out <- msg:
 		case <-l.ctx.Done():
-			l.settle(seq, waiting)
+			l.settle(seq, waiting, d)
 			return
 		}
 		select {
 		case <-msg.Acked():
-			l.settle(seq, done)
+			l.settle(seq, done, d)
 		case <-msg.Nacked():
-			l.settle(seq, nacked)
+			l.settle(seq, nacked, d)
 		case <-l.abandon:
 			return
 		}
@@ -231,24 +242,39 @@ func (l *Lane) take(rec *Record) (uint64, *message.Message, bool) {
 		}
 		if l.nworkers > l.cfg.Concurrency+l.waits {
 			l.nworkers--
+			l.cond.Signal() // a wake-up meant for a worker that takes goes on
 			l.mu.Unlock()
 			return 0, nil, false
 		}
 		if seq, e, ok := l.pick(); ok {
+			// Wake one more worker to look for another record: Push and settle wake one
+			// worker, not all (with a thousand idle workers, waking all of them for
+			// each settle cost more than the handlers), and each worker that takes a
+			// record passes the wake-up on, until one finds nothing to take.
+			l.cond.Signal()
+			ordered := e.rec.Keyed && !l.cfg.Unordered
 			if e.state == nacked {
 				l.nackWaits--
+				if ordered {
+					decrement(l.nackedKeys, e.rec.Key)
+				}
 			} else {
 				l.slots++
-				if e.rec.Keyed && !l.cfg.Unordered {
-					l.busy[e.rec.Key] = struct{}{}
+				if ordered {
+					l.busy[e.rec.Key]++
 				}
 			}
 			e.state = inFlight
 			l.delivered++
 			*rec = e.rec
+			d := &delivery{Context: l.ctx, lane: l, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset, Time: rec.Time}}
+			if ordered && l.cfg.KeyConcurrency > 1 {
+				d.key, d.inLine = rec.Key, true
+				l.joinLineLocked(d)
+			}
 			l.mu.Unlock()
 			msg := l.cfg.Build(rec)
-			msg.SetContext(&delivery{Context: l.ctx, lane: l, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset, Time: rec.Time}})
+			msg.SetContext(d)
 			return seq, msg, true
 		}
 		l.cond.Wait()
@@ -278,10 +304,9 @@ func (l *Lane) pick() (uint64, *entry, bool) {
 			if full {
 				continue // a due redelivery may still go: it holds its slot
 			}
-			if e.rec.Keyed && !l.cfg.Unordered {
-				if _, busy := l.busy[e.rec.Key]; busy {
-					continue
-				}
+			if e.rec.Keyed && !l.cfg.Unordered &&
+				(l.busy[e.rec.Key] >= l.cfg.KeyConcurrency || l.nackedKeys[e.rec.Key] > 0) {
+				continue
 			}
 			return l.first + uint64(i), e, true
 		case nacked:
@@ -299,30 +324,37 @@ func (l *Lane) pick() (uint64, *entry, bool) {
 	return 0, nil, false
 }
 
-// settle records the outcome of the delivery of entry seq: done (acked), nacked
+// settle records the outcome of the delivery d of entry seq: done (acked), nacked
 // (deliver again after NackDelay) or waiting (never delivered).
-func (l *Lane) settle(seq uint64, to state) {
+func (l *Lane) settle(seq uint64, to state, d *delivery) {
 	l.mu.Lock()
 	e := l.at(seq)
 	l.delivered--
+	ordered := e.rec.Keyed && !l.cfg.Unordered
+	if d.inLine {
+		l.leaveLineLocked(d)
+	}
 	switch to {
 	case waiting:
 		e.state = waiting
 		l.scan = min(l.scan, seq)
 		l.slots--
-		if e.rec.Keyed && !l.cfg.Unordered {
-			delete(l.busy, e.rec.Key)
+		if ordered {
+			decrement(l.busy, e.rec.Key)
 		}
 	case nacked:
 		e.state = nacked
 		e.due = time.Now().Add(l.cfg.NackDelay)
 		l.nackWaits++
+		if ordered {
+			l.nackedKeys[e.rec.Key]++
+		}
 		time.AfterFunc(l.cfg.NackDelay, l.wake)
 	case done:
 		e.state = done
 		l.slots--
-		if e.rec.Keyed && !l.cfg.Unordered {
-			delete(l.busy, e.rec.Key)
+		if ordered {
+			decrement(l.busy, e.rec.Key)
 		}
 	}
 	moved := false
@@ -342,7 +374,11 @@ func (l *Lane) settle(seq uint64, to state) {
 		}
 	}
 	next := l.watermarkLocked()
-	l.cond.Broadcast()
+	if l.stopping || l.ctx.Err() != nil {
+		l.cond.Broadcast() // Stop waits for the last settle
+	} else {
+		l.cond.Signal() // a slot or a key is free: one worker looks, and passes it on (take)
+	}
 	l.mu.Unlock()
 	if moved && l.cfg.OnProgress != nil {
 		l.cfg.OnProgress(next)
@@ -379,6 +415,63 @@ func (l *Lane) wait() (resume func()) {
 			l.cond.Broadcast()
 			l.mu.Unlock()
 		})
+	}
+}
+
+// decrement takes one from m[k], dropping the key at 0.
+func decrement(m map[string]int, k string) {
+	if m[k] <= 1 {
+		delete(m, k)
+		return
+	}
+	m[k]--
+}
+
+// joinLineLocked adds d to its key's deliveries in flight, in offset order (a
+// redelivery may come after later records of its key), and updates their turns.
+func (l *Lane) joinLineLocked(d *delivery) {
+	line := l.lines[d.key]
+	i := len(line)
+	for i > 0 && line[i-1].pos.Offset > d.pos.Offset {
+		i--
+	}
+	line = append(line, nil)
+	copy(line[i+1:], line[i:])
+	line[i] = d
+	l.lines[d.key] = line
+	l.turnLocked(d.key)
+}
+
+// leaveLineLocked removes d, settled, from its key's deliveries in flight.
+func (l *Lane) leaveLineLocked(d *delivery) {
+	line := l.lines[d.key]
+	for i, o := range line {
+		if o == d {
+			line = append(line[:i], line[i+1:]...)
+			break
+		}
+	}
+	if len(line) == 0 {
+		delete(l.lines, d.key)
+		return
+	}
+	l.lines[d.key] = line
+	l.turnLocked(d.key)
+}
+
+// turnLocked makes Ready every delivery of key whose earlier deliveries in flight
+// have all passed.
+func (l *Lane) turnLocked(key string) {
+	for _, d := range l.lines[key] {
+		if !d.turn {
+			d.turn = true
+			if d.ready != nil {
+				close(d.ready)
+			}
+		}
+		if !d.passed {
+			return
+		}
 	}
 }
 
@@ -501,12 +594,19 @@ func (l *Lane) giveUp() {
 // subscribers do. Its Done channel is made only when asked for.
 type delivery struct {
 	context.Context
-	lane  *Lane
-	pos   transport.Position
-	mu    sync.Mutex
-	done  chan struct{}
-	ended bool
-	stop  func() bool // unregisters the close of done from the lane's context
+	lane *Lane
+	pos  transport.Position
+	// With KeyConcurrency above 1, for a keyed record (inLine): its key and its
+	// transport.KeyOrder state, under the lane's lock.
+	key    string
+	inLine bool
+	turn   bool          // every earlier delivery of the key in flight has passed
+	passed bool          // Pass was called
+	ready  chan struct{} // closed at turn, made when asked for
+	mu     sync.Mutex
+	done   chan struct{}
+	ended  bool
+	stop   func() bool // unregisters the close of done from the lane's context
 }
 
 func (d *delivery) Value(key any) any {
@@ -516,7 +616,51 @@ func (d *delivery) Value(key any) any {
 	if transport.IsWaiterKey(key) {
 		return d
 	}
+	if transport.IsKeyOrderKey(key) && d.inLine {
+		return transport.KeyOrder(d)
+	}
 	return d.Context.Value(key)
+}
+
+// laneKey is what Key returns: a key of one lane.
+type laneKey struct {
+	lane *Lane
+	key  string
+}
+
+// Key implements transport.KeyOrder.
+func (d *delivery) Key() any { return laneKey{d.lane, d.key} }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Ready implements transport.KeyOrder.
+func (d *delivery) Ready() <-chan struct{} {
+	d.lane.mu.Lock()
+	defer d.lane.mu.Unlock()
+	if d.turn {
+		return closedChan
+	}
+	if d.ready == nil {
+		d.ready = make(chan struct{})
+	}
+	return d.ready
+}
+
+// Pass implements transport.KeyOrder.
+func (d *delivery) Pass() {
+	l := d.lane
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d.passed {
+		return
+	}
+	d.passed = true
+	for _, o := range l.lines[d.key] {
+		if o == d { // still in flight
+			l.turnLocked(d.key)
+			return
+		}
+	}
 }
 
 func (d *delivery) Done() <-chan struct{} {
