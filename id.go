@@ -28,6 +28,14 @@ func newIDAndTime(t time.Time) (id, at string) {
 	return s[:36], s[36:]
 }
 
+// appendIDAndTime appends a new id and then t as newIDAndTime makes them: 36 bytes of
+// id, then the time's text.
+func appendIDAndTime(b []byte, t time.Time) []byte {
+	var id [36]byte
+	formatID(&id)
+	return metadata.AppendTime(append(b, id[:]...), t)
+}
+
 // formatID writes a random version 4 UUID into s.
 func formatID(s *[36]byte) {
 	var b [16]byte

@@ -18,6 +18,10 @@ type Topic[T any] struct {
 	err      error   // a bad option, reported by Publish and Subscribe
 	ceSource *string // publish as binary-mode CloudEvents with this source
 	ceType   string  // their ce_type; "" for typeName
+	// headers are the content type and typeName as the bytes of their header values,
+	// made once for every lean publish of the topic (see outgoing); nil for a topic
+	// not made by NewTopic.
+	headers *topicHeaders
 }
 
 // TopicOption configures a Topic in NewTopic.
@@ -65,7 +69,15 @@ func NewTopic[T any](name string, opts ...TopicOption) Topic[T] {
 		}
 		t.key = key
 	}
+	if o.codec != nil {
+		t.headers = &topicHeaders{contentType: []byte(o.codec.ContentType()), typeName: []byte(t.typeName)}
+	}
 	return t
+}
+
+// topicHeaders are the header values every message of a topic carries alike.
+type topicHeaders struct {
+	contentType, typeName []byte
 }
 
 // Name returns the topic's name.

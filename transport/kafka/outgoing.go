@@ -69,9 +69,9 @@ func (t *Transport) outgoingRecord(topic string, m *transport.Outgoing) (*outgoi
 }
 
 // outgoingHeaders is how many headers an outgoingRecord holds without a slice of its
-// own: the id and pubsubkit's four keys, and room for a correlation header and two
-// entries of WithMetadata.
-const outgoingHeaders = 8
+// own: the id, pubsubkit's four keys and a correlation header or one entry of
+// WithMetadata.
+const outgoingHeaders = 6
 
 // outgoingRecord is a record, room for its headers and what its callback needs, in
 // one allocation. It is the record's Context (a background context: once queued, a
@@ -83,51 +83,54 @@ type outgoingRecord struct {
 	headers [outgoingHeaders]kgo.RecordHeader
 	t       *Transport
 	done    transport.Settler
-	// small holds the id, the key and the header values when they fit: most
-	// messages then need no buffer of their own.
-	small [outgoingSmall]byte
 }
-
-// outgoingSmall is how many bytes of id, key and header values an outgoingRecord
-// holds itself: pubsubkit's own headers take about 150.
-const outgoingSmall = 256
 
 // newOutgoingRecord writes m as toRecord writes a message: the payload as the value,
 // the key as the record key, the id in UUIDHeader, then every header in m's order. The
-// id, the key and the header values are copied into one buffer, sliced for each.
+// record refers to m's bytes (the id, the key, the payload and the header values)
+// without copying them: OutgoingPublisher's contract keeps them unchanged until the
+// record is settled.
 func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
-	size := len(m.ID) + len(m.Key)
-	for _, h := range m.Headers {
-		size += len(h.Value)
-	}
 	o := &outgoingRecord{Context: context.Background()}
-	buf := o.small[:0]
-	if size > outgoingSmall {
-		buf = make([]byte, 0, size)
-	}
-	bytesOf := func(v string) []byte {
-		start := len(buf)
-		buf = append(buf, v...)
-		return buf[start:len(buf):len(buf)]
-	}
 	o.rec = kgo.Record{Topic: topic, Value: m.Payload, Context: o}
+	if len(m.Key) > 0 {
+		o.rec.Key = m.Key
+	}
 	headers := o.headers[:0]
 	if len(m.Headers)+1 > outgoingHeaders {
 		headers = make([]kgo.RecordHeader, 0, len(m.Headers)+1)
 	}
-	headers = append(headers, kgo.RecordHeader{Key: UUIDHeader, Value: bytesOf(m.ID)})
-	var repeats []repeated
+	headers = append(headers, kgo.RecordHeader{Key: UUIDHeader, Value: m.ID})
+	if !anyRepeatedKey(m.Headers) {
+		for _, h := range m.Headers {
+			if h.Key != UUIDHeader { // the message's own id wins over a copied one
+				headers = append(headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+			}
+		}
+		o.rec.Headers = headers
+		return o
+	}
+	var repeats []repeated[[]byte]
 	has := func(k string) bool {
 		return slices.ContainsFunc(m.Headers, func(h transport.Header) bool { return h.Key == k })
 	}
+	same := func(v []byte) []byte { return v }
 	for _, h := range m.Headers {
-		headers, repeats = appendHeader(headers, repeats, h.Key, h.Value, has, bytesOf)
+		headers, repeats = appendHeader(headers, repeats, h.Key, h.Value, has, same)
 	}
-	o.rec.Headers = appendRepeats(headers, repeats, bytesOf)
-	if m.Key != "" {
-		o.rec.Key = bytesOf(m.Key)
-	}
+	o.rec.Headers = appendRepeats(headers, repeats, same)
 	return o
+}
+
+// anyRepeatedKey reports whether a header key may name a repeat of another
+// ("key[n]", metadata.RepeatedKey): only then does newOutgoingRecord need appendHeader.
+func anyRepeatedKey(hs []transport.Header) bool {
+	for _, h := range hs {
+		if k := h.Key; len(k) > 0 && k[len(k)-1] == ']' {
+			return true
+		}
+	}
+	return false
 }
 
 // settleOutgoing is the producer's callback of every record of PublishOutgoingAsync.
