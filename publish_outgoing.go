@@ -21,7 +21,7 @@ type outgoingSend struct {
 	c     *Client
 	ctx   context.Context
 	topic string
-	start time.Time // the publish time; the event's Duration counts from it
+	start time.Time   // the publish time; the event's Duration counts from it
 	done  func(error) // PublishAsync's
 }
 
