@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/pubsubkit/pubsub/metadata"
@@ -73,6 +74,7 @@ func publishOutgoingSync[T any](ctx context.Context, c *Client, t Topic[T], v T,
 	}
 	err = op.PublishOutgoing(ctx, t.name, &s.out)
 	s.report(err)
+	s.release()
 	if err != nil {
 		if ctx.Err() != nil {
 			return true, ctx.Err()
@@ -97,7 +99,8 @@ func newOutgoingSend[T any](ctx context.Context, c *Client, t Topic[T], v T, opt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &outgoingSend{c: c, ctx: ctx, topic: t.name, start: e.at}
+	s := outgoingSends.Get().(*outgoingSend)
+	s.c, s.ctx, s.topic, s.start = c, ctx, t.name, e.at
 	named := appendIDAndTime(s.text[:0], e.at)
 	id, publishedAt := named[:36:36], named[36:len(named):len(named)]
 
@@ -161,12 +164,29 @@ func (s *outgoingSend) report(err error) {
 	s.c.obs.report(s.ctx, e)
 }
 
-// Settle is publishAsync's callback for the lean path.
+// Settle is publishAsync's callback for the lean path. The transport is done with
+// s's bytes then, so s goes back to outgoingSends before done runs.
 func (s *outgoingSend) Settle(err error) {
 	s.report(err)
-	s.c.pending.Add(-1)
+	c, topic, done := s.c, s.topic, s.done
+	s.release()
+	c.pending.Add(-1)
 	if err != nil {
-		err = fmt.Errorf("pubsub: publish to %q: %w", s.topic, err)
+		err = fmt.Errorf("pubsub: publish to %q: %w", topic, err)
 	}
-	s.done(err)
+	done(err)
+}
+
+// outgoingSends holds the outgoingSends settled, for newOutgoingSend to reuse: a
+// send's transport.Outgoing and the bytes it refers to are the transport's until the
+// message settles (transport.OutgoingPublisher), and nobody's after.
+var outgoingSends = sync.Pool{New: func() any { return new(outgoingSend) }}
+
+// release gives s back to outgoingSends, keeping none of its references (the
+// payload, the client, ctx, done) alive. text is left as it is: every use writes it
+// before reading it.
+func (s *outgoingSend) release() {
+	s.out, s.headers = transport.Outgoing{}, [outgoingHeaders]transport.Header{}
+	s.c, s.ctx, s.topic, s.start, s.done = nil, nil, "", time.Time{}, nil
+	outgoingSends.Put(s)
 }

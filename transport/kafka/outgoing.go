@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,8 +55,10 @@ func (t *Transport) publishOutgoing(ctx context.Context, topic string, m *transp
 	if err != nil {
 		return t.produceError(topic, err)
 	}
-	o.rec.Context = ctx
-	return t.produceError(topic, t.producer.ProduceSync(ctx, &o.rec).FirstErr())
+	o.Context = ctx // the record gives up with ctx, as Publish's does
+	err = t.producer.ProduceSync(ctx, &o.rec).FirstErr()
+	o.release()
+	return t.produceError(topic, err)
 }
 
 // outgoingRecord is newOutgoingRecord, or an error wrapping kerr.MessageTooLarge when
@@ -63,6 +66,7 @@ func (t *Transport) publishOutgoing(ctx context.Context, topic string, m *transp
 func (t *Transport) outgoingRecord(topic string, m *transport.Outgoing) (*outgoingRecord, error) {
 	o := newOutgoingRecord(topic, m)
 	if n := recordSize(&o.rec); n > t.cfg.MaxMessageBytes {
+		o.release()
 		return nil, fmt.Errorf("message %s of about %d bytes exceeds max_message_bytes (%d bytes): %w", m.ID, n, t.cfg.MaxMessageBytes, kerr.MessageTooLarge)
 	}
 	return o, nil
@@ -74,9 +78,14 @@ func (t *Transport) outgoingRecord(topic string, m *transport.Outgoing) (*outgoi
 const outgoingHeaders = 6
 
 // outgoingRecord is a record, room for its headers and what its callback needs, in
-// one allocation. It is the record's Context (a background context: once queued, a
-// record does not depend on the publisher's ctx), so that settleOutgoing, one function
-// for every record, finds it again.
+// one allocation. It is the record's Context (for PublishOutgoingAsync a background
+// context: once queued, a record does not depend on the publisher's ctx), so that
+// settleOutgoing, one function for every record, finds it again.
+//
+// outgoingRecords are reused (outgoingRecords, a sync.Pool): once franz-go has called
+// a record's promise it no longer refers to the record, so settleOutgoing and
+// PublishOutgoing give it back after it settled. A franz-go hook (Config.ClientOptions)
+// must therefore not keep a produced record after its promise.
 type outgoingRecord struct {
 	context.Context
 	rec     kgo.Record
@@ -91,7 +100,8 @@ type outgoingRecord struct {
 // without copying them: OutgoingPublisher's contract keeps them unchanged until the
 // record is settled.
 func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
-	o := &outgoingRecord{Context: context.Background()}
+	o := outgoingRecords.Get().(*outgoingRecord)
+	o.Context = context.Background()
 	o.rec = kgo.Record{Topic: topic, Value: m.Payload, Context: o}
 	if len(m.Key) > 0 {
 		o.rec.Key = m.Key
@@ -122,6 +132,16 @@ func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
 	return o
 }
 
+// outgoingRecords holds the outgoingRecords settled, for newOutgoingRecord to reuse.
+var outgoingRecords = sync.Pool{New: func() any { return new(outgoingRecord) }}
+
+// release gives o back to outgoingRecords, keeping none of its references (payloads,
+// header values, the callback's state) alive.
+func (o *outgoingRecord) release() {
+	*o = outgoingRecord{}
+	outgoingRecords.Put(o)
+}
+
 // anyRepeatedKey reports whether a header key may name a repeat of another
 // ("key[n]", metadata.RepeatedKey): only then does newOutgoingRecord need appendHeader.
 func anyRepeatedKey(hs []transport.Header) bool {
@@ -136,8 +156,10 @@ func anyRepeatedKey(hs []transport.Header) bool {
 // settleOutgoing is the producer's callback of every record of PublishOutgoingAsync.
 func settleOutgoing(r *kgo.Record, err error) {
 	o := r.Context.(*outgoingRecord)
+	t, done, topic := o.t, o.done, r.Topic
+	o.release() // franz-go is done with the record; the bytes it referred to are done's
 	if isUnknownTopic(err) {
-		o.t.topics.forget(r.Topic) // the next publish provisions it again
+		t.topics.forget(topic) // the next publish provisions it again
 	}
-	o.done.Settle(o.t.produceError(r.Topic, err))
+	done.Settle(t.produceError(topic, err))
 }
