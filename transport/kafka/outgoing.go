@@ -55,7 +55,7 @@ func (t *Transport) publishOutgoing(ctx context.Context, topic string, m *transp
 	if err != nil {
 		return t.produceError(topic, err)
 	}
-	o.Context = ctx // the record gives up with ctx, as Publish's does
+	o.rec.Context = ctx // the record gives up with ctx, as Publish's does
 	err = t.producer.ProduceSync(ctx, &o.rec).FirstErr()
 	o.release()
 	return t.produceError(topic, err)
@@ -78,14 +78,18 @@ func (t *Transport) outgoingRecord(topic string, m *transport.Outgoing) (*outgoi
 const outgoingHeaders = 6
 
 // outgoingRecord is a record, room for its headers and what its callback needs, in
-// one allocation. It is the record's Context (for PublishOutgoingAsync a background
-// context: once queued, a record does not depend on the publisher's ctx), so that
-// settleOutgoing, one function for every record, finds it again.
+// one allocation. For PublishOutgoingAsync it is the record's Context, so that
+// settleOutgoing, one function for every record, finds it again; as a context it is
+// context.Background for good (once queued, a record does not depend on the
+// publisher's ctx).
 //
 // outgoingRecords are reused (outgoingRecords, a sync.Pool): once franz-go has called
-// a record's promise it no longer refers to the record, so settleOutgoing and
-// PublishOutgoing give it back after it settled. A franz-go hook (Config.ClientOptions)
-// must therefore not keep a produced record after its promise.
+// a record's promise it no longer reads the record, so settleOutgoing and
+// PublishOutgoing give it back after it settled. It may still hold the record's
+// Context a while (a producer waiting for a new topic's metadata watches the first
+// record's): that is why the embedded Context is set once, when the outgoingRecord is
+// made, and never changed. A franz-go hook (Config.ClientOptions) must not keep a
+// produced record after its promise.
 type outgoingRecord struct {
 	context.Context
 	rec     kgo.Record
@@ -101,7 +105,6 @@ type outgoingRecord struct {
 // record is settled.
 func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
 	o := outgoingRecords.Get().(*outgoingRecord)
-	o.Context = context.Background()
 	o.rec = kgo.Record{Topic: topic, Value: m.Payload, Context: o}
 	if len(m.Key) > 0 {
 		o.rec.Key = m.Key
@@ -133,12 +136,12 @@ func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
 }
 
 // outgoingRecords holds the outgoingRecords settled, for newOutgoingRecord to reuse.
-var outgoingRecords = sync.Pool{New: func() any { return new(outgoingRecord) }}
+var outgoingRecords = sync.Pool{New: func() any { return &outgoingRecord{Context: context.Background()} }}
 
 // release gives o back to outgoingRecords, keeping none of its references (payloads,
-// header values, the callback's state) alive.
+// header values, the callback's state) alive. The embedded Context stays as it is.
 func (o *outgoingRecord) release() {
-	*o = outgoingRecord{}
+	o.rec, o.headers, o.t, o.done = kgo.Record{}, [outgoingHeaders]kgo.RecordHeader{}, nil, nil
 	outgoingRecords.Put(o)
 }
 
