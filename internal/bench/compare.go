@@ -26,9 +26,12 @@ var comparisons = []comparison{
 	{"consume", "transport", 1, "watermill", 0},
 	{"slow", "sdk", slowConcurrency, "watermill", 20},
 	{"publish", "sdk", 0, "franz-go", 0.9},
+	{"publish", "sdk", 0, "franz-headers", 0},
 	{"async", "sdk", 0, "franz-go", 0.8},
+	{"async", "sdk", 0, "franz-headers", 0},
 	{"async", "sdk", 0, "sarama", 1.0},
 	{"batch", "sdk", 0, "franz-go", 0.8},
+	{"batch", "sdk", 0, "franz-headers", 0},
 }
 
 // Targets that are not ratios.
