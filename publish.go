@@ -87,7 +87,7 @@ func PublishAsync[T any](ctx context.Context, c *Client, t Topic[T], v T, done f
 	if done == nil {
 		done = c.logUnsent(t.name)
 	}
-	if publishOutgoing(ctx, c, t, v, done, opts) {
+	if publishOutgoing(ctx, c, t, v, done, nil, 0, opts) {
 		return
 	}
 	msg, err := newMessage(ctx, c, t, v, opts)
@@ -103,17 +103,16 @@ func PublishAsync[T any](ctx context.Context, c *Client, t Topic[T], v T, done f
 // their indexes (errors.As); all the others are stored. Messages of one key keep the
 // order of vs. PublishBatch is safe for concurrent use.
 func PublishBatch[T any](ctx context.Context, c *Client, t Topic[T], vs []T, opts ...PublishOption) error {
-	errs := make([]error, len(vs))
-	var wg sync.WaitGroup
-	wg.Add(len(vs))
+	b := &batchSends{errs: make([]error, len(vs))}
+	b.wg.Add(len(vs))
 	for i, v := range vs {
-		PublishAsync(ctx, c, t, v, func(err error) {
-			errs[i] = err
-			wg.Done()
-		}, opts...)
+		if publishOutgoing(ctx, c, t, v, nil, b, i, opts) {
+			continue // on the lean path, settled into b without a callback per value
+		}
+		PublishAsync(ctx, c, t, v, func(err error) { b.settle(i, err) }, opts...)
 	}
-	wg.Wait()
-	return batchError(t.name, errs)
+	b.wg.Wait()
+	return batchError(t.name, b.errs)
 }
 
 // Flush waits until every message queued by PublishAsync and PublishBatch so far is

@@ -23,7 +23,21 @@ type outgoingSend struct {
 	ctx   context.Context
 	topic string
 	start time.Time   // the publish time; the event's Duration counts from it
-	done  func(error) // PublishAsync's
+	done  func(error) // PublishAsync's; nil for a PublishBatch's, which settles in batch
+	batch *batchSends
+	index int // the value's index in batch
+}
+
+// batchSends is what PublishBatch waits on: each value's error, by index.
+type batchSends struct {
+	errs []error
+	wg   sync.WaitGroup
+}
+
+// settle records how the value at index i went.
+func (b *batchSends) settle(i int, err error) {
+	b.errs[i] = err
+	b.wg.Done()
 }
 
 // outgoingHeaders is how many headers an outgoingSend holds without a slice of its
@@ -44,18 +58,23 @@ func outgoing[T any](ctx context.Context, c *Client, t Topic[T]) (transport.Outg
 }
 
 // publishOutgoing is PublishAsync on the lean path (see outgoing): it reports false,
-// and does nothing, when the path is not open to this publish.
-func publishOutgoing[T any](ctx context.Context, c *Client, t Topic[T], v T, done func(error), opts []PublishOption) bool {
+// and does nothing, when the path is not open to this publish. How the message went
+// goes to done, or, with done nil, to batch at index.
+func publishOutgoing[T any](ctx context.Context, c *Client, t Topic[T], v T, done func(error), batch *batchSends, index int, opts []PublishOption) bool {
 	op, ok := outgoing(ctx, c, t)
 	if !ok {
 		return false
 	}
 	s, err := newOutgoingSend(ctx, c, t, v, opts)
 	if err != nil {
-		done(err)
+		if done == nil {
+			batch.settle(index, err)
+		} else {
+			done(err)
+		}
 		return true
 	}
-	s.done = done
+	s.done, s.batch, s.index = done, batch, index
 	c.pending.Add(1)
 	op.PublishOutgoingAsync(ctx, t.name, &s.out, s)
 	return true
@@ -168,11 +187,15 @@ func (s *outgoingSend) report(err error) {
 // s's bytes then, so s goes back to outgoingSends before done runs.
 func (s *outgoingSend) Settle(err error) {
 	s.report(err)
-	c, topic, done := s.c, s.topic, s.done
+	c, topic, done, batch, index := s.c, s.topic, s.done, s.batch, s.index
 	s.release()
 	c.pending.Add(-1)
 	if err != nil {
 		err = fmt.Errorf("pubsub: publish to %q: %w", topic, err)
+	}
+	if done == nil {
+		batch.settle(index, err)
+		return
 	}
 	done(err)
 }
@@ -187,6 +210,6 @@ var outgoingSends = sync.Pool{New: func() any { return new(outgoingSend) }}
 // before reading it.
 func (s *outgoingSend) release() {
 	s.out, s.headers = transport.Outgoing{}, [outgoingHeaders]transport.Header{}
-	s.c, s.ctx, s.topic, s.start, s.done = nil, nil, "", time.Time{}, nil
+	s.c, s.ctx, s.topic, s.start, s.done, s.batch = nil, nil, "", time.Time{}, nil, nil
 	outgoingSends.Put(s)
 }

@@ -2,6 +2,7 @@ package pubsub_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -18,10 +19,17 @@ type outgoingRecorder struct {
 	*memory.Transport
 	last transport.Outgoing
 	keep bool
+	fail string // a payload settled with errRefused
 }
+
+var errRefused = errors.New("refused")
 
 func (r *outgoingRecorder) PublishOutgoingAsync(_ context.Context, _ string, m *transport.Outgoing, done transport.Settler) {
 	r.record(m)
+	if r.fail != "" && string(m.Payload) == r.fail {
+		done.Settle(errRefused)
+		return
+	}
 	done.Settle(nil)
 }
 
@@ -74,6 +82,15 @@ func TestPublishOutgoingAllocations(t *testing.T) {
 		}
 	}
 	async := testing.AllocsPerRun(1000, func() { pubsub.PublishAsync(ctx, c, topic, body, done) })
+	batch := make([][]byte, 100)
+	for i := range batch {
+		batch[i] = body
+	}
+	batched := testing.AllocsPerRun(100, func() {
+		if err := pubsub.PublishBatch(ctx, c, topic, batch); err != nil {
+			failed = err
+		}
+	})
 	sync := testing.AllocsPerRun(1000, func() {
 		if err := pubsub.Publish(ctx, c, topic, body); err != nil {
 			failed = err
@@ -82,10 +99,14 @@ func TestPublishOutgoingAllocations(t *testing.T) {
 	if failed != nil {
 		t.Fatal(failed)
 	}
-	t.Logf("PublishAsync %.2f, Publish %.2f allocations per message", async, sync)
+	t.Logf("PublishAsync %.2f, Publish %.2f allocations per message; PublishBatch of 100 %.2f per batch", async, sync, batched)
 	// A GC during the run empties the pool once: allow a fraction of an allocation.
 	if async > 0.1 || sync > 0.1 {
 		t.Errorf("PublishAsync %.2f, Publish %.2f allocations per message, want 0", async, sync)
+	}
+	// The batch's state and its error slice: nothing per value.
+	if batched > 2.5 {
+		t.Errorf("PublishBatch of 100: %.2f allocations, want 2", batched)
 	}
 }
 
@@ -131,5 +152,18 @@ func TestPublishOutgoingHeaders(t *testing.T) {
 	if string(m.Key) != "k-"+long || len(m.Headers) != 5 || string(m.Headers[3].Value) != "c-"+long ||
 		m.Headers[4].Key != "x" || string(m.Headers[4].Value) != "x-"+long {
 		t.Errorf("key %q, headers %q", m.Key, m.Headers)
+	}
+}
+
+// TestPublishBatchOutgoingErrors: a PublishBatch on the lean path names the values the
+// transport refused, by index, and nothing else.
+func TestPublishBatchOutgoingErrors(t *testing.T) {
+	tr, c := newOutgoingRecorder(t)
+	tr.fail = "b"
+	topic := pubsub.NewTopic[[]byte]("batch-errors", pubsub.WithCodec(codec.Raw))
+	err := pubsub.PublishBatch(context.Background(), c, topic, [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("b")})
+	var be *pubsub.BatchError
+	if !errors.As(err, &be) || !slices.Equal(be.Failed(), []int{1, 3}) || !errors.Is(err, errRefused) {
+		t.Fatalf("PublishBatch: %v, want a BatchError naming 1 and 3", err)
 	}
 }
