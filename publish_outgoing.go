@@ -205,11 +205,12 @@ func (s *outgoingSend) Settle(err error) {
 // message settles (transport.OutgoingPublisher), and nobody's after.
 var outgoingSends = sync.Pool{New: func() any { return new(outgoingSend) }}
 
-// release gives s back to outgoingSends, keeping none of its references (the
-// payload, the client, ctx, done) alive. text is left as it is: every use writes it
-// before reading it.
+// release gives s back to outgoingSends, keeping none of the caller's references
+// (the payload, ctx, done, the batch) alive. text and headers are left as they are
+// (every use writes them before reading them): their values are the send's own text,
+// the topic's bytes, or a buffer of long values that the next use replaces.
 func (s *outgoingSend) release() {
-	s.out, s.headers = transport.Outgoing{}, [outgoingHeaders]transport.Header{}
-	s.c, s.ctx, s.topic, s.start, s.done, s.batch = nil, nil, "", time.Time{}, nil, nil
+	s.out = transport.Outgoing{}
+	s.ctx, s.done, s.batch = nil, nil, nil
 	outgoingSends.Put(s)
 }

@@ -138,10 +138,12 @@ func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
 // outgoingRecords holds the outgoingRecords settled, for newOutgoingRecord to reuse.
 var outgoingRecords = sync.Pool{New: func() any { return &outgoingRecord{Context: context.Background()} }}
 
-// release gives o back to outgoingRecords, keeping none of its references (payloads,
-// header values, the callback's state) alive. The embedded Context stays as it is.
+// release gives o back to outgoingRecords, keeping neither the payload nor the
+// callback's state alive. headers is left as it is: newOutgoingRecord writes it before
+// the record reads it, and its values are the bytes of pooled sends or of topics. The
+// embedded Context stays as it is.
 func (o *outgoingRecord) release() {
-	o.rec, o.headers, o.t, o.done = kgo.Record{}, [outgoingHeaders]kgo.RecordHeader{}, nil, nil
+	o.rec, o.t, o.done = kgo.Record{}, nil, nil
 	outgoingRecords.Put(o)
 }
 
