@@ -22,6 +22,7 @@ type Topic[T any] struct {
 	// made once for every lean publish of the topic (see outgoing); nil for a topic
 	// not made by NewTopic.
 	headers *topicHeaders
+	named   bool // NewTopic found the name valid: validate need not scan it per publish
 }
 
 // TopicOption configures a Topic in NewTopic.
@@ -56,7 +57,8 @@ func NewTopic[T any](name string, opts ...TopicOption) Topic[T] {
 			opt(&o)
 		}
 	}
-	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T](), ceSource: o.cloudEvents}
+	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T](), ceSource: o.cloudEvents,
+		named: validName("topic", name) == nil}
 	if o.ceType != nil {
 		t.ceType = *o.ceType
 		t.err = checkCloudEventsType(name, o)
@@ -90,8 +92,10 @@ func (t Topic[T]) validate() error {
 	if t.err != nil {
 		return t.err
 	}
-	if err := validName("topic", t.name); err != nil {
-		return err
+	if !t.named {
+		if err := validName("topic", t.name); err != nil {
+			return err
+		}
 	}
 	if t.codec == nil {
 		return fmt.Errorf("pubsub: %w: topic %q has a nil codec", ErrInvalidOption, t.name)
