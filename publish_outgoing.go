@@ -142,7 +142,7 @@ func newOutgoingSend[T any](ctx context.Context, c *Client, t Topic[T], v T, opt
 	if e.correlationID != "" {
 		correlationID = bytesOf(e.correlationID)
 	}
-	s.out = transport.Outgoing{ID: id, Payload: e.payload}
+	s.out = transport.Outgoing{ID: id, Payload: e.payload, Time: e.at}
 	if e.key != "" {
 		s.out.Key = bytesOf(e.key)
 	}

@@ -25,7 +25,8 @@ var uuidV4 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 // while others are in flight; every record read back carries exactly its own headers,
 // in order and byte for byte: a unique version 4 id, the content type and type, the
 // publish time in RFC 3339 with nanoseconds, the correlation id (its own id for a new
-// conversation), its WithMetadata entry, its key and its payload. The topic is new to
+// conversation), its WithMetadata entry, its key and its payload; the record's
+// timestamp is the publish time, to the millisecond. The topic is new to
 // the producer, so the first records also wait for its metadata.
 func TestPublishOutgoingRecordsByteForByte(t *testing.T) {
 	cluster := kafkatest.New(t)
@@ -131,6 +132,9 @@ func TestPublishOutgoingRecordsByteForByte(t *testing.T) {
 		when, err := time.Parse(time.RFC3339Nano, at)
 		if err != nil || metadata.FormatTime(when) != at || when.Before(began.Add(-time.Second)) || when.After(ended.Add(time.Second)) {
 			t.Errorf("%s: published_at %q (%v), not RFC 3339 in UTC with nanoseconds between %v and %v", payload, at, err, began, ended)
+		}
+		if r.Timestamp.UnixMilli() != when.UnixMilli() { // the record's timestamp is the publish time
+			t.Errorf("%s: record timestamp %v, published_at %v", payload, r.Timestamp, when)
 		}
 		corr, md := string(r.Headers[4].Value), string(r.Headers[5].Value)
 		own := g%3 != 2 && i%3 == 0

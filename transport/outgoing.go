@@ -1,6 +1,9 @@
 package transport
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Outgoing is a message on its way out in the form a record is written: its id, its
 // partition key, its payload and its other metadata as headers in order, every value
@@ -17,6 +20,10 @@ type Outgoing struct {
 	// keys are among them (content type, type, publish time, correlation id); the id
 	// and the key are not.
 	Headers []Header
+	// Time is when the message was published (the time in its publish-time header),
+	// for a transport whose records carry a time of their own (Kafka's timestamp);
+	// zero leaves that to the transport's clock.
+	Time time.Time
 }
 
 // Header is one metadata entry of an Outgoing message: its key and its value's bytes

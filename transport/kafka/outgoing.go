@@ -99,13 +99,14 @@ type outgoingRecord struct {
 }
 
 // newOutgoingRecord writes m as toRecord writes a message: the payload as the value,
-// the key as the record key, the id in UUIDHeader, then every header in m's order. The
+// the key as the record key, the id in UUIDHeader, then every header in m's order; its
+// timestamp is m.Time (franz-go reads the clock for a zero one, as for toRecord's). The
 // record refers to m's bytes (the id, the key, the payload and the header values)
 // without copying them: OutgoingPublisher's contract keeps them unchanged until the
 // record is settled.
 func newOutgoingRecord(topic string, m *transport.Outgoing) *outgoingRecord {
 	o := outgoingRecords.Get().(*outgoingRecord)
-	o.rec = kgo.Record{Topic: topic, Value: m.Payload, Context: o}
+	o.rec = kgo.Record{Topic: topic, Value: m.Payload, Timestamp: m.Time, Context: o}
 	if len(m.Key) > 0 {
 		o.rec.Key = m.Key
 	}
