@@ -10,9 +10,10 @@ import (
 	"github.com/pubsubkit/pubsub/transport"
 )
 
-// outgoingSend is one Publish or PublishAsync on the lean path: the transport.Outgoing,
-// room for its headers and the bytes of its values, and what its settling needs, in
-// one allocation. The transport's record refers to the bytes in text until it settles.
+// outgoingSend is one Publish, PublishAsync or PublishBatch value on the lean path: the
+// transport.Outgoing, room for its headers and the bytes of its values, and what its
+// settling needs, in one object, reused once settled (outgoingSends). The transport's
+// record refers to the bytes in text until the message settles.
 type outgoingSend struct {
 	out     transport.Outgoing
 	headers [outgoingHeaders]transport.Header
