@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/pubsubkit/pubsub/codec"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/middleware"
 )
@@ -86,7 +87,7 @@ func PublishAsync[T any](ctx context.Context, c *Client, t Topic[T], v T, done f
 	if done == nil {
 		done = c.logUnsent(t.name)
 	}
-	if publishOutgoing(ctx, c, t, v, done, opts) {
+	if publishOutgoing(ctx, c, t, v, done, nil, 0, opts) {
 		return
 	}
 	msg, err := newMessage(ctx, c, t, v, opts)
@@ -102,17 +103,16 @@ func PublishAsync[T any](ctx context.Context, c *Client, t Topic[T], v T, done f
 // their indexes (errors.As); all the others are stored. Messages of one key keep the
 // order of vs. PublishBatch is safe for concurrent use.
 func PublishBatch[T any](ctx context.Context, c *Client, t Topic[T], vs []T, opts ...PublishOption) error {
-	errs := make([]error, len(vs))
-	var wg sync.WaitGroup
-	wg.Add(len(vs))
+	b := &batchSends{errs: make([]error, len(vs))}
+	b.wg.Add(len(vs))
 	for i, v := range vs {
-		PublishAsync(ctx, c, t, v, func(err error) {
-			errs[i] = err
-			wg.Done()
-		}, opts...)
+		if publishOutgoing(ctx, c, t, v, nil, b, i, opts) {
+			continue // on the lean path, settled into b without a callback per value
+		}
+		PublishAsync(ctx, c, t, v, func(err error) { b.settle(i, err) }, opts...)
 	}
-	wg.Wait()
-	return batchError(t.name, errs)
+	b.wg.Wait()
+	return batchError(t.name, b.errs)
 }
 
 // Flush waits until every message queued by PublishAsync and PublishBatch so far is
@@ -172,16 +172,21 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 	if err != nil {
 		return nil, err
 	}
-	msg := message.NewMessage(e.id, e.payload)
+	id, publishedAt := newIDAndTime(e.at)
+	correlationID := e.correlationID
+	if correlationID == "" {
+		correlationID = id // a new conversation is named after its first message
+	}
+	msg := message.NewMessage(id, e.payload)
 	for k, val := range e.o.metadata {
 		msg.Metadata[k] = val
 	}
 	msg.Metadata[metadata.ContentType] = t.codec.ContentType()
 	msg.Metadata[metadata.MessageType] = t.typeName
-	msg.Metadata[metadata.PublishedAt] = e.publishedAt
-	msg.Metadata[metadata.CorrelationID] = e.correlationID
+	msg.Metadata[metadata.PublishedAt] = publishedAt
+	msg.Metadata[metadata.CorrelationID] = correlationID
 	if e.correlationHeader != "" && msg.Metadata[e.correlationHeader] == "" {
-		msg.Metadata[e.correlationHeader] = e.correlationID
+		msg.Metadata[e.correlationHeader] = correlationID
 	}
 	if e.hasKey {
 		msg.Metadata[metadata.Key] = e.key
@@ -197,15 +202,16 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 type encoded struct {
 	o                 publishOptions
 	payload           []byte
-	id, publishedAt   string
-	correlationID     string
-	correlationHeader string // the spelling of the handled message's correlation header, when it had another
+	at                time.Time // the publish time, read once per message
+	correlationID     string    // "" for a new conversation, named after the message's own id
+	correlationHeader string    // the spelling of the handled message's correlation header, when it had another
 	key               string
 	hasKey            bool
 }
 
-// encode checks the options, encodes v and names the message: its id and publish time
-// (formatted once, in one string), its correlation id and its key.
+// encode checks the options, encodes v and reads what names the message: its publish
+// time, its correlation id and its key. The id is the caller's to make, in the form it
+// writes (newIDAndTime, or outgoingSend's buffer).
 func encode[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []PublishOption) (encoded, error) {
 	var e encoded
 	if err := t.validate(); err != nil {
@@ -219,7 +225,7 @@ func encode[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []Publi
 			return e, fmt.Errorf("pubsub: %w: metadata key %q is reserved or empty", ErrInvalidOption, k)
 		}
 	}
-	payload, err := t.codec.Marshal(v)
+	payload, err := marshal(t.codec, v)
 	if err != nil {
 		return e, fmt.Errorf("pubsub: cannot encode %s for topic %q: %w", t.typeName, t.name, err)
 	}
@@ -228,13 +234,10 @@ func encode[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []Publi
 			ErrPayloadTooLarge, t.typeName, t.name, len(payload), limit)
 	}
 	e.payload = payload
-	e.id, e.publishedAt = newIDAndTime(time.Now())
+	e.at = time.Now()
 	e.correlationID = e.o.correlationID
 	if e.correlationID == "" {
 		e.correlationID = CorrelationID(ctx)
-	}
-	if e.correlationID == "" {
-		e.correlationID = e.id // a new conversation is named after its first message
 	}
 	if h := middleware.CorrelationHeaderFromContext(ctx); h != metadata.CorrelationID {
 		e.correlationHeader = h // the spelling the handled message used, for services keyed on it
@@ -246,6 +249,17 @@ func encode[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []Publi
 		e.key, e.hasKey = t.key(v), true
 	}
 	return e, nil
+}
+
+// marshal is c.Marshal(v), without boxing v into an interface when c is codec.Raw
+// and v a []byte: the payload is then v itself, as Raw returns it.
+func marshal[T any](c codec.Codec, v T) ([]byte, error) {
+	if c == codec.Raw {
+		if b, ok := any(&v).(*[]byte); ok {
+			return *b, nil
+		}
+	}
+	return c.Marshal(v)
 }
 
 // applyPublishOptions is a function of its own so that a publish without options

@@ -18,6 +18,11 @@ type Topic[T any] struct {
 	err      error   // a bad option, reported by Publish and Subscribe
 	ceSource *string // publish as binary-mode CloudEvents with this source
 	ceType   string  // their ce_type; "" for typeName
+	// headers are the content type and typeName as the bytes of their header values,
+	// made once for every lean publish of the topic (see outgoing); nil for a topic
+	// not made by NewTopic.
+	headers *topicHeaders
+	named   bool // NewTopic found the name valid: validate need not scan it per publish
 }
 
 // TopicOption configures a Topic in NewTopic.
@@ -52,7 +57,8 @@ func NewTopic[T any](name string, opts ...TopicOption) Topic[T] {
 			opt(&o)
 		}
 	}
-	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T](), ceSource: o.cloudEvents}
+	t := Topic[T]{name: name, codec: o.codec, typeName: typeName[T](), ceSource: o.cloudEvents,
+		named: validName("topic", name) == nil}
 	if o.ceType != nil {
 		t.ceType = *o.ceType
 		t.err = checkCloudEventsType(name, o)
@@ -65,7 +71,15 @@ func NewTopic[T any](name string, opts ...TopicOption) Topic[T] {
 		}
 		t.key = key
 	}
+	if o.codec != nil {
+		t.headers = &topicHeaders{contentType: []byte(o.codec.ContentType()), typeName: []byte(t.typeName)}
+	}
 	return t
+}
+
+// topicHeaders are the header values every message of a topic carries alike.
+type topicHeaders struct {
+	contentType, typeName []byte
 }
 
 // Name returns the topic's name.
@@ -78,8 +92,10 @@ func (t Topic[T]) validate() error {
 	if t.err != nil {
 		return t.err
 	}
-	if err := validName("topic", t.name); err != nil {
-		return err
+	if !t.named {
+		if err := validName("topic", t.name); err != nil {
+			return err
+		}
 	}
 	if t.codec == nil {
 		return fmt.Errorf("pubsub: %w: topic %q has a nil codec", ErrInvalidOption, t.name)

@@ -27,9 +27,12 @@ var comparisons = []comparison{
 	{"consume", "transport", 1, "watermill", 0, 0},
 	{"slow", "sdk", slowConcurrency, "watermill", 20, 0},
 	{"publish", "sdk", 0, "franz-go", 0.9, 0},
+	{"publish", "sdk", 0, "franz-headers", 0, 0},
 	{"async", "sdk", 0, "franz-go", 0.8, 0},
+	{"async", "sdk", 0, "franz-headers", 0, 0},
 	{"async", "sdk", 0, "sarama", 1.0, 0},
 	{"batch", "sdk", 0, "franz-go", 0.8, 0},
+	{"batch", "sdk", 0, "franz-headers", 0, 0},
 	{"pgbatch", "batch", 0, "subscribe", pgBatchTarget, 100}, // one statement per batch against one per message
 	{"pgbatch", "batch", 0, "subscribe", pgBatchTarget, 500},
 }

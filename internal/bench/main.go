@@ -21,6 +21,9 @@
 //     franz-go's Produce and sarama's AsyncProducer;
 //   - batch: batches of 1,000: the SDK's PublishBatch against franz-go's ProduceSync
 //     of 1,000 records;
+//   - publish, async and batch also run franz-headers: raw franz-go writing the
+//     record the SDK writes (its five headers, a new id and time each), the ceiling
+//     for the SDK's records;
 //   - bound: the SDK consumer's peak RSS after 100,000 and after 1,000,000 messages of
 //     1 KiB;
 //   - pgbatch: a handler storing each message in PostgreSQL (one INSERT with an

@@ -44,7 +44,7 @@ func TestEveryScenario(t *testing.T) {
 		}
 	}
 	// Rows per scenario: its clients (× callers for memory).
-	for scenario, n := range map[string]int{"memory": 4, "consume": 5, "slow": 2, "publish": 2, "async": 3, "batch": 2, "bound": 2, "pgbatch": 3} {
+	for scenario, n := range map[string]int{"memory": 4, "consume": 5, "slow": 2, "publish": 3, "async": 4, "batch": 3, "bound": 2, "pgbatch": 3} {
 		if rows[scenario] != n {
 			t.Errorf("scenario %s ran %d rows, want %d", scenario, rows[scenario], n)
 		}

@@ -159,17 +159,17 @@ func runAll(want map[string]bool, sizes []int, scale float64, tune tuning, only 
 		}
 	}
 	if want["publish"] {
-		if err := publishing("publish", n(publishN), publishCallers, "sdk", "franz-go"); err != nil {
+		if err := publishing("publish", n(publishN), publishCallers, "sdk", "franz-go", "franz-headers"); err != nil {
 			return results, err
 		}
 	}
 	if want["async"] {
-		if err := publishing("async", n(asyncN), 0, "sdk", "franz-go", "sarama"); err != nil {
+		if err := publishing("async", n(asyncN), 0, "sdk", "franz-go", "franz-headers", "sarama"); err != nil {
 			return results, err
 		}
 	}
 	if want["batch"] {
-		if err := publishing("batch", n(batchN), 0, "sdk", "franz-go"); err != nil {
+		if err := publishing("batch", n(batchN), 0, "sdk", "franz-go", "franz-headers"); err != nil {
 			return results, err
 		}
 	}

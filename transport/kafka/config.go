@@ -234,7 +234,9 @@ type Config struct {
 	// ClientOptions are franz-go options added after the transport's own to every
 	// client it makes (producer, consumers, readers), for what this Config does not
 	// reach. They can change anything, including the durability settings the
-	// transport relies on.
+	// transport relies on. A hook (kgo.WithHooks) must not keep a produced record
+	// after its promise: the transport reuses the records of the client's lean
+	// publishes once they are settled.
 	ClientOptions []kgo.Opt
 }
 

@@ -39,7 +39,7 @@ func toRecord(topic string, msg *message.Message) *kgo.Record {
 	}
 	r := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: make([]kgo.RecordHeader, 0, len(msg.Metadata)+1)}
 	r.Headers = append(r.Headers, kgo.RecordHeader{Key: UUIDHeader, Value: bytesOf(msg.UUID)})
-	var repeats []repeated
+	var repeats []repeated[string]
 	has := func(k string) bool { _, ok := msg.Metadata[k]; return ok }
 	for k, v := range msg.Metadata {
 		if k == metadata.Key {
@@ -58,23 +58,23 @@ func toRecord(topic string, msg *message.Message) *kgo.Record {
 // mapping both record builders use: the id header is skipped (the message's own id
 // wins over a copied one), and a key "base[n]" whose base is in the metadata too (has)
 // is the n-th repeat of base, kept in repeats for appendRepeats.
-func appendHeader(headers []kgo.RecordHeader, repeats []repeated, k, v string, has func(string) bool,
-	bytesOf func(string) []byte) ([]kgo.RecordHeader, []repeated) {
+func appendHeader[V string | []byte](headers []kgo.RecordHeader, repeats []repeated[V], k string, v V,
+	has func(string) bool, bytesOf func(V) []byte) ([]kgo.RecordHeader, []repeated[V]) {
 	if k == UUIDHeader {
 		return headers, repeats
 	}
 	if len(k) > 0 && k[len(k)-1] == ']' {
 		if base, n, ok := metadata.SplitRepeatedKey(k); ok && has(base) {
-			return headers, append(repeats, repeated{key: base, n: n, value: v})
+			return headers, append(repeats, repeated[V]{key: base, n: n, value: v})
 		}
 	}
 	return append(headers, kgo.RecordHeader{Key: k, Value: bytesOf(v)}), repeats
 }
 
 // appendRepeats appends the repeated headers after the others, each key's in order.
-func appendRepeats(headers []kgo.RecordHeader, repeats []repeated, bytesOf func(string) []byte) []kgo.RecordHeader {
+func appendRepeats[V string | []byte](headers []kgo.RecordHeader, repeats []repeated[V], bytesOf func(V) []byte) []kgo.RecordHeader {
 	if len(repeats) > 0 {
-		slices.SortFunc(repeats, func(a, b repeated) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.n, b.n)) })
+		slices.SortFunc(repeats, func(a, b repeated[V]) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.n, b.n)) })
 		for _, rp := range repeats {
 			headers = append(headers, kgo.RecordHeader{Key: rp.key, Value: bytesOf(rp.value)})
 		}
@@ -83,11 +83,12 @@ func appendRepeats(headers []kgo.RecordHeader, repeats []repeated, bytesOf func(
 }
 
 // repeated is a later value of a header key, read from the metadata entry
-// metadata.RepeatedKey(key, n).
-type repeated struct {
+// metadata.RepeatedKey(key, n): a string from a Watermill message, the bytes of a
+// transport.Outgoing.
+type repeated[V string | []byte] struct {
 	key   string
 	n     int
-	value string
+	value V
 }
 
 // recordSize is an upper bound of r's encoded size, for the max_message_bytes check.
