@@ -6,7 +6,9 @@ import (
 	"text/tabwriter"
 )
 
-// comparison is one ratio the issues set a target for: the msgs/s of an SDK row over
+// comparison is one ratio the issues set a target for (the consumer engine's: memory
+// 2×, consume 1.2× at Concurrency 1 and 16 with 2× as the goal, PublishAsync and
+// PublishBatch 0.5× raw franz-go with 0.8× as the goal, 16 callers 0.9×): the msgs/s of an SDK row over
 // those of a reference row of the same scenario, size and callers. A target of 0
 // reports the ratio without one (the ceiling).
 type comparison struct {
@@ -19,19 +21,19 @@ type comparison struct {
 }
 
 var comparisons = []comparison{
-	{"memory", "sdk", 0, "watermill", 0.8, 0},
+	{"memory", "sdk", 0, "watermill", 2, 0},
 	{"consume", "sdk", 1, "watermill", 1.2, 0},
-	{"consume", "sdk", 16, "watermill", 2, 0},
+	{"consume", "sdk", 16, "watermill", 1.2, 0},
 	{"consume", "sdk", 1, "franz-go", 0, 0},
 	{"consume", "sdk", 16, "franz-go", 0, 0},
 	{"consume", "transport", 1, "watermill", 0, 0},
 	{"slow", "sdk", slowConcurrency, "watermill", 20, 0},
 	{"publish", "sdk", 0, "franz-go", 0.9, 0},
 	{"publish", "sdk", 0, "franz-headers", 0, 0},
-	{"async", "sdk", 0, "franz-go", 0.8, 0},
+	{"async", "sdk", 0, "franz-go", 0.5, 0},
 	{"async", "sdk", 0, "franz-headers", 0, 0},
 	{"async", "sdk", 0, "sarama", 1.0, 0},
-	{"batch", "sdk", 0, "franz-go", 0.8, 0},
+	{"batch", "sdk", 0, "franz-go", 0.5, 0},
 	{"batch", "sdk", 0, "franz-headers", 0, 0},
 	{"pgbatch", "batch", 0, "subscribe", pgBatchTarget, 100}, // one statement per batch against one per message
 	{"pgbatch", "batch", 0, "subscribe", pgBatchTarget, 500},
