@@ -172,7 +172,7 @@ func (l *Lane) Push(recs ...Record) (full bool) {
 	if len(recs) > 0 {
 		l.cond.Signal() // the worker that takes one wakes the next (take)
 	}
-	l.full = l.n >= l.cfg.Buffer
+	l.full = l.full || l.n >= l.cfg.Buffer // cleared only by the settle that calls OnRoom
 	return l.full
 }
 

@@ -357,3 +357,46 @@ func TestWaitingGivesUpSlot(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPushWhileFullStaysFull: a push into a lane that is full and has not drained to
+// half its Buffer leaves it full, so the transport, which paused the partition, hears
+// OnRoom once it drains to half (a push that cleared Full silently left the partition
+// paused for good). With Concurrency 1 one worker settles each message before it hands
+// out the next, so receiving message n+1 means message n was settled.
+func TestPushWhileFullStaysFull(t *testing.T) {
+	room := make(chan struct{}, 8)
+	l, out := newLane(t, lane.Config{Concurrency: 1, Buffer: 8, OnRoom: func() { room <- struct{}{} }})
+	if !l.Push(records(0, 8, func(int) string { return "" })...) {
+		t.Fatal("a lane of Buffer 8 holding 8 is not full")
+	}
+	m := <-out
+	for range 3 {
+		m.Ack()
+		m = <-out
+	}
+	// 0, 1 and 2 settled: 5 held
+	if full := l.Push(records(8, 1, func(int) string { return "" })...); !full || !l.Full() {
+		t.Fatalf("a push into a full lane holding 6 (not drained to 4) reported full=%v, Full()=%v; want true until OnRoom", full, l.Full())
+	}
+	m.Ack()
+	m = <-out // 3 settled: 5 held
+	select {
+	case <-room:
+		t.Fatal("OnRoom while 5 of Buffer 8 are held")
+	default:
+	}
+	m.Ack()
+	m = <-out // 4 settled: 4 held, drained to half
+	select {
+	case <-room:
+	default:
+		t.Fatal("no OnRoom once the lane drained to half its Buffer")
+	}
+	if l.Full() {
+		t.Fatal("Full after OnRoom")
+	}
+	m.Ack()
+	for range 3 {
+		(<-out).Ack()
+	}
+}
