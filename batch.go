@@ -77,14 +77,16 @@ func (s *subscription) handOut(concurrent bool) int {
 }
 
 // keyConcurrency is how many messages of one key the transport may hand out at once
-// (transport.SubscribeOptions.KeyConcurrency): for an Ordered batch subscription,
-// as many as it hands out of the partition, so that a batch may hold several of a key
-// (the Batcher keeps their order); otherwise one.
+// (transport.SubscribeOptions.KeyConcurrency): for an Ordered batch subscription, one
+// batch of them, so that a batch may hold several of a key (the Batcher keeps their
+// order) and a key, which is in one batch at a time, never holds more of the
+// partition's hand-out than one batch: the other keys keep the rest, also while the
+// key's messages wait behind an in-place retry; otherwise one.
 func (s *subscription) keyConcurrency(concurrent bool) int {
 	if s.batch == nil || !concurrent || s.delivery.Ordering == Unordered {
 		return 0
 	}
-	return s.handOut(true)
+	return s.batch.max
 }
 
 // failedError is what Failed returns: err, for message m alone.
