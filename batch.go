@@ -183,12 +183,26 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 		}
 		return func(msg *message.Message, m *Message[T]) error {
 			ctx := msg.Context()
-			return batcher.Do(ctx, middleware.DeliveryOf(ctx), batchItem[T]{m: m, msg: msg,
+			delivery := middleware.DeliveryOf(ctx)
+			return batcher.Do(ctx, delivery, batchItem[T]{m: m, msg: msg, id: batchItemID(delivery, msg),
 				attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)), link: middleware.ProducerLink(msg)})
 		}, nil
 	})
 	if err != nil {
 		return err
+	}
+	for i := range feeds {
+		// The Batcher hears how each message's chain ended: a key whose message failed
+		// waits for it (engine.Batcher.Done).
+		chain := feeds[i].Handler
+		feeds[i].Handler = func(msg *message.Message) error {
+			id := batchItemID(msg.Context(), msg)
+			err := chain(msg)
+			if _, keyed := id.(keyedItem); keyed {
+				batcher.Done(id, err)
+			}
+			return err
+		}
 	}
 	retries := s.delivery.Retry
 	batcher = engine.NewBatcher(engine.BatchConfig[batchItem[T]]{Max: s.batch.max, Wait: s.batch.wait,
@@ -196,7 +210,7 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 		Ordered: s.delivery.Ordering != Unordered,
 		// As middleware.Retry decides: not the last attempt, not Permanent.
 		Retried: func(it batchItem[T], err error) bool { return it.attempt <= retries && !IsPermanent(err) },
-		ID:      func(it batchItem[T]) any { return it.msg },
+		ID:      func(it batchItem[T]) any { return it.id },
 		Held:    errHeldBack})
 	return c.register(s, func() (runner, error) { return c.engine.Add(feeds) })
 }
@@ -206,8 +220,27 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 type batchItem[T any] struct {
 	m       *Message[T]
 	msg     *message.Message
+	id      any
 	attempt int
 	link    trace.Link
+}
+
+// batchItemID identifies a message across its attempts in place and, when its
+// delivery context delivery answers a transport.KeyOrder, across its redeliveries
+// within that delivery of its partition: its key's place and its offset.
+func batchItemID(delivery context.Context, msg *message.Message) any {
+	if k, ok := transport.KeyOrderFrom(delivery); ok {
+		if pos, ok := transport.PositionFrom(delivery); ok {
+			return keyedItem{key: k.Key(), offset: pos.Offset}
+		}
+	}
+	return msg
+}
+
+// keyedItem is the id of a message of a key: see batchItemID.
+type keyedItem struct {
+	key    any
+	offset int64
 }
 
 // errHeldBack is the outcome of a message held back behind an earlier message of its
@@ -229,8 +262,7 @@ func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(cont
 			}
 		}
 		ctx, span := middleware.StartBatch(ctx, tracer, c.obs.system, s.topic, s.group, links, len(items))
-		err := callBatch(ctx, h, ms, s.permanentPanics)
-		errs, whole := outcomes(ms, err)
+		errs, whole, err := attemptBatch(ctx, h, ms, s.permanentPanics, s.delivery.Timeout)
 		var failed func(yield func(string, error) bool)
 		if !whole {
 			failed = func(yield func(string, error) bool) {
@@ -244,6 +276,29 @@ func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(cont
 		middleware.EndBatch(span, err, failed)
 		return errs, whole
 	}
+}
+
+// attemptBatch is one attempt of a batch: h called with ms, within timeout (0: none)
+// from now, as middleware.Timeout bounds the attempt of a single message; each
+// message's outcome of h's error err. A message that failed after the timeout ran out
+// fails with middleware.ErrAttemptTimeout.
+func attemptBatch[T any](ctx context.Context, h BatchHandler[T], ms []*Message[T], permanentPanics bool, timeout time.Duration) (errs []error, whole bool, err error) {
+	parent := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err = callBatch(ctx, h, ms, permanentPanics)
+	errs, whole = outcomes(ms, err)
+	if err != nil && timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil {
+		for i, e := range errs {
+			if e != nil && !errors.Is(e, middleware.ErrAttemptTimeout) {
+				errs[i] = fmt.Errorf("%w after %v: %w", middleware.ErrAttemptTimeout, timeout, e)
+			}
+		}
+	}
+	return errs, whole, err
 }
 
 // callBatch calls h, turning a panic into a *middleware.PanicError (Permanent with
