@@ -121,7 +121,10 @@ func Failed[T any](m *Message[T], err error) error {
 // messages and waits at most its wait after its first message for more; it never
 // waits while the client drains or the first message's partition is revoked (it is
 // handed over with what it has). At most Delivery.Concurrency batches are handled at
-// once.
+// once. Delivery.Timeout bounds each call of h (an attempt of the batch), from the
+// call's start: h's context ends Timeout after it, and the messages it failed after
+// that fail with middleware.ErrAttemptTimeout; the time a message waits for its batch
+// does not count.
 //
 // Every message of a batch goes through the subscription's chain on its own, as it
 // would under Subscribe: its payload is decoded (one that does not decode is
@@ -154,9 +157,17 @@ func Failed[T any](m *Message[T], err error) error {
 // message's failure), and they and any later message of the key wait; they are
 // handed to h again after the failed one, in order, in its retry batch (as room
 // allows) or the batches after it once it succeeded, or go on once it is
-// dead-lettered. A permanent failure is dead-lettered at once and holds nothing back.
-// Messages that wait so when the drain begins or their partition is revoked are
-// nacked and redelivered later, in order. On a transport that hands out one message
+// dead-lettered. A message that failed for good (retries exhausted, or Permanent) is
+// dead-lettered at once, with no retry wait, and the later messages of its key wait
+// only until its dead letter is stored: those in its batch then keep h's outcomes
+// (handled once) and the key goes on. Should storing the dead letter fail, the message
+// is nacked and comes again, and they wait for it as behind a retry (handed to h again
+// after it), so that none is acked before it. The key's messages not yet handed out
+// wait meanwhile (the transport hands out no more of a key while one of them waits
+// for its retry), and the other keys go on: a key never holds more than one batch of
+// the messages handed out. Messages that wait so when the drain begins or their
+// partition is revoked are nacked and redelivered later, in order, as a redelivery:
+// no failed attempt, no retry. On a transport that hands out one message
 // of a key at a time (transport.SubscribeOptions.KeyConcurrency ignored), a batch
 // holds one message of each key, with the same rules. Unordered delivery batches any
 // messages together.

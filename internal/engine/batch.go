@@ -10,7 +10,7 @@ import (
 
 // Batcher gathers the messages of a batch subscription into batches and hands each
 // batch to one call of its handler. Every message still runs its own chain (trust,
-// tracing, observe, dead letter, retry, timeout, recover, decode) on its own engine
+// tracing, observe, dead letter, retry, recover, decode) on its own engine
 // worker; the chain's innermost function calls Do, which waits for the message's
 // batch to be handled and returns the message's own outcome. So the watermark, the
 // retry stages and the dead-letter stage work per message, unchanged, and an in-place
@@ -31,18 +31,28 @@ import (
 //   - a key's items are in one batch at a time: while a batch holding some is handed
 //     over and handled, the later ones wait (queued, in order) and go to a batch after
 //     it;
-//   - when an item fails and will be retried (Retried), the later items of its key in
-//     that batch get no outcome (they are not failed attempts) and wait, queued before
-//     those that arrived since, with the key blocked: nothing of the key is admitted
-//     until the failed item comes back for its retry (it is admitted, and the queue
-//     after it, in order) or fails for good (the queue goes on);
+//   - when an item fails, it blocks its key until its chain is done (Done) or it
+//     comes back: nothing of the key is admitted meanwhile. One that will be retried
+//     (Retried): the later items of its key in that batch get no outcome (they are not
+//     failed attempts) and wait, queued before those that arrived since, until it
+//     comes back for its retry (it is admitted, and the queue after it, in order) or
+//     fails for good. One that failed for good: the later items of its key in that
+//     batch keep their outcomes until its chain is done; acked (its dead letter
+//     stored), they get them and the queue goes on; nacked, it comes back under its
+//     id and they wait for it as behind a retry;
+//   - a key's record is dropped once none of its items is in Do and none blocks it;
 //   - when a whole batch failed (Run reports whole), the items that will be retried
 //     come back together: the first to return waits for the others (or for their
 //     delivery to end, or the drain), and they form one batch, in their order, with
 //     the queued items of their keys after them as room allows;
-//   - an item that waits in a queue and whose delivery ends, or the drain begins,
-//     leaves with the error Held, and so do the rest of its key's queue and every later
-//     item of that key: they are redelivered later, in order.
+//   - an item that waits in a queue (or for its outcome behind a blocker) and whose
+//     delivery ends, or the drain begins, leaves with the error Held, and so do the
+//     rest of its key's waiting items and every later item of that key: they are
+//     redelivered later, in order.
+//
+// Do's ctx is the handler context of the item (its values, the engine's handler
+// lifetime); Run gets the first item's, and bounds the call itself (a Timeout per
+// batch attempt).
 type Batcher[T any] struct {
 	cfg   BatchConfig[T]
 	slots chan struct{}

@@ -96,8 +96,8 @@ func idBefore(a, b string) bool {
 // and across calls, several of a key in one call; while a Failed message of a key
 // waits for its retry, the later messages of its key in that call are handed over
 // again after it, in order, and none of them succeeds before it; other keys go on; a
-// permanently failed message is dead-lettered at once and holds nothing back (the
-// later ones of its key are handled once).
+// permanently failed message is dead-lettered at once, and the later ones of its key
+// are handled once (they wait only for its dead letter to be stored).
 func testBatchOrderPerKey(t *testing.T, h Harness) {
 	c, tr := newClientOn(t, h)
 	name := uniqueName(t, "batchorder")
