@@ -210,6 +210,11 @@ func (b *Batcher[T]) place(e *entry[T]) (next, *batch[T], *group[T]) {
 	}
 	var ks *keyState[T]
 	if e.key != nil {
+		if e.delivery.Err() != nil {
+			// Revoked since its turn came (see Do): the record of a key it broke may
+			// be gone already, so it leaves as the key's other items did.
+			return held, nil, nil
+		}
 		ks = b.keyState(e.key)
 		retry := ks.blocker != nil && ks.blocker == e.id
 		wait := !retry && (ks.blocker != nil || len(ks.queue) > 0 || ks.batch != nil && ks.batch.sealed)
