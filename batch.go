@@ -77,14 +77,16 @@ func (s *subscription) handOut(concurrent bool) int {
 }
 
 // keyConcurrency is how many messages of one key the transport may hand out at once
-// (transport.SubscribeOptions.KeyConcurrency): for an Ordered batch subscription,
-// as many as it hands out of the partition, so that a batch may hold several of a key
-// (the Batcher keeps their order); otherwise one.
+// (transport.SubscribeOptions.KeyConcurrency): for an Ordered batch subscription, one
+// batch of them, so that a batch may hold several of a key (the Batcher keeps their
+// order) and a key, which is in one batch at a time, never holds more of the
+// partition's hand-out than one batch: the other keys keep the rest, also while the
+// key's messages wait behind an in-place retry; otherwise one.
 func (s *subscription) keyConcurrency(concurrent bool) int {
 	if s.batch == nil || !concurrent || s.delivery.Ordering == Unordered {
 		return 0
 	}
-	return s.handOut(true)
+	return s.batch.max
 }
 
 // failedError is what Failed returns: err, for message m alone.
@@ -119,7 +121,10 @@ func Failed[T any](m *Message[T], err error) error {
 // messages and waits at most its wait after its first message for more; it never
 // waits while the client drains or the first message's partition is revoked (it is
 // handed over with what it has). At most Delivery.Concurrency batches are handled at
-// once.
+// once. Delivery.Timeout bounds each call of h (an attempt of the batch), from the
+// call's start: h's context ends Timeout after it, and the messages it failed after
+// that fail with middleware.ErrAttemptTimeout; the time a message waits for its batch
+// does not count.
 //
 // Every message of a batch goes through the subscription's chain on its own, as it
 // would under Subscribe: its payload is decoded (one that does not decode is
@@ -152,9 +157,17 @@ func Failed[T any](m *Message[T], err error) error {
 // message's failure), and they and any later message of the key wait; they are
 // handed to h again after the failed one, in order, in its retry batch (as room
 // allows) or the batches after it once it succeeded, or go on once it is
-// dead-lettered. A permanent failure is dead-lettered at once and holds nothing back.
-// Messages that wait so when the drain begins or their partition is revoked are
-// nacked and redelivered later, in order. On a transport that hands out one message
+// dead-lettered. A message that failed for good (retries exhausted, or Permanent) is
+// dead-lettered at once, with no retry wait, and the later messages of its key wait
+// only until its dead letter is stored: those in its batch then keep h's outcomes
+// (handled once) and the key goes on. Should storing the dead letter fail, the message
+// is nacked and comes again, and they wait for it as behind a retry (handed to h again
+// after it), so that none is acked before it. The key's messages not yet handed out
+// wait meanwhile (the transport hands out no more of a key while one of them waits
+// for its retry), and the other keys go on: a key never holds more than one batch of
+// the messages handed out. Messages that wait so when the drain begins or their
+// partition is revoked are nacked and redelivered later, in order, as a redelivery:
+// no failed attempt, no retry. On a transport that hands out one message
 // of a key at a time (transport.SubscribeOptions.KeyConcurrency ignored), a batch
 // holds one message of each key, with the same rules. Unordered delivery batches any
 // messages together.
@@ -181,12 +194,26 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 		}
 		return func(msg *message.Message, m *Message[T]) error {
 			ctx := msg.Context()
-			return batcher.Do(ctx, middleware.DeliveryOf(ctx), batchItem[T]{m: m, msg: msg,
+			delivery := middleware.DeliveryOf(ctx)
+			return batcher.Do(ctx, delivery, batchItem[T]{m: m, msg: msg, id: batchItemID(delivery, msg),
 				attempt: metadata.AttemptOf(msg.Metadata.Get(metadata.Attempt)), link: middleware.ProducerLink(msg)})
 		}, nil
 	})
 	if err != nil {
 		return err
+	}
+	for i := range feeds {
+		// The Batcher hears how each message's chain ended: a key whose message failed
+		// waits for it (engine.Batcher.Done).
+		chain := feeds[i].Handler
+		feeds[i].Handler = func(msg *message.Message) error {
+			id := batchItemID(msg.Context(), msg)
+			err := chain(msg)
+			if _, keyed := id.(keyedItem); keyed {
+				batcher.Done(id, err)
+			}
+			return err
+		}
 	}
 	retries := s.delivery.Retry
 	batcher = engine.NewBatcher(engine.BatchConfig[batchItem[T]]{Max: s.batch.max, Wait: s.batch.wait,
@@ -194,7 +221,7 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 		Ordered: s.delivery.Ordering != Unordered,
 		// As middleware.Retry decides: not the last attempt, not Permanent.
 		Retried: func(it batchItem[T], err error) bool { return it.attempt <= retries && !IsPermanent(err) },
-		ID:      func(it batchItem[T]) any { return it.msg },
+		ID:      func(it batchItem[T]) any { return it.id },
 		Held:    errHeldBack})
 	return c.register(s, func() (runner, error) { return c.engine.Add(feeds) })
 }
@@ -204,8 +231,27 @@ func SubscribeBatch[T any](c *Client, t Topic[T], group string, h BatchHandler[T
 type batchItem[T any] struct {
 	m       *Message[T]
 	msg     *message.Message
+	id      any
 	attempt int
 	link    trace.Link
+}
+
+// batchItemID identifies a message across its attempts in place and, when its
+// delivery context delivery answers a transport.KeyOrder, across its redeliveries
+// within that delivery of its partition: its key's place and its offset.
+func batchItemID(delivery context.Context, msg *message.Message) any {
+	if k, ok := transport.KeyOrderFrom(delivery); ok {
+		if pos, ok := transport.PositionFrom(delivery); ok {
+			return keyedItem{key: k.Key(), offset: pos.Offset}
+		}
+	}
+	return msg
+}
+
+// keyedItem is the id of a message of a key: see batchItemID.
+type keyedItem struct {
+	key    any
+	offset int64
 }
 
 // errHeldBack is the outcome of a message held back behind an earlier message of its
@@ -227,8 +273,7 @@ func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(cont
 			}
 		}
 		ctx, span := middleware.StartBatch(ctx, tracer, c.obs.system, s.topic, s.group, links, len(items))
-		err := callBatch(ctx, h, ms, s.permanentPanics)
-		errs, whole := outcomes(ms, err)
+		errs, whole, err := attemptBatch(ctx, h, ms, s.permanentPanics, s.delivery.Timeout)
 		var failed func(yield func(string, error) bool)
 		if !whole {
 			failed = func(yield func(string, error) bool) {
@@ -242,6 +287,29 @@ func batchRunner[T any](c *Client, s *subscription, h BatchHandler[T]) func(cont
 		middleware.EndBatch(span, err, failed)
 		return errs, whole
 	}
+}
+
+// attemptBatch is one attempt of a batch: h called with ms, within timeout (0: none)
+// from now, as middleware.Timeout bounds the attempt of a single message; each
+// message's outcome of h's error err. A message that failed after the timeout ran out
+// fails with middleware.ErrAttemptTimeout.
+func attemptBatch[T any](ctx context.Context, h BatchHandler[T], ms []*Message[T], permanentPanics bool, timeout time.Duration) (errs []error, whole bool, err error) {
+	parent := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err = callBatch(ctx, h, ms, permanentPanics)
+	errs, whole = outcomes(ms, err)
+	if err != nil && timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil {
+		for i, e := range errs {
+			if e != nil && !errors.Is(e, middleware.ErrAttemptTimeout) {
+				errs[i] = fmt.Errorf("%w after %v: %w", middleware.ErrAttemptTimeout, timeout, e)
+			}
+		}
+	}
+	return errs, whole, err
 }
 
 // callBatch calls h, turning a panic into a *middleware.PanicError (Permanent with

@@ -31,7 +31,9 @@ import (
 //	    (engine.Handlers) instead of the delivery's, so that a handler whose partition
 //	    is revoked may finish within the drain time; the stages above still see the
 //	    delivery's context, whose end interrupts retry waits;
-//	  - timeout and recover bound and guard each attempt;
+//	  - timeout and recover bound and guard each attempt (for a batch subscription the
+//	    timeout bounds each call of the batch handler instead, from its start, so that
+//	    a message's time waiting for its batch does not count: attemptBatch);
 //	  - decode and handler are h, decodeStage (message.go): the payload limit,
 //	    decode (a failure is permanent, no media type is parsed for the codec's own
 //	    content type, Message.Metadata is made only for a message with keys for the
@@ -60,7 +62,11 @@ func (c *Client) chain(s *subscription, f *feed, h message.HandlerFunc) (message
 	if err != nil {
 		return nil, err
 	}
-	timeout, err := middleware.Timeout(d.Timeout)
+	perAttempt := d.Timeout
+	if s.batch != nil {
+		perAttempt = 0 // each attempt of a batch gets Timeout as a whole (attemptBatch)
+	}
+	timeout, err := middleware.Timeout(perAttempt)
 	if err != nil {
 		return nil, err
 	}

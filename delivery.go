@@ -27,7 +27,8 @@ type Delivery struct {
 	// MaxBackoff caps every wait; 0 means no cap but MaxDeliveryWait.
 	MaxBackoff time.Duration
 	// Timeout bounds each attempt: the handler's context ends Timeout after the
-	// attempt began, and a retry gets a fresh one. 0 means no timeout.
+	// attempt began, and a retry gets a fresh one (for SubscribeBatch, each call of
+	// the batch handler). 0 means no timeout.
 	Timeout time.Duration
 	// DeadLetterTopic receives the messages that failed for good; "" means
 	// "<topic>.<group>.dlq" (DeadLetterTopicName).

@@ -128,7 +128,8 @@
 // batch. Delivery.Concurrency bounds the batches handled at once. Ordered batches may
 // hold many messages of a key, in offset order within and across batches; while a
 // failed message waits for its retry, the later messages of its key wait too and are
-// handed over again after it.
+// handed over again after it, while the other keys go on. Delivery.Timeout bounds each
+// call of the batch handler.
 //
 // # Health and control
 //

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -175,5 +176,47 @@ func TestCorrelationAndDetachShareOneContext(t *testing.T) {
 	m.SetContext(context.Background())
 	if n := testing.AllocsPerRun(100, func() { once(m) }); n > 1 {
 		t.Errorf("CorrelationID and Detach: %v allocations per message, want 1", n)
+	}
+}
+
+// TestRedeliverIsNoAttempt: a handler error that wraps ErrRedeliver (a batch gave the
+// message back unhandled) is no attempt: Retry and RetryTopic return it at once,
+// without a failed or retried event, a retry or a retry-topic publish, and DeadLetter
+// passes it through, so the message is nacked.
+func TestRedeliverIsNoAttempt(t *testing.T) {
+	given := fmt.Errorf("held back: %w", middleware.ErrRedeliver)
+	for _, tc := range []struct {
+		name  string
+		retry func(middleware.Reporter, *capture) message.HandlerMiddleware
+	}{
+		{"Retry", func(r middleware.Reporter, _ *capture) message.HandlerMiddleware {
+			return must(middleware.Retry(middleware.RetryConfig{MaxRetries: 3, Events: r}))
+		}},
+		{"RetryTopic", func(r middleware.Reporter, retries *capture) message.HandlerMiddleware {
+			return must(middleware.RetryTopic(middleware.RetryTopicConfig{Publisher: retries, MaxRetries: 3,
+				Topic: func(int) string { return "jobs.retry" }, Events: r}))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			heard := &events{}
+			observe := middleware.NewObservation(middleware.ObserveConfig{Topic: "jobs", Group: "workers", Observers: []middleware.Observer{heard}})
+			letters, retries := &capture{}, &capture{}
+			deadLetter := must(middleware.DeadLetter(middleware.DeadLetterConfig{Publisher: letters, Topic: "jobs.dlq", Events: observe}))
+			calls := 0
+			h := chainOf(func(*message.Message) ([]*message.Message, error) {
+				calls++
+				return nil, given
+			}, observe.Middleware, deadLetter, tc.retry(observe, retries))
+			msg := message.NewMessage("m1", nil)
+			if _, err := h(msg); !errors.Is(err, given) {
+				t.Fatalf("error %v, want the handler's", err)
+			}
+			if got := heard.String(); got != "" || calls != 1 || len(letters.msgs) != 0 || len(retries.msgs) != 0 {
+				t.Errorf("events %q, %d calls, %d letters, %d retries; want none, 1, 0, 0", got, calls, len(letters.msgs), len(retries.msgs))
+			}
+			if msg.Metadata.Get(metadata.FirstFailure) != "" {
+				t.Error("FirstFailure set for a message that was not attempted")
+			}
+		})
 	}
 }

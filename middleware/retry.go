@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -52,7 +53,9 @@ type RetryConfig struct {
 // the last error is then returned, wrapped in ErrInterrupted.
 //
 // Every attempt is reported (EventProcessed or EventFailed, with the handler's time)
-// and every retry (EventRetried, with the wait) to Events.
+// and every retry (EventRetried, with the wait) to Events. An error that wraps
+// ErrRedeliver is no attempt: it is returned at once, neither reported nor retried,
+// and the message is redelivered.
 //
 // Unlike Watermill's middleware.Retry, the delays follow Backoff exactly (retry n
 // waits Backoff(n), whatever ShouldRetry does), and a Permanent error is returned at
@@ -70,6 +73,9 @@ func Retry(cfg RetryConfig) (message.HandlerMiddleware, error) {
 				produced, err := pol.attempt(h, msg, attempt)
 				if err == nil {
 					return produced, nil
+				}
+				if redeliver(err) {
+					return nil, err
 				}
 				if err := pol.retryWait(msg, attempt, err, cfg.Stop); err != nil {
 					return nil, err
@@ -103,13 +109,23 @@ func newPolicy(maxRetries int, backoff Backoff, shouldRetry func(error) bool, no
 	return policy{maxRetries, backoff, shouldRetry, now, events}
 }
 
-// attempt runs the handler once and reports how it went.
+// attempt runs the handler once and reports how it went. An error that wraps
+// ErrRedeliver is no attempt: the message was not handled (a batch gave it back
+// unhandled, see pubsub.SubscribeBatch) and comes again, so nothing is reported and
+// the caller returns the error as it is (redeliver reports it).
 func (p policy) attempt(h message.HandlerFunc, msg *message.Message, attempt int) ([]*message.Message, error) {
 	start := p.now()
 	produced, err := h(msg)
+	if redeliver(err) {
+		return produced, err
+	}
 	p.reportAttempt(msg, attempt, start, err)
 	return produced, err
 }
+
+// redeliver reports whether err means the message was not handled and must come
+// again: it wraps ErrRedeliver.
+func redeliver(err error) bool { return err != nil && errors.Is(err, ErrRedeliver) }
 
 // reportAttempt is a function of its own so that attempt's frame, which is on the
 // handler's stack, stays small.

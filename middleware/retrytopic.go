@@ -45,7 +45,9 @@ type RetryTopicConfig struct {
 // fails, the error wraps ErrRetryPublish and the message is redelivered.
 //
 // The attempt is reported (EventProcessed or EventFailed), and a retry (EventRetried,
-// with the retry topic as Destination), to Events.
+// with the retry topic as Destination), to Events. An error that wraps ErrRedeliver is
+// no attempt, as in Retry: returned at once, not reported, and the message is
+// redelivered.
 func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
 	if cfg.Publisher == nil || cfg.Topic == nil || cfg.MaxRetries < 0 {
 		return nil, fmt.Errorf("middleware: %w: RetryTopic needs a Publisher, a Topic and MaxRetries of at least 0", transport.ErrInvalidOption)
@@ -58,6 +60,9 @@ func RetryTopic(cfg RetryTopicConfig) (message.HandlerMiddleware, error) {
 			produced, err := pol.attempt(h, msg, attempt)
 			if err == nil {
 				return produced, nil
+			}
+			if redeliver(err) {
+				return nil, err
 			}
 			again, wait, at := pol.failed(msg, attempt, err)
 			if !again {

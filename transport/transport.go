@@ -99,8 +99,9 @@ type SubscribeOptions struct {
 	// messages of one key be in flight at once, still handed out in offset order; the
 	// context of each such message answers a KeyOrder (see IsKeyOrderKey) that tells
 	// the consumer the message's place among the others of its key, which keeps their
-	// order itself (a batch consumer). A nacked message holds back the messages of its
-	// key not yet delivered, and those in flight are the consumer's concern. 0 or 1
+	// order itself (a batch consumer). A nacked message, and one that waits (Waiter),
+	// holds back the messages of its key not yet delivered, and those in flight are the
+	// consumer's concern. 0 or 1
 	// means one at a time, the rule above. A transport that hands out one message of a
 	// key at a time anyway may ignore it: then no context answers a KeyOrder.
 	KeyConcurrency int

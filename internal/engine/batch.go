@@ -10,7 +10,7 @@ import (
 
 // Batcher gathers the messages of a batch subscription into batches and hands each
 // batch to one call of its handler. Every message still runs its own chain (trust,
-// tracing, observe, dead letter, retry, timeout, recover, decode) on its own engine
+// tracing, observe, dead letter, retry, recover, decode) on its own engine
 // worker; the chain's innermost function calls Do, which waits for the message's
 // batch to be handled and returns the message's own outcome. So the watermark, the
 // retry stages and the dead-letter stage work per message, unchanged, and an in-place
@@ -31,26 +31,37 @@ import (
 //   - a key's items are in one batch at a time: while a batch holding some is handed
 //     over and handled, the later ones wait (queued, in order) and go to a batch after
 //     it;
-//   - when an item fails and will be retried (Retried), the later items of its key in
-//     that batch get no outcome (they are not failed attempts) and wait, queued before
-//     those that arrived since, with the key blocked: nothing of the key is admitted
-//     until the failed item comes back for its retry (it is admitted, and the queue
-//     after it, in order) or fails for good (the queue goes on);
+//   - when an item fails, it blocks its key until its chain is done (Done) or it
+//     comes back: nothing of the key is admitted meanwhile. One that will be retried
+//     (Retried): the later items of its key in that batch get no outcome (they are not
+//     failed attempts) and wait, queued before those that arrived since, until it
+//     comes back for its retry (it is admitted, and the queue after it, in order) or
+//     fails for good. One that failed for good: the later items of its key in that
+//     batch keep their outcomes until its chain is done; acked (its dead letter
+//     stored), they get them and the queue goes on; nacked, it comes back under its
+//     id and they wait for it as behind a retry;
+//   - a key's record is dropped once none of its items is in Do and none blocks it;
 //   - when a whole batch failed (Run reports whole), the items that will be retried
 //     come back together: the first to return waits for the others (or for their
 //     delivery to end, or the drain), and they form one batch, in their order, with
 //     the queued items of their keys after them as room allows;
-//   - an item that waits in a queue and whose delivery ends, or the drain begins,
-//     leaves with the error Held, and so do the rest of its key's queue and every later
-//     item of that key: they are redelivered later, in order.
+//   - an item that waits in a queue (or for its outcome behind a blocker) and whose
+//     delivery ends, or the drain begins, leaves with the error Held, and so do the
+//     rest of its key's waiting items and every later item of that key: they are
+//     redelivered later, in order.
+//
+// Do's ctx is the handler context of the item (its values, the engine's handler
+// lifetime); Run gets the first item's, and bounds the call itself (a Timeout per
+// batch attempt).
 type Batcher[T any] struct {
 	cfg   BatchConfig[T]
 	slots chan struct{}
 
-	mu     sync.Mutex
-	cur    *batch[T]            // the batch taking items now, nil when none
-	keys   map[any]*keyState[T] // Ordered: the keys with a batch, a queue or a blocker
-	groups map[any]*group[T]    // Ordered: the whole-batch failures coming back, by item id
+	mu       sync.Mutex
+	cur      *batch[T]            // the batch taking items now, nil when none
+	keys     map[any]*keyState[T] // Ordered: the keys with an item in Do or a blocker
+	groups   map[any]*group[T]    // Ordered: the whole-batch failures coming back, by item id
+	blockers map[any]any          // Ordered: the key each blocker's id blocks, by id
 }
 
 // BatchConfig configures a Batcher.
@@ -92,14 +103,20 @@ type entry[T any] struct {
 	done     chan error     // the outcome
 	lead     chan *batch[T] // a queued entry that became the first of a new batch
 	queued   bool           // waiting in its key's queue, under mu
+	deferred bool           // waiting in its key's deferred items, under mu
+	outcome  error          // a deferred entry's outcome, under mu
 }
 
-// keyState is what the Batcher knows of one key, Ordered.
+// keyState is what the Batcher knows of one key, Ordered. It is dropped once no item
+// of the key is in Do and none blocks it (tidy).
 type keyState[T any] struct {
-	batch   *batch[T]   // the batch holding the key's latest items, nil when none
-	blocker any         // the id of the failed item whose retry the key waits for
-	queue   []*entry[T] // items waiting, in order
-	broken  bool        // a queued item left unhandled: every later item leaves too
+	batch    *batch[T]       // the batch holding the key's latest items, nil when none
+	blocker  any             // the id of the failed item whose chain the key waits for
+	blocking context.Context // the blocker's delivery context
+	queue    []*entry[T]     // items waiting, in order
+	deferred []*entry[T]     // items handled after the blocker, failed for good, in one batch: their outcomes wait
+	broken   bool            // a queued item left unhandled: every later item leaves too
+	refs     int             // items of the key in Do
 }
 
 // group is a whole-batch failure's items coming back for their retry, Ordered.
@@ -116,7 +133,7 @@ type group[T any] struct {
 func NewBatcher[T any](cfg BatchConfig[T]) *Batcher[T] {
 	cfg.Max = max(cfg.Max, 1)
 	return &Batcher[T]{cfg: cfg, slots: make(chan struct{}, max(cfg.Concurrency, 1)),
-		keys: map[any]*keyState[T]{}, groups: map[any]*group[T]{}}
+		keys: map[any]*keyState[T]{}, groups: map[any]*group[T]{}, blockers: map[any]any{}}
 }
 
 // Do adds v to a batch and returns v's outcome once that batch was handled. ctx is
@@ -141,6 +158,10 @@ func (b *Batcher[T]) Do(ctx, delivery context.Context, v T) error {
 		}
 	}
 	b.mu.Lock()
+	if e.key != nil {
+		b.keyState(e.key).refs++
+		defer b.leave(e.key)
+	}
 	next, bt, g := b.place(e)
 	b.mu.Unlock()
 	if order != nil {
@@ -189,6 +210,11 @@ func (b *Batcher[T]) place(e *entry[T]) (next, *batch[T], *group[T]) {
 	}
 	var ks *keyState[T]
 	if e.key != nil {
+		if e.delivery.Err() != nil {
+			// Revoked since its turn came (see Do): the record of a key it broke may
+			// be gone already, so it leaves as the key's other items did.
+			return held, nil, nil
+		}
 		ks = b.keyState(e.key)
 		retry := ks.blocker != nil && ks.blocker == e.id
 		wait := !retry && (ks.blocker != nil || len(ks.queue) > 0 || ks.batch != nil && ks.batch.sealed)
@@ -202,6 +228,7 @@ func (b *Batcher[T]) place(e *entry[T]) (next, *batch[T], *group[T]) {
 			return queued, nil, nil
 		case retry:
 			ks.blocker = nil
+			delete(b.blockers, e.id)
 		}
 	}
 	bt, first := b.add(e)
@@ -212,6 +239,130 @@ func (b *Batcher[T]) place(e *entry[T]) (next, *batch[T], *group[T]) {
 		return leadBatch, bt, nil
 	}
 	return join, nil, nil
+}
+
+// leave records that an item of key left Do. mu is not held.
+func (b *Batcher[T]) leave(key any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ks := b.keys[key]; ks != nil {
+		ks.refs--
+		b.tidy(key, ks)
+	}
+}
+
+// tidy drops the record of key once no item of the key is in Do and none blocks it
+// (a blocker's chain ends with Done, or it comes back). A key broken by a revoke goes
+// with its last item, blocker or not: every later item of its partition's delivery
+// leaves before it reaches the key (its delivery ended, see Do). One broken by the
+// drain stays, so that the items of the key still in flight leave too (the Batcher
+// ends with the drain). mu is held.
+func (b *Batcher[T]) tidy(key any, ks *keyState[T]) {
+	if ks.refs > 0 || ks.broken && b.stopped() || !ks.broken && ks.blocker != nil {
+		return
+	}
+	if ks.blocker != nil {
+		delete(b.blockers, ks.blocker)
+	}
+	delete(b.keys, key)
+}
+
+// Done tells the Batcher that the chain of the item with id ended with err (nil: the
+// message is acked; an error: it is nacked and comes again). Ordered, the caller calls
+// it for every item once its chain returned (Retry and DeadLetter are done with it):
+// a key whose item failed waits for it. An item retried in place comes back to Do
+// first; one that failed for good holds its key's later items until its dead letter
+// was stored (err nil: they go on, with the outcomes they had) or failed (err: it is
+// redelivered, under the same id, and they wait for it as behind an in-place retry:
+// they get no outcome and are handed over again after it, or leave with Held on
+// drain or revoke; so none is acked before it).
+func (b *Batcher[T]) Done(id any, err error) {
+	if !b.cfg.Ordered {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key, ok := b.blockers[id]
+	if !ok {
+		return
+	}
+	delete(b.blockers, id)
+	ks := b.keys[key]
+	if ks == nil || ks.blocker != id {
+		return
+	}
+	deferred := ks.deferred
+	ks.deferred = nil
+	for _, e := range deferred {
+		e.deferred = false
+	}
+	switch {
+	case err != nil && (ks.blocking.Err() != nil || b.stopped()):
+		// Its partition was revoked or the drain began: it does not come back here,
+		// and the rest of its key leaves too.
+		ks.blocker = nil
+		for _, e := range deferred {
+			e.done <- b.cfg.Held
+		}
+		b.breakKey(ks)
+	case err != nil:
+		// It comes again, under its id: the key waits for it (blocker and blockers stay).
+		b.blockers[id] = key
+		b.holdBack(ks, deferred)
+	default:
+		ks.blocker = nil
+		b.settle(ks, deferred, func(e *entry[T]) error { return e.outcome })
+		b.release(ks)
+	}
+	b.tidy(key, ks)
+}
+
+// settle gives es, items of ks in order that were handled, their outcomes (outcome):
+// the first that failed blocks the key (its chain is awaited, see Done); after one
+// that will be retried in place, the later ones get no outcome and go back to the
+// front of the queue; after one that failed for good, their outcomes wait for its
+// chain (deferred). mu is held.
+func (b *Batcher[T]) settle(ks *keyState[T], es []*entry[T], outcome func(*entry[T]) error) {
+	var heldBack []*entry[T]
+	for i, e := range es {
+		err := outcome(e)
+		if err == nil {
+			e.done <- nil
+			continue
+		}
+		ks.blocker, ks.blocking = e.id, e.delivery
+		b.blockers[e.id] = e.key
+		rest := es[i+1:]
+		e.done <- err
+		if !b.cfg.Retried(e.v, err) {
+			for _, d := range rest {
+				d.outcome, d.deferred = outcome(d), true
+			}
+			ks.deferred = append(ks.deferred, rest...)
+			return
+		}
+		heldBack = rest
+		break
+	}
+	b.holdBack(ks, heldBack)
+}
+
+// holdBack puts es, items of ks handled behind its blocker, back at the front of its
+// queue, with no outcome; they leave at once (breakKey) when the drain began or the
+// delivery of one ended. mu is held.
+func (b *Batcher[T]) holdBack(ks *keyState[T], es []*entry[T]) {
+	if len(es) == 0 {
+		return
+	}
+	gone := b.stopped()
+	for _, e := range es {
+		e.queued = true
+		gone = gone || e.delivery.Err() != nil
+	}
+	ks.queue = append(es, ks.queue...)
+	if gone {
+		b.breakKey(ks)
+	}
 }
 
 func (b *Batcher[T]) keyState(key any) *keyState[T] {
@@ -261,11 +412,15 @@ func (b *Batcher[T]) release(ks *keyState[T]) {
 // with Held. mu is held.
 func (b *Batcher[T]) breakKey(ks *keyState[T]) {
 	ks.broken = true
+	for _, e := range ks.deferred {
+		e.deferred = false
+		e.done <- b.cfg.Held
+	}
 	for _, e := range ks.queue {
 		e.queued = false
 		e.done <- b.cfg.Held
 	}
-	ks.queue = nil
+	ks.queue, ks.deferred = nil, nil
 }
 
 // await waits for e's outcome. Ordered, e may also be held back into its key's queue
@@ -290,7 +445,7 @@ func (b *Batcher[T]) await(e *entry[T]) error {
 			stop = nil
 		}
 		b.mu.Lock()
-		if e.queued {
+		if e.queued || e.deferred {
 			b.breakKey(b.keys[e.key]) // e among them
 		}
 		b.mu.Unlock()
@@ -348,6 +503,7 @@ func (b *Batcher[T]) leadGroup(e *entry[T], g *group[T]) error {
 			ks := b.keyState(m.key)
 			if ks.blocker == id {
 				ks.blocker = nil
+				delete(b.blockers, id)
 			}
 			ks.batch = bt
 			keys = append(keys, ks)
@@ -413,66 +569,49 @@ func (b *Batcher[T]) finish(bt *batch[T], errs []error, whole bool) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	blocked := map[any]bool{}         // keys blocked by an item of this batch
-	heldBack := map[any][]*entry[T]{} // their later items, in order
+	byKey := map[any][]*entry[T]{} // the keyed entries, in order
 	var keys []any
-	var regroup []*entry[T]
+	first := map[any]*entry[T]{} // the first failed entry of each key: its blocker
 	for i, e := range bt.entries {
-		err := outcome(i)
-		if e.key != nil {
-			ks := b.keyState(e.key)
-			if ks.batch == bt {
-				ks.batch = nil
-				keys = append(keys, e.key)
-			}
-			if blocked[e.key] {
-				heldBack[e.key] = append(heldBack[e.key], e)
-				continue
-			}
-			if err != nil && b.cfg.Retried(e.v, err) {
-				ks.blocker, blocked[e.key] = e.id, true
-			}
+		e.outcome = outcome(i)
+		if e.key == nil {
+			continue
 		}
-		if whole && err != nil && b.cfg.Retried(e.v, err) {
-			regroup = append(regroup, e)
+		if _, ok := byKey[e.key]; !ok {
+			keys = append(keys, e.key)
+		}
+		byKey[e.key] = append(byKey[e.key], e)
+		if e.outcome != nil && first[e.key] == nil {
+			first[e.key] = e
+		}
+		if ks := b.keyState(e.key); ks.batch == bt {
+			ks.batch = nil
 		}
 	}
-	if len(regroup) > 0 {
-		b.regroup(regroup)
-	}
-	for i, e := range bt.entries {
-		if e.key == nil || !blocked[e.key] || !isHeld(heldBack[e.key], e) {
-			e.done <- outcome(i)
+	if whole {
+		// The items to be retried come back as one batch: each key's blocker (the
+		// later items of its key are held back behind it) and the items without a key.
+		var regroup []*entry[T]
+		for _, e := range bt.entries {
+			if e.outcome != nil && (e.key == nil || first[e.key] == e) && b.cfg.Retried(e.v, e.outcome) {
+				regroup = append(regroup, e)
+			}
+		}
+		if len(regroup) > 0 {
+			b.regroup(regroup)
 		}
 	}
-	for key, es := range heldBack {
-		ks := b.keys[key]
-		gone := b.stopped()
-		for _, e := range es {
-			e.queued = true
-			gone = gone || e.delivery.Err() != nil
-		}
-		ks.queue = append(es, ks.queue...)
-		if gone {
-			b.breakKey(ks)
+	for _, e := range bt.entries {
+		if e.key == nil {
+			e.done <- e.outcome
 		}
 	}
 	for _, key := range keys {
 		ks := b.keys[key]
+		b.settle(ks, byKey[key], func(e *entry[T]) error { return e.outcome })
 		b.release(ks)
-		if ks.batch == nil && ks.blocker == nil && len(ks.queue) == 0 && !ks.broken {
-			delete(b.keys, key)
-		}
+		b.tidy(key, ks)
 	}
-}
-
-func isHeld[T any](es []*entry[T], e *entry[T]) bool {
-	for _, o := range es {
-		if o == e {
-			return true
-		}
-	}
-	return false
 }
 
 // regroup registers the items of a whole-batch failure that will be retried, so that
@@ -490,8 +629,17 @@ func (b *Batcher[T]) regroup(es []*entry[T]) {
 			defer b.mu.Unlock()
 			if b.groups[id] == g && g.arrived[id] == nil {
 				g.gone[id] = true
+				delete(b.groups, id) // it will not come back: no record of it stays
 				b.checkGroup(g)
 			}
 		}))
 	}
+}
+
+// records counts the keys and whole-batch failures the Batcher keeps a record of, for
+// tests: none once every item left and every blocker's chain was done.
+func (b *Batcher[T]) records() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.keys) + len(b.groups) + len(b.blockers)
 }

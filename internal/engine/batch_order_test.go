@@ -124,33 +124,85 @@ func TestBatcherHoldsKeyBehindRetry(t *testing.T) {
 	}
 }
 
-// TestBatcherPermanentHoldsNothing: a permanent failure (not retried) gives the later
-// messages of its key their own outcomes at once.
-func TestBatcherPermanentHoldsNothing(t *testing.T) {
-	b := orderedBatcher(nil, func(items []int) ([]error, bool) {
-		errs := make([]error, len(items))
-		for i, v := range items {
-			if v == 1 {
-				errs[i] = errors.New("permanent")
+// TestBatcherFailedForGoodHoldsUntilDone: a message that failed for good (not
+// retried: it goes to its dead letter) holds the later messages of its key in its
+// batch until its chain is done. Once it is acked (its dead letter stored) they get
+// the outcomes the handler gave them, handled once. When it is nacked (the dead letter
+// could not be stored) it comes again under its id, and they wait for it as behind an
+// in-place retry, with a later message of the key: they are handed over again after
+// it, in order. Either way the key leaves no record.
+func TestBatcherFailedForGoodHoldsUntilDone(t *testing.T) {
+	for _, acked := range []bool{true, false} {
+		t.Run(fmt.Sprint("acked=", acked), func(t *testing.T) {
+			var mu sync.Mutex
+			var calls [][]int
+			b := orderedBatcher(nil, func(items []int) ([]error, bool) {
+				mu.Lock()
+				calls = append(calls, append([]int(nil), items...))
+				mu.Unlock()
+				errs := make([]error, len(items))
+				for i, v := range items {
+					if v == 1 {
+						errs[i] = errors.New("permanent")
+					}
+				}
+				return errs, false
+			})
+			k := &fakeKey{passed: map[int]chan struct{}{}}
+			errs := make([]chan error, 4)
+			do := func(n, v int) {
+				errs[n] = make(chan error, 1)
+				go func() { errs[n] <- b.Do(context.Background(), keyed{context.Background(), fakeOrder{k, n}}, v) }()
 			}
-		}
-		return errs, false
-	})
-	k := &fakeKey{passed: map[int]chan struct{}{}}
-	errs := make([]chan error, 3)
-	for n := range 3 {
-		errs[n] = make(chan error, 1)
-		go func() { errs[n] <- b.Do(context.Background(), keyed{context.Background(), fakeOrder{k, n}}, n*10+1) }()
-	}
-	for n, want := range []string{"permanent", "<nil>", "<nil>"} {
-		select {
-		case err := <-errs[n]:
-			if fmt.Sprint(err) != want {
-				t.Errorf("message %d: %v, want %s", n, err, want)
+			for n := range 3 {
+				do(n, n*10+1)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("message %d got no outcome", n)
-		}
+			if err := <-errs[0]; fmt.Sprint(err) != "permanent" {
+				t.Fatalf("message 0: %v, want its failure", err)
+			}
+			select {
+			case err := <-errs[1]:
+				t.Fatalf("message 1 got %v before 0's chain was done", err)
+			case <-time.After(50 * time.Millisecond): // gives a wrong outcome the chance to show
+			}
+			want := "[[1 11 21]]"
+			if acked {
+				b.Done(0, nil)
+			} else {
+				b.Done(0, errors.New("dead letter not stored"))
+				do(3, 31) // a later message of the key: it waits too
+				select {
+				case err := <-errs[1]:
+					t.Fatalf("message 1 got %v before 0 came again", err)
+				case <-time.After(50 * time.Millisecond):
+				}
+				// 0 is redelivered (a later attempt, so it succeeds): 1, 2 and 3 follow it.
+				errs[0] = make(chan error, 1)
+				go func() { errs[0] <- b.Do(context.Background(), keyed{context.Background(), fakeOrder{k, 3}}, 3) }()
+				want = "[[1 11 21] [3 11 21 31]]"
+			}
+			for n := range errs {
+				if errs[n] == nil || acked && n == 0 {
+					continue
+				}
+				select {
+				case err := <-errs[n]:
+					if err != nil {
+						t.Errorf("message %d: %v, want success", n, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("message %d got no outcome", n)
+				}
+			}
+			mu.Lock()
+			if fmt.Sprint(calls) != want {
+				t.Errorf("calls %v, want %s", calls, want)
+			}
+			mu.Unlock()
+			if n := b.records(); n != 0 {
+				t.Errorf("%d key and group records left, want none", n)
+			}
+		})
 	}
 }
 
@@ -187,5 +239,59 @@ func TestBatcherHeldLeaveOnStop(t *testing.T) {
 	}
 	if err := b.Do(context.Background(), keyed{context.Background(), fakeOrder{k, 2}}, 21); !errors.Is(err, errHeld) {
 		t.Errorf("message 2 after the drain began: %v, want Held", err)
+	}
+}
+
+// TestBatcherRevokeLeavesNoRecords: once a revoke made a key's held messages leave
+// (and its blocker's chain ended, nacked), and once a whole-batch failure's messages
+// were revoked before they came back, the Batcher keeps no record of the key or the
+// group.
+func TestBatcherRevokeLeavesNoRecords(t *testing.T) {
+	b := orderedBatcher(nil, func(items []int) ([]error, bool) {
+		errs := make([]error, len(items))
+		for i, v := range items {
+			switch v {
+			case 1: // key k, message 0: retried, holds 1 back
+				errs[i] = errors.New("once")
+			case 101, 111: // keys w and x: a whole failure
+				return []error{errors.New("down"), errors.New("down")}, true
+			}
+		}
+		return errs, false
+	})
+	revoke, revoked := context.WithCancel(context.Background())
+	k := &fakeKey{passed: map[int]chan struct{}{}}
+	errs := make([]chan error, 2)
+	for n := range 2 {
+		errs[n] = make(chan error, 1)
+		go func() { errs[n] <- b.Do(context.Background(), keyed{revoke, fakeOrder{k, n}}, n*10+1) }()
+	}
+	if err := <-errs[0]; fmt.Sprint(err) != "once" {
+		t.Fatalf("message 0: %v, want its failure", err)
+	}
+	// The whole failure of w and x, whose retries are revoked before they come back.
+	w := &fakeKey{passed: map[int]chan struct{}{}}
+	x := &fakeKey{passed: map[int]chan struct{}{}}
+	wx := make(chan error, 2)
+	go func() { wx <- b.Do(context.Background(), keyed{revoke, fakeOrder{w, 0}}, 101) }()
+	go func() { wx <- b.Do(context.Background(), keyed{revoke, fakeOrder{x, 0}}, 111) }()
+	for range 2 {
+		if err := <-wx; fmt.Sprint(err) != "down" {
+			t.Fatalf("whole failure: %v, want down", err)
+		}
+	}
+	revoked()
+	if err := <-errs[1]; !errors.Is(err, errHeld) {
+		t.Fatalf("message 1 on revoke: %v, want Held", err)
+	}
+	b.Done(0, errors.New("retry wait interrupted")) // 0's chain ends, nacked
+	// The chains of w and x end nacked too; the groups' records go as their
+	// deliveries end.
+	b.Done(10, errors.New("retry wait interrupted"))
+	b.Done(11, errors.New("retry wait interrupted"))
+	for deadline := time.Now().Add(10 * time.Second); b.records() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d key and group records left after the revoke, want none", b.records())
+		}
 	}
 }

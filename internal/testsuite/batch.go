@@ -26,6 +26,7 @@ var batchRules = []rule{
 	{name: "BatchOrderPerKey", parallel: true, needs: concurrentOrdered, run: testBatchOrderPerKey},
 	{name: "BatchSeveralPerKey", parallel: true, needs: concurrentOrdered, run: testBatchSeveralPerKey},
 	{name: "BatchWholeRetriedAsBatch", parallel: true, needs: ordered, run: testBatchWholeRetriedAsBatch},
+	{name: "BatchHotKeyRetry", parallel: true, needs: concurrentOrdered, run: testBatchHotKeyRetry},
 	{name: "BatchDrainHandsOver", parallel: true, needs: concurrent, run: testBatchDrain},
 	{name: "BatchRefusedWithoutCapability", parallel: true, needs: notConcurrent, run: testBatchRefused},
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -95,8 +96,8 @@ func idBefore(a, b string) bool {
 // and across calls, several of a key in one call; while a Failed message of a key
 // waits for its retry, the later messages of its key in that call are handed over
 // again after it, in order, and none of them succeeds before it; other keys go on; a
-// permanently failed message is dead-lettered at once and holds nothing back (the
-// later ones of its key are handled once).
+// permanently failed message is dead-lettered at once, and the later ones of its key
+// are handled once (they wait only for its dead letter to be stored).
 func testBatchOrderPerKey(t *testing.T, h Harness) {
 	c, tr := newClientOn(t, h)
 	name := uniqueName(t, "batchorder")
@@ -274,6 +275,64 @@ func testBatchWholeRetriedAsBatch(t *testing.T, h Harness) {
 	for _, id := range []string{"w", "x", "y", "z"} {
 		if seen[id] != 1+retries {
 			t.Errorf("%s handled %d times, want %d (calls: %s)", id, seen[id], 1+retries, describeCalls(calls))
+		}
+	}
+}
+
+// testBatchHotKeyRetry: Ordered, while a message of a hot key waits for its in-place
+// retry, the later messages of its key wait with it and the other keys' messages are
+// all handled: the key holds back only itself, however many of its messages were
+// published after the failed one (the transport hands out at most a batch of one key,
+// and none while the failed one waits).
+func testBatchHotKeyRetry(t *testing.T, h Harness) {
+	c := newClient(t, h)
+	topic := pubsub.NewTopic[order](uniqueName(t, "batchhotkey"))
+	rec := pubsubtest.RecordBatches(func(_ context.Context, ms []*pubsub.Message[order]) error {
+		for _, m := range ms {
+			if m.Payload.ID == "h00" {
+				return pubsub.Failed(m, errors.New("h00 fails"))
+			}
+		}
+		return nil
+	})
+	rec.Timeout = h.Timeout
+	// The retry waits far longer than the test: the other keys must not wait for it.
+	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(5, time.Second),
+		pubsub.WithDelivery(pubsub.Delivery{Retry: 1, BackoffDelay: time.Hour, Ordering: pubsub.Ordered, Concurrency: 1})); err != nil {
+		t.Fatal(err)
+	}
+	pubsubtest.Run(t, c)
+	var hot, others []string
+	for i := range 30 {
+		hot = append(hot, fmt.Sprintf("h%02d", i))
+	}
+	for i := range 40 {
+		others = append(others, fmt.Sprintf("o%02d", i))
+	}
+	publishOrders(t, c, topic, "hot", hot...)
+	publishOrders(t, c, topic, "", others...) // a key each
+	calls := waitCalls(t, rec, h.Timeout, "every other key's message handled while h00 waits", func(bs []pubsubtest.Batch[order]) bool {
+		done := map[string]bool{}
+		for _, m := range pubsubtest.Succeeded(bs) {
+			done[m.Payload.ID] = true
+		}
+		for _, id := range others {
+			if !done[id] {
+				return false
+			}
+		}
+		return true
+	})
+	// The later messages of the key in h00's call get no outcome (they are handed over
+	// again after it): no other call holds a message of the key.
+	for _, b := range calls {
+		if slices.Contains(ids(b.Messages), "h00") {
+			continue
+		}
+		for _, m := range b.Messages {
+			if m.Payload.Key == "hot" {
+				t.Errorf("%s of the hot key handed over while h00 waits for its retry (calls: %s)", m.Payload.ID, describeCalls(calls))
+			}
 		}
 	}
 }

@@ -145,3 +145,36 @@ func keysOf(m map[int64]*message.Message) []int64 {
 	}
 	return ks
 }
+
+// TestKeyConcurrencyWait: while a message of a key waits (transport.Waiting), no more
+// messages of its key are handed out, even when fewer than KeyConcurrency of the key
+// are in flight: its wait gives its slot to other keys, not to its own. Once the wait
+// ends, the key goes on.
+func TestKeyConcurrencyWait(t *testing.T) {
+	l, out := newLane(t, lane.Config{Concurrency: 3, KeyConcurrency: 2})
+	keys := []string{"a", "a", "a", "b", "c"}
+	l.Push(records(0, len(keys), func(i int) string { return keys[i] })...)
+	got := map[int64]*message.Message{}
+	for range 3 { // a0, a1 and b3
+		m := <-out
+		got[offsetOf(m)] = m
+	}
+	if got[0] == nil || got[1] == nil || got[3] == nil {
+		t.Fatalf("delivered %v, want offsets 0, 1 and 3", keysOf(got))
+	}
+	resume := transport.Waiting(got[0].Context())
+	got[1].Ack() // one of a in flight, but it waits: c4 takes the slot, not a2
+	if m := <-out; offsetOf(m) != 4 {
+		t.Fatalf("got %d while a0 waits, want 4 (key c)", offsetOf(m))
+	}
+	got[3].Ack()
+	select {
+	case m := <-out:
+		t.Fatalf("offset %d delivered while a0 waits", offsetOf(m))
+	case <-time.After(30 * time.Millisecond):
+	}
+	resume()
+	if m := <-out; offsetOf(m) != 2 {
+		t.Fatalf("got %d after a0's wait ended, want 2", offsetOf(m))
+	}
+}

@@ -10,7 +10,8 @@
 //
 //   - at most Concurrency records are in flight (a nacked record waiting for its
 //     redelivery keeps its slot; a record whose handler waits, see transport.Waiter,
-//     gives its slot up while it waits, when Concurrency is above 1);
+//     gives its slot up while it waits, when Concurrency is above 1, and ordered no
+//     more records of its key go out until its wait ends);
 //   - ordered (not Unordered): a record whose key has an earlier record in flight or
 //     waiting for redelivery waits too, so each key goes one at a time in offset order;
 //     with KeyConcurrency above 1, up to that many records of a key go at once, in
@@ -115,6 +116,7 @@ type Lane struct {
 	next       int64                  // the offset after the last record pushed; -1 before any
 	busy       map[string]int         // records of a key in flight or nacked
 	nackedKeys map[string]int         // records of a key nacked, waiting for redelivery
+	waitKeys   map[string]int         // records of a key in flight whose handler waits (transport.Waiter)
 	lines      map[string][]*delivery // with KeyConcurrency above 1: a key's deliveries in flight, by offset
 	slots      int                    // records in flight or nacked, less those waiting (transport.Waiter)
 	waits      int                    // records in flight whose handler waits (transport.Waiter)
@@ -138,7 +140,7 @@ func New(cfg Config) *Lane {
 	cfg.Buffer = max(cfg.Buffer, cfg.Concurrency)
 	cfg.KeyConcurrency = max(cfg.KeyConcurrency, 1)
 	l := &Lane{cfg: cfg, ring: make([]entry, max(min(cfg.Buffer, 1024), 16)), next: -1, end: -1,
-		busy: map[string]int{}, nackedKeys: map[string]int{}, lines: map[string][]*delivery{},
+		busy: map[string]int{}, nackedKeys: map[string]int{}, waitKeys: map[string]int{}, lines: map[string][]*delivery{},
 		abandon: make(chan struct{}), progressed: time.Now()}
 	l.cond = sync.NewCond(&l.mu)
 	l.ctx, l.cancel = context.WithCancel(cfg.Context)
@@ -268,9 +270,12 @@ func (l *Lane) take(rec *Record) (uint64, *message.Message, bool) {
 			l.delivered++
 			*rec = e.rec
 			d := &delivery{Context: l.ctx, lane: l, pos: transport.Position{Partition: l.cfg.Partition, Offset: rec.Offset, Time: rec.Time}}
-			if ordered && l.cfg.KeyConcurrency > 1 {
-				d.key, d.inLine = rec.Key, true
-				l.joinLineLocked(d)
+			if ordered {
+				d.key, d.keyed = rec.Key, true
+				if l.cfg.KeyConcurrency > 1 {
+					d.inLine = true
+					l.joinLineLocked(d)
+				}
 			}
 			l.mu.Unlock()
 			msg := l.cfg.Build(rec)
@@ -305,7 +310,7 @@ func (l *Lane) pick() (uint64, *entry, bool) {
 				continue // a due redelivery may still go: it holds its slot
 			}
 			if e.rec.Keyed && !l.cfg.Unordered &&
-				(l.busy[e.rec.Key] >= l.cfg.KeyConcurrency || l.nackedKeys[e.rec.Key] > 0) {
+				(l.busy[e.rec.Key] >= l.cfg.KeyConcurrency || l.nackedKeys[e.rec.Key] > 0 || l.waitKeys[e.rec.Key] > 0) {
 				continue
 			}
 			return l.first + uint64(i), e, true
@@ -393,8 +398,9 @@ func (l *Lane) settle(seq uint64, to state, d *delivery) {
 // waits for its outcome); resume takes the slot back (the lane may then have more
 // than Concurrency records in flight until one settles), and the spare worker ends.
 // With Concurrency 1 the whole partition is ordered, so a waiting record keeps its
-// slot.
-func (l *Lane) wait() (resume func()) {
+// slot. Ordered, while d waits no more records of its key are handed out (as while
+// one is nacked): the wait holds back its own key, and the slot goes to another.
+func (l *Lane) wait(d *delivery) (resume func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cfg.Concurrency < 2 || l.stopping {
@@ -402,6 +408,9 @@ func (l *Lane) wait() (resume func()) {
 	}
 	l.slots--
 	l.waits++
+	if d.keyed {
+		l.waitKeys[d.key]++
+	}
 	if l.nworkers < l.cfg.Concurrency+l.waits {
 		l.startWorkerLocked()
 	}
@@ -412,6 +421,9 @@ func (l *Lane) wait() (resume func()) {
 			l.mu.Lock()
 			l.slots++
 			l.waits--
+			if d.keyed {
+				decrement(l.waitKeys, d.key)
+			}
 			l.cond.Broadcast()
 			l.mu.Unlock()
 		})
@@ -596,9 +608,11 @@ type delivery struct {
 	context.Context
 	lane *Lane
 	pos  transport.Position
-	// With KeyConcurrency above 1, for a keyed record (inLine): its key and its
-	// transport.KeyOrder state, under the lane's lock.
+	// key is the record's key when ordered by it (keyed); with KeyConcurrency above 1
+	// (inLine), the delivery also has its transport.KeyOrder state, under the lane's
+	// lock.
 	key    string
+	keyed  bool
 	inLine bool
 	turn   bool          // every earlier delivery of the key in flight has passed
 	passed bool          // Pass was called
@@ -692,7 +706,7 @@ func (d *delivery) Err() error {
 }
 
 // Wait implements transport.Waiter.
-func (d *delivery) Wait() (resume func()) { return d.lane.wait() }
+func (d *delivery) Wait() (resume func()) { return d.lane.wait(d) }
 
 // end ends the context: the message was acked or nacked, or its lane's context ended.
 func (d *delivery) end() {
