@@ -57,7 +57,10 @@ func asyncSDK(s spec, m *meter) ([]time.Duration, error) {
 	return nil, err
 }
 
-func asyncFranz(s spec, m *meter) ([]time.Duration, error) {
+func asyncFranz(s spec, m *meter) ([]time.Duration, error) { return asyncFranzOf(s, m, bareRecord) }
+
+// asyncFranzOf is the async row of raw franz-go producing record(body) for each message.
+func asyncFranzOf(s spec, m *meter, record func(body []byte) *kgo.Record) ([]time.Duration, error) {
 	cl, body, err := warmFranz(s)
 	if err != nil {
 		return nil, err
@@ -69,12 +72,15 @@ func asyncFranz(s spec, m *meter) ([]time.Duration, error) {
 	done := func(_ *kgo.Record, err error) { acks.done(err) }
 	m.start()
 	for range s.N {
-		cl.Produce(ctx, &kgo.Record{Value: body}, done)
+		cl.Produce(ctx, record(body), done)
 	}
 	err = acks.wait()
 	m.stop()
 	return nil, err
 }
+
+// bareRecord is a record of body alone, as raw franz-go rows send it.
+func bareRecord(body []byte) *kgo.Record { return &kgo.Record{Value: body} }
 
 func asyncSarama(s spec, m *meter) ([]time.Duration, error) {
 	p, err := sarama.NewAsyncProducer(s.Brokers, saramaConfig())
@@ -142,7 +148,10 @@ func batchSDK(s spec, m *meter) ([]time.Duration, error) {
 	return nil, nil
 }
 
-func batchFranz(s spec, m *meter) ([]time.Duration, error) {
+func batchFranz(s spec, m *meter) ([]time.Duration, error) { return batchFranzOf(s, m, bareRecord) }
+
+// batchFranzOf is the batch row of raw franz-go producing record(body) for each message.
+func batchFranzOf(s spec, m *meter, record func(body []byte) *kgo.Record) ([]time.Duration, error) {
 	cl, body, err := warmFranz(s)
 	if err != nil {
 		return nil, err
@@ -153,7 +162,7 @@ func batchFranz(s spec, m *meter) ([]time.Duration, error) {
 	for sent := 0; sent < s.N; sent += batchSize {
 		rs := make([]*kgo.Record, min(batchSize, s.N-sent))
 		for i := range rs {
-			rs[i] = &kgo.Record{Value: body}
+			rs[i] = record(body)
 		}
 		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
 			return nil, err

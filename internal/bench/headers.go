@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"math/rand/v2"
 	"time"
@@ -54,54 +53,13 @@ func sdkRecord(body []byte) *kgo.Record {
 var rawContentType, rawTypeName = []byte("application/octet-stream"), []byte("[]uint8")
 
 func publishFranzHeaders(s spec, m *meter) ([]time.Duration, error) {
-	cl, body, err := warmFranz(s)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	m.start()
-	lat, err := callers(s.Callers, s.N, func(_, _ int) error { return cl.ProduceSync(ctx, sdkRecord(body)).FirstErr() })
-	m.stop()
-	return lat, err
+	return publishFranzOf(s, m, sdkRecord)
 }
 
 func asyncFranzHeaders(s spec, m *meter) ([]time.Duration, error) {
-	cl, body, err := warmFranz(s)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	var acks settled
-	acks.wg.Add(s.N)
-	done := func(_ *kgo.Record, err error) { acks.done(err) }
-	m.start()
-	for range s.N {
-		cl.Produce(ctx, sdkRecord(body), done)
-	}
-	err = acks.wait()
-	m.stop()
-	return nil, err
+	return asyncFranzOf(s, m, sdkRecord)
 }
 
 func batchFranzHeaders(s spec, m *meter) ([]time.Duration, error) {
-	cl, body, err := warmFranz(s)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ctx := context.Background()
-	m.start()
-	for sent := 0; sent < s.N; sent += batchSize {
-		rs := make([]*kgo.Record, min(batchSize, s.N-sent))
-		for i := range rs {
-			rs[i] = sdkRecord(body)
-		}
-		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-			return nil, err
-		}
-	}
-	m.stop()
-	return nil, nil
+	return batchFranzOf(s, m, sdkRecord)
 }

@@ -102,20 +102,19 @@ func publishSDK(s spec, m *meter) ([]time.Duration, error) {
 }
 
 // publishFranz: s.Callers goroutines call ProduceSync with one record each.
-func publishFranz(s spec, m *meter) ([]time.Duration, error) {
-	cl, err := franzProducer(s)
+func publishFranz(s spec, m *meter) ([]time.Duration, error) { return publishFranzOf(s, m, bareRecord) }
+
+// publishFranzOf is the publish row of raw franz-go producing record(body) for each
+// message.
+func publishFranzOf(s spec, m *meter, record func(body []byte) *kgo.Record) ([]time.Duration, error) {
+	cl, body, err := warmFranz(s)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	body := payload(s.Size)
 	ctx := context.Background()
-	send := func(_, _ int) error { return cl.ProduceSync(ctx, &kgo.Record{Value: body}).FirstErr() }
-	if err := send(0, 0); err != nil {
-		return nil, err
-	}
 	m.start()
-	lat, err := callers(s.Callers, s.N, send)
+	lat, err := callers(s.Callers, s.N, func(_, _ int) error { return cl.ProduceSync(ctx, record(body)).FirstErr() })
 	m.stop()
 	return lat, err
 }
