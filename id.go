@@ -1,20 +1,18 @@
 package pubsub
 
 import (
-	"encoding/hex"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
+	"github.com/pubsubkit/pubsub/internal/msgid"
 	"github.com/pubsubkit/pubsub/metadata"
 )
 
-// newID returns a random (version 4) UUID as text, for message and correlation ids.
-// It draws from the runtime's ChaCha8 generator, which is seeded from the operating
-// system and needs no lock or system call per id.
+// newID returns a random (version 4) UUID as text (msgid.Format), for message and
+// correlation ids.
 func newID() string {
 	var s [36]byte
-	formatID(&s)
+	msgid.Format(&s)
 	return string(s[:])
 }
 
@@ -23,7 +21,7 @@ func newID() string {
 // carries.
 func newIDAndTime(t time.Time) (id, at string) {
 	var buf [36 + 40]byte
-	formatID((*[36]byte)(buf[:36]))
+	msgid.Format((*[36]byte)(buf[:36]))
 	b := appendTime(buf[:36], t)
 	s := string(b)
 	return s[:36], s[36:]
@@ -33,7 +31,7 @@ func newIDAndTime(t time.Time) (id, at string) {
 // id, then the time's text.
 func appendIDAndTime(b []byte, t time.Time) []byte {
 	var id [36]byte
-	formatID(&id)
+	msgid.Format(&id)
 	return appendTime(append(b, id[:]...), t)
 }
 
@@ -77,24 +75,3 @@ type secondText struct {
 
 // lastSecond is the second appendTime formatted last.
 var lastSecond atomic.Pointer[secondText]
-
-// formatID writes a random version 4 UUID into s.
-func formatID(s *[36]byte) {
-	var b [16]byte
-	hi, lo := rand.Uint64(), rand.Uint64()
-	for i := range 8 {
-		b[i] = byte(hi >> (56 - 8*i))
-		b[8+i] = byte(lo >> (56 - 8*i))
-	}
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:])
-}

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"encoding/hex"
-	"math/rand/v2"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pubsubkit/pubsub/internal/msgid"
 	"github.com/pubsubkit/pubsub/metadata"
 	"github.com/pubsubkit/pubsub/transport/kafka"
 )
@@ -21,24 +20,8 @@ import (
 // sdkRecord returns the record the SDK writes for body: its header values in one
 // buffer, as the SDK's are in one.
 func sdkRecord(body []byte) *kgo.Record {
-	var b [16]byte
-	hi, lo := rand.Uint64(), rand.Uint64()
-	for i := range 8 {
-		b[i] = byte(hi >> (56 - 8*i))
-		b[8+i] = byte(lo >> (56 - 8*i))
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
 	buf := make([]byte, 36, 36+30)
-	hex.Encode(buf[0:8], b[0:4])
-	buf[8] = '-'
-	hex.Encode(buf[9:13], b[4:6])
-	buf[13] = '-'
-	hex.Encode(buf[14:18], b[6:8])
-	buf[18] = '-'
-	hex.Encode(buf[19:23], b[8:10])
-	buf[23] = '-'
-	hex.Encode(buf[24:], b[10:])
+	msgid.Format((*[36]byte)(buf))
 	buf = metadata.AppendTime(buf, time.Now())
 	id := buf[:36]
 	return &kgo.Record{Value: body, Headers: []kgo.RecordHeader{

@@ -79,12 +79,8 @@ func handledOnce(t *testing.T, bs []pubsubtest.Batch[order], ids ...string) {
 func testBatchSizeBound(t *testing.T, h Harness) {
 	c := newClient(t, h)
 	topic := pubsub.NewTopic[order](uniqueName(t, "batchsize"))
-	rec := pubsubtest.RecordBatches[order](nil)
-	rec.Timeout = h.Timeout
-	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(7, 500*time.Millisecond),
-		pubsub.WithDelivery(pubsub.Delivery{Concurrency: 2})); err != nil {
-		t.Fatal(err)
-	}
+	rec := subscribeRecorded(t, h, c, topic, pubsub.WithBatch(7, 500*time.Millisecond),
+		pubsub.WithDelivery(pubsub.Delivery{Concurrency: 2}))
 	pubsubtest.Run(t, c)
 	var ids []string
 	for i := range 40 {
@@ -105,12 +101,8 @@ func testBatchSizeBound(t *testing.T, h Harness) {
 func testBatchWaitBound(t *testing.T, h Harness) {
 	c := newClient(t, h)
 	topic := pubsub.NewTopic[order](uniqueName(t, "batchwait"))
-	rec := pubsubtest.RecordBatches[order](nil)
-	rec.Timeout = h.Timeout
 	const wait = 1500 * time.Millisecond
-	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(100, wait)); err != nil {
-		t.Fatal(err)
-	}
+	rec := subscribeRecorded(t, h, c, topic, pubsub.WithBatch(100, wait))
 	pubsubtest.Run(t, c)
 	start := time.Now()
 	publishOrders(t, c, topic, "", "alone")
@@ -241,11 +233,7 @@ func testBatchDrain(t *testing.T, h Harness) {
 	c := newClient(t, h, pubsub.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(inChain))))
 	topic := pubsub.NewTopic[order](uniqueName(t, "batchdrain"))
 	inChain.name = "process " + topic.Name()
-	rec := pubsubtest.RecordBatches[order](nil)
-	rec.Timeout = h.Timeout
-	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(100, time.Hour)); err != nil {
-		t.Fatal(err)
-	}
+	rec := subscribeRecorded(t, h, c, topic, pubsub.WithBatch(100, time.Hour))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ran := make(chan error, 1)
@@ -295,4 +283,16 @@ func testBatchRefused(t *testing.T, h Harness) {
 	if !errors.Is(err, pubsub.ErrInvalidOption) || !strings.Contains(err.Error(), "WithBatch") {
 		t.Fatalf("SubscribeBatch with WithBatch(10): %v, want ErrInvalidOption naming WithBatch", err)
 	}
+}
+
+// subscribeRecorded subscribes a batch recorder (waiting up to h.Timeout) to topic in
+// group "g" with opts, failing the test if SubscribeBatch refuses.
+func subscribeRecorded(t *testing.T, h Harness, c *pubsub.Client, topic pubsub.Topic[order], opts ...pubsub.SubscribeOption) *pubsubtest.Batches[order] {
+	t.Helper()
+	rec := pubsubtest.RecordBatches[order](nil)
+	rec.Timeout = h.Timeout
+	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, opts...); err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }

@@ -202,12 +202,8 @@ func testBatchOrderPerKey(t *testing.T, h Harness) {
 func testBatchSeveralPerKey(t *testing.T, h Harness) {
 	c := newClient(t, h)
 	topic := pubsub.NewTopic[order](uniqueName(t, "batchkey"))
-	rec := pubsubtest.RecordBatches[order](nil)
-	rec.Timeout = h.Timeout
-	if err := pubsub.SubscribeBatch(c, topic, "g", rec.Handler, pubsub.WithBatch(8, time.Second),
-		pubsub.WithDelivery(pubsub.Delivery{Ordering: pubsub.Ordered, Concurrency: 3})); err != nil {
-		t.Fatal(err)
-	}
+	rec := subscribeRecorded(t, h, c, topic, pubsub.WithBatch(8, time.Second),
+		pubsub.WithDelivery(pubsub.Delivery{Ordering: pubsub.Ordered, Concurrency: 3}))
 	pubsubtest.Run(t, c)
 	var want []string
 	for i := range 30 {
