@@ -213,8 +213,9 @@ type Config struct {
 
 	// Memory limits. A consumer holds, per partition it consumes, at most about
 	// Prefetch messages (in flight, waiting, or finished ahead of the committed
-	// offset) plus one fetch of FetchBytes, and at most 4·FetchBytes of fetched data
-	// per broker; a producer holds at most PublishQueue records and PublishQueueBytes
+	// offset) plus two fetches of FetchBytes (a partition's fetched records are pushed
+	// whole, and one more fetch may arrive while it is full), and one fetch of at
+	// most FetchBytes per broker that franz-go holds until it is polled; a producer holds at most PublishQueue records and PublishQueueBytes
 	// bytes not yet stored, and Publish and PublishAsync wait while it is full.
 	//
 	// Prefetch is the number of messages held per partition. Default
@@ -362,8 +363,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > maxBatchBytes-transport.DeadLetterHeadroom {
 		bad("max message bytes %d is not between 1 and %d", c.MaxMessageBytes, maxBatchBytes-transport.DeadLetterHeadroom)
 	}
-	if c.FetchBytes < 1 || c.FetchBytes > math.MaxInt32/4 {
-		bad("fetch bytes %d is not between 1 and %d", c.FetchBytes, math.MaxInt32/4)
+	if c.FetchBytes < 1 || c.FetchBytes > math.MaxInt32 {
+		bad("fetch bytes %d is not between 1 and %d", c.FetchBytes, math.MaxInt32)
 	}
 	if c.Prefetch < 1 || c.PublishQueue < 1 || c.PublishQueueBytes < 1 {
 		bad("prefetch %d, publish queue %d and publish queue bytes %d must be at least 1", c.Prefetch, c.PublishQueue, c.PublishQueueBytes)
@@ -484,10 +485,13 @@ func (c Config) consumerOptions() []kgo.Opt {
 		kgo.FetchIsolationLevel(c.isolation()),
 		kgo.FetchMaxPartitionBytes(int32(c.FetchBytes)),
 		// A broker holds a fetch for at most this long when it has no data (Java's
-		// fetch.max.wait.ms; franz-go's default is 5s). A partition resumed after its
-		// lane was full waits for its broker's fetch in flight, so this bounds the stall.
+		// fetch.max.wait.ms; franz-go's default is 5s). A partition whose fetching was
+		// paused (see subscription) waits, once resumed, for its broker's fetch in
+		// flight, so this bounds that stall.
 		kgo.FetchMaxWait(500 * time.Millisecond),
-		kgo.FetchMaxBytes(int32(4 * c.FetchBytes)),
+		// One fetch of a broker carries at most FetchBytes in all, as one partition's
+		// does: franz-go holds one per broker while the poll loop waits.
+		kgo.FetchMaxBytes(int32(c.FetchBytes)),
 	}
 }
 

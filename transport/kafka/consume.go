@@ -20,11 +20,18 @@ import (
 // alone), and a lane per partition it owns.
 //
 // A message's way: the poll loop takes the records franz-go fetched and pushes each
-// partition's into that partition's lane, pausing the partition's fetching while the
-// lane is full; the lane's workers hand the messages out under the subscription's
-// concurrency rules and take in their acks; every CommitInterval, and when
-// partitions are revoked or the subscription ends, the lanes' watermarks (the lowest
-// offset not finished) are committed.
+// partition's into that partition's lane; the lane's workers hand the messages out
+// under the subscription's concurrency rules and take in their acks; every
+// CommitInterval, and when partitions are revoked or the subscription ends, the lanes'
+// watermarks (the lowest offset not finished) are committed.
+//
+// Back-pressure is first the poll loop's: it does not poll while a lane is full (see
+// awaitDemand), and franz-go, not polled, fetches nothing more from a broker once it
+// holds one fetch of it. Pausing a partition's fetching (hold) comes second, for a lane
+// full for overWait. A paused partition is left out of its broker's fetches, so once
+// resumed it may wait for a fetch in flight that the broker holds for its idle
+// siblings (FetchMaxWait): when every full lane was paused at once, the 100 B consume
+// benchmark lost up to half a second at a time that way.
 type subscription struct {
 	t     *Transport
 	topic string
@@ -36,10 +43,12 @@ type subscription struct {
 	ctx    context.Context // ends when the subscription ends
 	cancel context.CancelFunc
 
-	mu     sync.Mutex // guards lanes, paused and held, and orders the calls that change fetching
-	lanes  map[int32]*lane.Lane
-	paused bool
-	held   map[int32]bool // partitions whose fetching is paused because their lane is full
+	mu        sync.Mutex // guards lanes, paused, fullSince and held, and orders the calls that change fetching
+	lanes     map[int32]*lane.Lane
+	paused    bool
+	fullSince map[int32]time.Time // partitions whose lane is full, since when
+	held      map[int32]bool      // partitions whose fetching is paused (see hold)
+	demand    chan struct{}       // wakes the poll loop when a lane has room or the lanes change
 
 	group groupState // whether this member is in its group, for Health and the log
 
@@ -70,7 +79,7 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 		opts.Drain = t.cfg.Drain
 	}
 	s := &subscription{t: t, topic: topic, opts: opts, out: make(chan *message.Message), done: make(chan struct{}),
-		lanes: map[int32]*lane.Lane{}, held: map[int32]bool{}, committed: map[int32]int64{}}
+		lanes: map[int32]*lane.Lane{}, fullSince: map[int32]time.Time{}, held: map[int32]bool{}, demand: make(chan struct{}, 1), committed: map[int32]int64{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 
 	kopts, err := t.consumeFrom(pctx, topic, opts)
@@ -138,6 +147,7 @@ func (s *subscription) run() {
 		close(commits)
 	}
 	for {
+		s.awaitDemand()
 		fetches := s.cl.PollRecords(s.ctx, 0)
 		if s.ctx.Err() != nil || fetches.IsClientClosed() {
 			break
@@ -180,13 +190,101 @@ func (s *subscription) push(p kgo.FetchTopicPartition) {
 		}
 	}
 	if l.Push(recs...) {
-		s.hold(s.cl, p.Partition)
+		s.filled(p.Partition, l)
 	}
 }
 
-// hold makes the fetching of partition p follow its lane: paused while the lane is
-// full, fetched otherwise (and when p has no lane: it is not ours, and a later
-// assignment must fetch it). It reads the lane's state and changes franz-go's under
+// overWait is the longest a full lane holds the poll loop back; then its partition's
+// fetching is paused (hold).
+const overWait = 250 * time.Millisecond
+
+// awaitDemand returns when the next poll should go: when no lane is full, except those
+// whose partition's fetching is paused; or when the subscription ends. A lane full for
+// overWait has its partition paused, so that it holds the others back no longer: its
+// handlers are slower than the others'.
+//
+// So a poll never pushes records into a full lane (a paused partition's records are
+// left out of polls), and every lane holds at most Prefetch records plus one fetch.
+// While the loop waits, franz-go holds at most one fetch per broker and asks that broker
+// for nothing more; once polled, it asks at once for the partitions that are not
+// paused, which a broker answers without waiting as soon as one of them has records.
+func (s *subscription) awaitDemand() {
+	var timer *time.Timer
+	for {
+		wait, now := s.demandNow(time.Now())
+		if now {
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+			defer timer.Stop()
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-s.demand:
+		case <-s.ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// demandNow reports whether the next poll should go now (see awaitDemand), else how
+// long to wait at most; it pauses the partitions of lanes full for overWait.
+func (s *subscription) demandNow(now time.Time) (wait time.Duration, poll bool) {
+	var pause []int32
+	defer func() {
+		for _, p := range pause {
+			s.hold(s.cl, p)
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, since := range s.fullSince {
+		switch l := s.lanes[p]; {
+		case l == nil || !l.Full():
+			delete(s.fullSince, p) // its room came before fullSince was set
+		case s.held[p]:
+		case now.Sub(since) >= overWait:
+			pause = append(pause, p)
+		default:
+			return overWait - now.Sub(since), false
+		}
+	}
+	return 0, true
+}
+
+// wake tells the poll loop that the lanes changed.
+func (s *subscription) wake() {
+	select {
+	case s.demand <- struct{}{}:
+	default:
+	}
+}
+
+// filled records that the lane l of partition p is full, from now.
+func (s *subscription) filled(p int32, l *lane.Lane) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.fullSince[p]; !ok && s.lanes[p] == l && l.Full() {
+		s.fullSince[p] = time.Now()
+	}
+}
+
+// room is the lane's OnRoom: partition p's lane is no longer full, its fetching
+// resumes if it was paused, and the poll loop wakes.
+func (s *subscription) room(p int32) {
+	s.mu.Lock()
+	delete(s.fullSince, p)
+	s.mu.Unlock()
+	s.hold(s.cl, p)
+	s.wake()
+}
+
+// hold makes the fetching of partition p follow its lane: paused while the lane has
+// been full for overWait, fetched otherwise (and when p has no lane:
+// it is not ours, and a later assignment must fetch it). It reads the lane's state and changes franz-go's under
 // s.mu, so the last call wins with the state as it is then: a lane that drained
 // between Push reporting full and this call is not left paused. cl is the client to
 // change: s.cl, or in a group callback the client franz-go passes (a join refused at
@@ -195,11 +293,12 @@ func (s *subscription) hold(cl *kgo.Client, p int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.lanes[p]
-	full := l != nil && l.Full()
-	if full == s.held[p] {
+	since, full := s.fullSince[p]
+	pause := l != nil && full && time.Since(since) >= overWait && l.Full()
+	if pause == s.held[p] {
 		return
 	}
-	if full {
+	if pause {
 		s.held[p] = true
 		cl.PauseFetchPartitions(map[string][]int32{s.topic: {p}})
 		return
@@ -230,7 +329,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 		Out:            s.out,
 		Context:        s.ctx,
 		Build:          func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },
-		OnRoom:         func() { s.hold(s.cl, p) },
+		OnRoom:         func() { s.room(p) },
 	})
 	if s.paused {
 		l.Pause()
@@ -243,6 +342,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 // other callbacks, between polls (BlockRebalanceOnPoll).
 func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	s.joined()
+	defer s.wake() // a new lane wants records
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range assigned[s.topic] {
@@ -291,6 +391,7 @@ func (s *subscription) lost(_ context.Context, cl *kgo.Client, lost map[string][
 
 // take removes the lanes of parts from the subscription and returns them.
 func (s *subscription) take(parts []int32) map[int32]*lane.Lane {
+	defer s.wake() // the lanes left may want records
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	taken := make(map[int32]*lane.Lane, len(parts))
@@ -298,6 +399,7 @@ func (s *subscription) take(parts []int32) map[int32]*lane.Lane {
 		if l, ok := s.lanes[p]; ok {
 			taken[p] = l
 			delete(s.lanes, p)
+			delete(s.fullSince, p)
 		}
 	}
 	return taken
