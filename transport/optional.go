@@ -28,6 +28,26 @@ type AsyncPublisher interface {
 	Flush(ctx context.Context) error
 }
 
+// HandlerSubscriber is implemented by transports that can run a subscription's
+// handler on workers of their own: the worker that takes a message from a partition
+// runs the handler and settles the message by its result, so no message crosses a
+// channel to another goroutine and back. The client's engine subscribes this way
+// where it can (the memory and Kafka transports), and through Subscribe's channel
+// otherwise.
+type HandlerSubscriber interface {
+	// SubscribeHandler subscribes as Subscribe does, under the same options and
+	// rules, but calls handle for each message handed out instead of sending it on
+	// Messages (which delivers nothing and closes when the subscription ends). A nil
+	// error acks the message, an error nacks it; handle must not Ack or Nack it
+	// itself, nor panic. handle runs on as many workers at once as the options hand
+	// messages out (Concurrency per partition, plus one for each message that waits,
+	// see Waiter). When the Drain of a revoke or of the subscription's end runs out,
+	// the calls still running are no longer waited for, and their results count for
+	// nothing (the messages are handled again, as after a late ack): the caller waits
+	// for its own calls.
+	SubscribeHandler(ctx context.Context, topic string, opts SubscribeOptions, handle func(*message.Message) error) (Subscription, error)
+}
+
 // Provisioner is implemented by transports whose topics must exist before use (Kafka).
 // The client calls Provision when a subscription is added, for the subscription's
 // topic and for the retry and dead-letter topics it may publish to, so that a missing

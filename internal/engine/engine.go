@@ -3,15 +3,20 @@
 // runs the subscription's chain on them and settles each one (ack on success, nack on
 // failure), on workers of its own. Drain, pause and health live here too.
 //
-// One goroutine hand-off lies between the transport and the handler: the transport's
-// subscription hands a message over its channel to a worker, and the worker runs the
-// chain and settles the message. A feed's workers are as many as the transport hands
-// out at once (SubscribeOptions.Concurrency per partition, plus messages whose in-place
-// retry waits, see transport.Waiting) and one spare: a worker is added when the last
-// idle one takes a message, and none ends before the drain.
+// On a transport that runs handlers itself (transport.HandlerSubscriber: the memory
+// and Kafka transports), no goroutine hand-off lies between the transport and the
+// handler: the transport's worker that takes a message from its partition runs the
+// chain (serve) and settles the message by the result; its workers are as many as it
+// hands out at once (SubscribeOptions.Concurrency per partition, plus messages whose
+// in-place retry waits, see transport.Waiter). On other transports one hand-off does:
+// the transport's subscription hands a message over its channel to a worker of the
+// engine, which runs the chain and settles the message; a feed has as many such
+// workers as the transport hands out at once and one spare (a worker is added when the
+// last idle one takes a message, and none ends before the drain).
 //
 // Drain, when Run's context ends: retry waits end at once (Draining closes), nothing
-// new is taken, the handlers in flight finish within the drain time (then Handlers'
+// new is taken (a transport that runs handlers is paused, and a message it hands out
+// as the drain begins is nacked unhandled), the handlers in flight finish within the drain time (then Handlers'
 // context ends and they are waited for), and only then do the transport's
 // subscriptions end, committing what was finished. Run returns once every goroutine
 // the engine started has returned.
@@ -68,6 +73,11 @@ type Engine struct {
 	draining       chan struct{} // closed when the drain begins
 	running        chan struct{} // closed once Run started every subscription
 	taking         chan struct{} // closed when workers must take nothing new
+
+	// gate admits the handler calls of transports that run handlers (serve): closed
+	// (shut) when the drain begins, so that workers counts every call in flight.
+	gate sync.RWMutex
+	shut bool
 
 	mu       sync.Mutex
 	subs     []*Sub
@@ -167,7 +177,7 @@ func (e *Engine) startLocked(s *Sub) error {
 		opts := f.spec.Options
 		opts.Drain = e.cfg.Drain
 		ctx, cancel := context.WithCancel(e.feeds)
-		sub, err := e.cfg.Transport.Subscribe(ctx, f.spec.Topic, opts)
+		sub, err := e.subscribe(ctx, f, opts)
 		if err != nil {
 			cancel()
 			for _, g := range s.feeds[:i] {
@@ -180,10 +190,39 @@ func (e *Engine) startLocked(s *Sub) error {
 			sub.Pause()
 		}
 		f.ts, f.cancel = sub, cancel
-		e.spawnLocked(f)
+		if !f.served {
+			e.spawnLocked(f)
+		}
 	}
 	s.consuming = true
 	return nil
+}
+
+// subscribe subscribes f: with serve as its handler where the transport runs handlers
+// itself, through its channel otherwise.
+func (e *Engine) subscribe(ctx context.Context, f *feed, opts transport.SubscribeOptions) (transport.Subscription, error) {
+	if hs, ok := e.cfg.Transport.(transport.HandlerSubscriber); ok {
+		f.served = true
+		return hs.SubscribeHandler(ctx, f.spec.Topic, opts, func(msg *message.Message) error { return e.serve(f, msg) })
+	}
+	return e.cfg.Transport.Subscribe(ctx, f.spec.Topic, opts)
+}
+
+// errDraining nacks, unhandled, a message a transport hands out as the drain begins.
+var errDraining = errors.New("engine: draining; the message comes back later")
+
+// serve runs f's chain for msg on the transport's worker that took it; its result
+// settles the message. Once the drain began it runs nothing.
+func (e *Engine) serve(f *feed, msg *message.Message) error {
+	e.gate.RLock()
+	if e.shut {
+		e.gate.RUnlock()
+		return errDraining
+	}
+	e.workers.Add(1)
+	e.gate.RUnlock()
+	defer e.workers.Done()
+	return e.run(f, msg)
 }
 
 // spawnLocked starts a worker of f. e.mu is held.
@@ -230,21 +269,26 @@ func (e *Engine) work(f *feed) {
 	}
 }
 
-// handle runs the chain for msg and settles it. A panic the chain did not recover
-// nacks the message.
+// handle runs the chain for msg and settles it.
 func (e *Engine) handle(f *feed, msg *message.Message) {
-	defer func() {
-		if r := recover(); r != nil {
-			e.cfg.Logger.Error("pubsub: handler panicked outside the chain's recover stage; the message will be redelivered",
-				"topic", f.spec.Topic, "message_id", msg.UUID, "panic", fmt.Sprint(r))
-			msg.Nack()
-		}
-	}()
-	if err := f.spec.Handler(msg); err != nil {
+	if err := e.run(f, msg); err != nil {
 		msg.Nack()
 		return
 	}
 	msg.Ack()
+}
+
+// run runs f's chain for msg. A panic the chain did not recover is an error: the
+// message is nacked.
+func (e *Engine) run(f *feed, msg *message.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.cfg.Logger.Error("pubsub: handler panicked outside the chain's recover stage; the message will be redelivered",
+				"topic", f.spec.Topic, "message_id", msg.UUID, "panic", fmt.Sprint(r))
+			err = fmt.Errorf("engine: handler panicked: %v", r)
+		}
+	}()
+	return f.spec.Handler(msg)
 }
 
 // drain stops taking messages, waits for the handlers in flight (cancelling their
@@ -256,9 +300,16 @@ func (e *Engine) drain() error {
 	}
 	e.mu.Lock()
 	e.stopping = true
+	subs := e.subs
 	e.mu.Unlock()
+	e.gate.Lock()
+	e.shut = true
+	e.gate.Unlock()
 	close(e.draining)
 	close(e.taking)
+	for _, s := range subs {
+		s.pauseServed()
+	}
 	idle := make(chan struct{})
 	go func() {
 		e.workers.Wait()
@@ -275,9 +326,6 @@ func (e *Engine) drain() error {
 	}
 	timer.Stop()
 	e.endFeeds()
-	e.mu.Lock()
-	subs := e.subs
-	e.mu.Unlock()
 	for _, s := range subs {
 		s.mu.Lock()
 		s.consuming = false
@@ -301,6 +349,7 @@ type feed struct {
 	sub    *Sub
 	ts     transport.Subscription // nil until started
 	cancel context.CancelFunc
+	served bool         // the transport runs the chain (serve); no workers of the engine
 	idle   atomic.Int32 // workers waiting for a message
 }
 
@@ -312,6 +361,18 @@ type Sub struct {
 	mu        sync.Mutex
 	paused    bool
 	consuming bool
+}
+
+// pauseServed pauses the feeds whose transport runs the chain, as the drain begins, so
+// that it stops handing out messages the engine would only nack.
+func (s *Sub) pauseServed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.feeds {
+		if f.ts != nil && f.served {
+			f.ts.Pause()
+		}
+	}
 }
 
 // Pause stops the subscription's feeds from taking new messages (the member keeps its

@@ -21,13 +21,40 @@ import (
 // wait bounds every wait for an event: far above the unloaded time.
 const wait = 15 * time.Second
 
-func newTransport(t *testing.T) *memory.Transport {
-	t.Helper()
-	tr, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
+// testTransport is what the tests use of a transport.
+type testTransport interface {
+	transport.Transport
+	transport.GroupLagger
+}
+
+// channelOnly hides the memory transport's SubscribeHandler: the engine then hands
+// each message to a worker of its own over the subscription's channel.
+type channelOnly struct {
+	transport.Transport
+	transport.GroupLagger
+}
+
+// inBothModes runs test on a transport that runs the engine's handler on its own
+// workers (the memory transport, transport.HandlerSubscriber) and on one that hands
+// messages over its channel to the engine's workers.
+func inBothModes(t *testing.T, test func(t *testing.T, newTransport func(*testing.T) testTransport)) {
+	newMemory := func(t *testing.T) *memory.Transport {
+		t.Helper()
+		tr, err := memory.New(memory.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
 	}
-	return tr
+	t.Run("served", func(t *testing.T) {
+		test(t, func(t *testing.T) testTransport { return newMemory(t) })
+	})
+	t.Run("channel", func(t *testing.T) {
+		test(t, func(t *testing.T) testTransport {
+			tr := newMemory(t)
+			return channelOnly{tr, tr}
+		})
+	})
 }
 
 func publish(t *testing.T, tr transport.Transport, topic string, keys ...string) {
@@ -93,6 +120,10 @@ func received(t *testing.T, ch <-chan string, n int) []string {
 // TestRunReturnsAfterEveryGoroutine: once Run has returned, no goroutine the engine
 // or its subscriptions started is left, with workers added for concurrency.
 func TestRunReturnsAfterEveryGoroutine(t *testing.T) {
+	inBothModes(t, testRunReturnsAfterEveryGoroutine)
+}
+
+func testRunReturnsAfterEveryGoroutine(t *testing.T, newTransport func(*testing.T) testTransport) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tr := newTransport(t)
 	defer tr.Close()
@@ -117,7 +148,9 @@ func TestRunReturnsAfterEveryGoroutine(t *testing.T) {
 // TestDrainLetsHandlersFinish: when Run's context ends, a handler in flight finishes
 // and its message is acked before Run returns; nothing new is taken meanwhile, and
 // Draining is closed at once.
-func TestDrainLetsHandlersFinish(t *testing.T) {
+func TestDrainLetsHandlersFinish(t *testing.T) { inBothModes(t, testDrainLetsHandlersFinish) }
+
+func testDrainLetsHandlersFinish(t *testing.T, newTransport func(*testing.T) testTransport) {
 	tr := newTransport(t)
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
@@ -162,7 +195,9 @@ func TestDrainLetsHandlersFinish(t *testing.T) {
 
 // TestDrainTimeout: a handler still running when the drain time runs out sees the
 // Handlers context end; Run waits for it and returns ErrDrainTimeout.
-func TestDrainTimeout(t *testing.T) {
+func TestDrainTimeout(t *testing.T) { inBothModes(t, testDrainTimeout) }
+
+func testDrainTimeout(t *testing.T, newTransport func(*testing.T) testTransport) {
 	tr := newTransport(t)
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: 50 * time.Millisecond})
@@ -187,7 +222,9 @@ func TestDrainTimeout(t *testing.T) {
 
 // TestPanicNacks: a panic that reaches the engine nacks the message, which comes
 // back.
-func TestPanicNacks(t *testing.T) {
+func TestPanicNacks(t *testing.T) { inBothModes(t, testPanicNacks) }
+
+func testPanicNacks(t *testing.T, newTransport func(*testing.T) testTransport) {
 	tr := newTransport(t)
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
@@ -211,7 +248,9 @@ func TestPanicNacks(t *testing.T) {
 // TestConcurrencyBounded: a feed's handlers run Concurrency at once on one partition,
 // and never more. The handlers wait until three are in flight (or ten seconds), so
 // reaching three does not depend on how the goroutines are scheduled.
-func TestConcurrencyBounded(t *testing.T) {
+func TestConcurrencyBounded(t *testing.T) { inBothModes(t, testConcurrencyBounded) }
+
+func testConcurrencyBounded(t *testing.T, newTransport func(*testing.T) testTransport) {
 	tr := newTransport(t)
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
@@ -256,7 +295,9 @@ func TestConcurrencyBounded(t *testing.T) {
 
 // TestPauseHoldsNewMessages: a paused subscription takes nothing new, also on a feed
 // started after the pause, until Resume; Health says it is paused.
-func TestPauseHoldsNewMessages(t *testing.T) {
+func TestPauseHoldsNewMessages(t *testing.T) { inBothModes(t, testPauseHoldsNewMessages) }
+
+func testPauseHoldsNewMessages(t *testing.T, newTransport func(*testing.T) testTransport) {
 	tr := newTransport(t)
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
@@ -283,7 +324,9 @@ func TestPauseHoldsNewMessages(t *testing.T) {
 
 // TestAddWhileRunning: a subscription added while Run runs starts at once; one added
 // once the drain began is refused with ErrClosed.
-func TestAddWhileRunning(t *testing.T) {
+func TestAddWhileRunning(t *testing.T) { inBothModes(t, testAddWhileRunning) }
+
+func testAddWhileRunning(t *testing.T, newTransport func(*testing.T) testTransport) {
 	tr := newTransport(t)
 	defer tr.Close()
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})

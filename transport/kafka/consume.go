@@ -37,8 +37,11 @@ type subscription struct {
 	topic string
 	opts  transport.SubscribeOptions
 	cl    *kgo.Client
-	out   chan *message.Message
-	done  chan struct{}
+	// handle, when set (SubscribeHandler), is run by the lanes' workers; out then
+	// delivers nothing.
+	handle func(*message.Message) error
+	out    chan *message.Message
+	done   chan struct{}
 
 	ctx    context.Context // ends when the subscription ends
 	cancel context.CancelFunc
@@ -63,6 +66,19 @@ type subscription struct {
 // nothing; with opts.FromEnd it reads from each partition's end as Subscribe found it
 // (see consumeFrom). Each delivered message's context carries its transport.Position.
 func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.SubscribeOptions) (transport.Subscription, error) {
+	return t.subscribe(ctx, topic, opts, nil)
+}
+
+// SubscribeHandler subscribes as Subscribe does, with handle run by the workers that
+// take the messages; see transport.HandlerSubscriber.
+func (t *Transport) SubscribeHandler(ctx context.Context, topic string, opts transport.SubscribeOptions, handle func(*message.Message) error) (transport.Subscription, error) {
+	if handle == nil {
+		return nil, fmt.Errorf("kafka: %w: SubscribeHandler needs a handler", transport.ErrInvalidOption)
+	}
+	return t.subscribe(ctx, topic, opts, handle)
+}
+
+func (t *Transport) subscribe(ctx context.Context, topic string, opts transport.SubscribeOptions, handle func(*message.Message) error) (transport.Subscription, error) {
 	if opts.Concurrency < 0 || opts.Drain < 0 {
 		return nil, fmt.Errorf("kafka: %w: Concurrency %d and Drain %s must not be negative", transport.ErrInvalidOption, opts.Concurrency, opts.Drain)
 	}
@@ -78,7 +94,7 @@ func (t *Transport) Subscribe(ctx context.Context, topic string, opts transport.
 	if opts.Drain == 0 {
 		opts.Drain = t.cfg.Drain
 	}
-	s := &subscription{t: t, topic: topic, opts: opts, out: make(chan *message.Message), done: make(chan struct{}),
+	s := &subscription{t: t, topic: topic, opts: opts, handle: handle, out: make(chan *message.Message), done: make(chan struct{}),
 		lanes: map[int32]*lane.Lane{}, fullSince: map[int32]time.Time{}, held: map[int32]bool{}, demand: make(chan struct{}, 1), committed: map[int32]int64{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 
@@ -326,6 +342,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 		KeyConcurrency: s.opts.KeyConcurrency,
 		Buffer:         s.t.cfg.Prefetch,
 		NackDelay:      s.t.cfg.NackDelay,
+		Handle:         s.handle,
 		Out:            s.out,
 		Context:        s.ctx,
 		Build:          func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },

@@ -253,6 +253,19 @@ func (t *Transport) Flush(context.Context) error { return nil }
 
 // Subscribe joins group on topic; see transport.Transport.
 func (t *Transport) Subscribe(ctx context.Context, topicName string, opts transport.SubscribeOptions) (transport.Subscription, error) {
+	return t.subscribe(ctx, topicName, opts, nil)
+}
+
+// SubscribeHandler subscribes as Subscribe does, with handle run by the workers that
+// take the messages; see transport.HandlerSubscriber.
+func (t *Transport) SubscribeHandler(ctx context.Context, topicName string, opts transport.SubscribeOptions, handle func(*message.Message) error) (transport.Subscription, error) {
+	if handle == nil {
+		return nil, fmt.Errorf("memory: %w: SubscribeHandler needs a handler", transport.ErrInvalidOption)
+	}
+	return t.subscribe(ctx, topicName, opts, handle)
+}
+
+func (t *Transport) subscribe(ctx context.Context, topicName string, opts transport.SubscribeOptions, handle func(*message.Message) error) (transport.Subscription, error) {
 	if opts.Concurrency < 0 || opts.Drain < 0 {
 		return nil, fmt.Errorf("memory: %w: Concurrency %d and Drain %s must not be negative", transport.ErrInvalidOption, opts.Concurrency, opts.Drain)
 	}
@@ -260,7 +273,7 @@ func (t *Transport) Subscribe(ctx context.Context, topicName string, opts transp
 	if err != nil {
 		return nil, err
 	}
-	return tp.subscribe(ctx, opts), nil
+	return tp.subscribe(ctx, opts, handle), nil
 }
 
 // DeleteGroup forgets group's position on topic, so its unconsumed messages no longer

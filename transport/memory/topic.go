@@ -72,8 +72,11 @@ type group struct {
 type member struct {
 	ctx  context.Context
 	opts transport.SubscribeOptions
-	out  chan *message.Message
-	done chan struct{}
+	// handle, when set (SubscribeHandler), is run by the lane's workers; out then
+	// delivers nothing.
+	handle func(*message.Message) error
+	out    chan *message.Message
+	done   chan struct{}
 
 	mu     sync.Mutex
 	lane   *lane.Lane // while this member consumes
@@ -240,11 +243,11 @@ func (tp *topic) trimFor(enough func() bool) {
 
 // subscribe adds a member to group (a new anonymous group when the name is ""); the
 // first member of a group consumes, the others stand by.
-func (tp *topic) subscribe(ctx context.Context, opts transport.SubscribeOptions) transport.Subscription {
+func (tp *topic) subscribe(ctx context.Context, opts transport.SubscribeOptions, handle func(*message.Message) error) transport.Subscription {
 	if opts.Drain == 0 {
 		opts.Drain = tp.t.cfg.Drain
 	}
-	m := &member{ctx: ctx, opts: opts, out: make(chan *message.Message), done: make(chan struct{})}
+	m := &member{ctx: ctx, opts: opts, handle: handle, out: make(chan *message.Message), done: make(chan struct{})}
 
 	tp.mu.Lock()
 	var g *group
@@ -278,6 +281,7 @@ func (tp *topic) activateLocked(g *group, m *member) {
 		KeyConcurrency: m.opts.KeyConcurrency,
 		Buffer:         tp.t.cfg.Buffer,
 		NackDelay:      tp.t.cfg.NackDelay,
+		Handle:         m.handle,
 		Out:            m.out,
 		Context:        m.ctx,
 		Build:          func(r *lane.Record) *message.Message { return r.Data.(*record).message() },

@@ -32,7 +32,9 @@ func isClosed(c <-chan struct{}) bool {
 // offset order, and no fourth until one settles; each answers a KeyOrder whose Ready
 // follows the Pass (or settle) of the earlier ones of its key; another key and a
 // message without a key are not held back by them.
-func TestKeyConcurrency(t *testing.T) {
+func TestKeyConcurrency(t *testing.T) { inBothModes(t, testKeyConcurrency) }
+
+func testKeyConcurrency(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 8, KeyConcurrency: 3})
 	recs := records(0, 5, func(int) string { return "a" })
 	recs = append(recs, lane.Record{Offset: 5, Key: "b", Keyed: true}, lane.Record{Offset: 6})
@@ -98,7 +100,9 @@ func TestKeyConcurrency(t *testing.T) {
 // TestKeyConcurrencyNack: a nacked message holds back the messages of its key not yet
 // handed out until it is delivered again, even once the others of its key in flight
 // settled; it comes back ready (nothing earlier of its key is in flight).
-func TestKeyConcurrencyNack(t *testing.T) {
+func TestKeyConcurrencyNack(t *testing.T) { inBothModes(t, testKeyConcurrencyNack) }
+
+func testKeyConcurrencyNack(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 8, KeyConcurrency: 2, NackDelay: 30 * time.Millisecond})
 	l.Push(records(0, 4, func(int) string { return "a" })...)
 	m0, m1 := <-out, <-out
@@ -150,7 +154,9 @@ func keysOf(m map[int64]*message.Message) []int64 {
 // messages of its key are handed out, even when fewer than KeyConcurrency of the key
 // are in flight: its wait gives its slot to other keys, not to its own. Once the wait
 // ends, the key goes on.
-func TestKeyConcurrencyWait(t *testing.T) {
+func TestKeyConcurrencyWait(t *testing.T) { inBothModes(t, testKeyConcurrencyWait) }
+
+func testKeyConcurrencyWait(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 3, KeyConcurrency: 2})
 	keys := []string{"a", "a", "a", "b", "c"}
 	l.Push(records(0, len(keys), func(i int) string { return keys[i] })...)

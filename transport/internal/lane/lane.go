@@ -5,8 +5,9 @@
 // transport.SubscribeOptions.
 //
 // A Lane holds the records pushed to it in offset order. Concurrency workers each take
-// the lowest-offset record that may go now, send it on the subscription's channel and
-// wait for its ack or nack:
+// the lowest-offset record that may go now, and either run the subscription's handler
+// on it (Config.Handle) and settle it by the result, or send it on the subscription's
+// channel and wait for its ack or nack:
 //
 //   - at most Concurrency records are in flight (a nacked record waiting for its
 //     redelivery keeps its slot; a record whose handler waits, see transport.Waiter,
@@ -66,7 +67,13 @@ type Config struct {
 	Buffer int
 	// NackDelay is how long a nacked record waits before it is delivered again.
 	NackDelay time.Duration
-	// Out receives the delivered messages; several lanes may share it.
+	// Handle, when set, is run by the worker that takes a message, which settles the
+	// message by its result (nil: acked, an error: nacked); Out is then unused. A call
+	// still running when Stop gives up on the records in flight is not waited for, and
+	// its result is dropped.
+	Handle func(*message.Message) error
+	// Out receives the delivered messages when Handle is nil; several lanes may share
+	// it.
 	Out chan<- *message.Message
 	// Context is the parent of every delivered message's context. Stop ends the
 	// messages' contexts; so does the end of Context.
@@ -201,6 +208,10 @@ func (l *Lane) at(seq uint64) *entry {
 func (l *Lane) startWorkerLocked() {
 	l.nworkers++
 	l.workers.Add(1)
+	if l.cfg.Handle != nil {
+		go l.serve()
+		return
+	}
 	go l.work()
 }
 
@@ -228,6 +239,43 @@ func (l *Lane) work() {
 			l.settle(seq, nacked, d)
 		case <-l.abandon:
 			return
+		}
+		d.end()
+	}
+}
+
+// serve is one worker with Config.Handle: take, run the handler, settle by its result,
+// until the lane stops or it is one more than the lane needs. While the handler runs
+// the worker does not count in workers, so that Stop, once it gives up on the records
+// in flight, does not wait for a handler that does not return; a handler that returns
+// after that settles nothing.
+func (l *Lane) serve() {
+	var rec Record
+	for {
+		seq, msg, ok := l.take(&rec)
+		if !ok {
+			l.workers.Done()
+			return
+		}
+		d := msg.Context().(*delivery)
+		if l.ctx.Err() != nil {
+			l.settle(seq, waiting, d)
+			l.workers.Done()
+			return
+		}
+		l.workers.Done()
+		err := l.cfg.Handle(msg)
+		l.mu.Lock()
+		if l.abandoned {
+			l.mu.Unlock()
+			return
+		}
+		l.workers.Add(1) // before giveUp, so before Stop waits for workers
+		l.mu.Unlock()
+		if err != nil {
+			l.settle(seq, nacked, d)
+		} else {
+			l.settle(seq, done, d)
 		}
 		d.end()
 	}

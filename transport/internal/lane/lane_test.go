@@ -2,8 +2,10 @@ package lane_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,10 +17,46 @@ import (
 	"github.com/pubsubkit/pubsub/transport/internal/lane"
 )
 
+// inBothModes runs test with lanes that send messages on their channel (Out) and
+// with lanes that run a handler (Handle); newLane tells them apart by the subtest's
+// name.
+func inBothModes(t *testing.T, test func(t *testing.T)) {
+	t.Run("channel", test)
+	t.Run("handle", test)
+}
+
+// errNacked is what the handle mode's handler returns for a nacked message.
+var errNacked = errors.New("nacked")
+
+// newLane starts a lane. Its messages come on the returned channel, to be acked or
+// nacked there, in both modes: with Handle (a subtest named handle), the handler sends
+// each message on the channel and returns what the test makes of it, so every test
+// checks the lane's rules for both kinds of worker.
 func newLane(t *testing.T, cfg lane.Config) (*lane.Lane, chan *message.Message) {
 	t.Helper()
 	out := make(chan *message.Message)
-	cfg.Out = out
+	if strings.HasSuffix(t.Name(), "/handle") {
+		ended := t.Context().Done()
+		cfg.Handle = func(m *message.Message) error {
+			select {
+			case out <- m:
+			case <-m.Context().Done():
+				return m.Context().Err()
+			case <-ended:
+				return context.Canceled
+			}
+			select {
+			case <-m.Acked():
+				return nil
+			case <-m.Nacked():
+				return errNacked
+			case <-ended:
+				return context.Canceled
+			}
+		}
+	} else {
+		cfg.Out = out
+	}
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
@@ -49,7 +87,9 @@ func offsetOf(m *message.Message) int64 {
 // TestConcurrencyAndKeyOrder: with Concurrency 8 and ordering by key, at most 8
 // messages are in flight, never two of one key, each key in offset order, and every
 // message is delivered once.
-func TestConcurrencyAndKeyOrder(t *testing.T) {
+func TestConcurrencyAndKeyOrder(t *testing.T) { inBothModes(t, testConcurrencyAndKeyOrder) }
+
+func testConcurrencyAndKeyOrder(t *testing.T) {
 	const total, keys, conc = 2000, 20, 8
 	l, out := newLane(t, lane.Config{Concurrency: conc, Buffer: 256})
 	go func() {
@@ -110,7 +150,9 @@ func waitWatermark(l *lane.Lane, want int64) (int64, bool) {
 
 // TestConcurrencyFillsEverySlot: with Concurrency 4 and distinct keys, four messages
 // are handed out without any ack, a fifth only once one of them is acked.
-func TestConcurrencyFillsEverySlot(t *testing.T) {
+func TestConcurrencyFillsEverySlot(t *testing.T) { inBothModes(t, testConcurrencyFillsEverySlot) }
+
+func testConcurrencyFillsEverySlot(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 4, Buffer: 64})
 	l.Push(records(0, 10, func(i int) string { return fmt.Sprint("k", i) })...)
 	held := make([]*message.Message, 0, 4)
@@ -142,7 +184,9 @@ func TestConcurrencyFillsEverySlot(t *testing.T) {
 // TestHotKeyDoesNotBlockOthers: one key whose handler is slow holds one slot; the
 // other keys behind it flow. The workers hand messages out in no set order, so the
 // test takes the 21 deliverable messages in whatever order they come.
-func TestHotKeyDoesNotBlockOthers(t *testing.T) {
+func TestHotKeyDoesNotBlockOthers(t *testing.T) { inBothModes(t, testHotKeyDoesNotBlockOthers) }
+
+func testHotKeyDoesNotBlockOthers(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 4, Buffer: 64})
 	l.Push(records(0, 40, func(i int) string {
 		if i%2 == 0 {
@@ -187,7 +231,9 @@ func TestHotKeyDoesNotBlockOthers(t *testing.T) {
 // TestNackRedeliversBeforeItsKey: a nacked message comes back after the delay, before
 // the later messages of its key, while other keys go on; with Concurrency 1 the
 // whole partition waits.
-func TestNackRedeliversBeforeItsKey(t *testing.T) {
+func TestNackRedeliversBeforeItsKey(t *testing.T) { inBothModes(t, testNackRedeliversBeforeItsKey) }
+
+func testNackRedeliversBeforeItsKey(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 2, NackDelay: 50 * time.Millisecond})
 	l.Push(lane.Record{Offset: 0, Key: "a", Keyed: true}, lane.Record{Offset: 1, Key: "a", Keyed: true},
 		lane.Record{Offset: 2, Key: "b", Keyed: true})
@@ -225,7 +271,9 @@ func TestNackRedeliversBeforeItsKey(t *testing.T) {
 // once, takes nothing new, and waits for the messages in flight up to the drain; an
 // ack given in that time counts in the final watermark, and Stop returns on that ack,
 // not at the end of the drain.
-func TestStopLetsInFlightFinish(t *testing.T) {
+func TestStopLetsInFlightFinish(t *testing.T) { inBothModes(t, testStopLetsInFlightFinish) }
+
+func testStopLetsInFlightFinish(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 2, NackDelay: time.Hour})
 	l.Push(records(0, 10, func(int) string { return "" })...)
 	a, b := <-out, <-out // offsets 0 and 1, in no set order
@@ -260,7 +308,9 @@ func TestStopLetsInFlightFinish(t *testing.T) {
 }
 
 // TestStopDrainRunsOut: a message never acked is given up after the drain.
-func TestStopDrainRunsOut(t *testing.T) {
+func TestStopDrainRunsOut(t *testing.T) { inBothModes(t, testStopDrainRunsOut) }
+
+func testStopDrainRunsOut(t *testing.T) {
 	l, out := newLane(t, lane.Config{})
 	l.Push(records(5, 1, func(int) string { return "" })...)
 	<-out
@@ -272,7 +322,9 @@ func TestStopDrainRunsOut(t *testing.T) {
 }
 
 // TestFullAndRoom: a lane reports full at its buffer and calls OnRoom at half.
-func TestFullAndRoom(t *testing.T) {
+func TestFullAndRoom(t *testing.T) { inBothModes(t, testFullAndRoom) }
+
+func testFullAndRoom(t *testing.T) {
 	room := make(chan struct{}, 1)
 	l, out := newLane(t, lane.Config{Buffer: 10, OnRoom: func() { room <- struct{}{} }})
 	if !l.Push(records(0, 10, func(int) string { return "" })...) {
@@ -289,7 +341,9 @@ func TestFullAndRoom(t *testing.T) {
 }
 
 // TestPause: a paused lane hands out nothing; Resume goes on.
-func TestPause(t *testing.T) {
+func TestPause(t *testing.T) { inBothModes(t, testPause) }
+
+func testPause(t *testing.T) {
 	l, out := newLane(t, lane.Config{})
 	l.Pause()
 	l.Push(records(0, 1, func(int) string { return "" })...)
@@ -313,7 +367,9 @@ func TestPause(t *testing.T) {
 // TestWaitingGivesUpSlot: with Concurrency 2, two records whose handlers wait
 // (transport.Waiting) let the other keys through, but not the later records of their
 // own keys; once resumed and acked, those follow.
-func TestWaitingGivesUpSlot(t *testing.T) {
+func TestWaitingGivesUpSlot(t *testing.T) { inBothModes(t, testWaitingGivesUpSlot) }
+
+func testWaitingGivesUpSlot(t *testing.T) {
 	l, out := newLane(t, lane.Config{Concurrency: 2, Buffer: 64})
 	keys := []string{"a", "b", "c", "a", "d", "b", "e"}
 	l.Push(records(0, len(keys), func(i int) string { return keys[i] })...)
@@ -363,7 +419,9 @@ func TestWaitingGivesUpSlot(t *testing.T) {
 // OnRoom once it drains to half (a push that cleared Full silently left the partition
 // paused for good). With Concurrency 1 one worker settles each message before it hands
 // out the next, so receiving message n+1 means message n was settled.
-func TestPushWhileFullStaysFull(t *testing.T) {
+func TestPushWhileFullStaysFull(t *testing.T) { inBothModes(t, testPushWhileFullStaysFull) }
+
+func testPushWhileFullStaysFull(t *testing.T) {
 	room := make(chan struct{}, 8)
 	l, out := newLane(t, lane.Config{Concurrency: 1, Buffer: 8, OnRoom: func() { room <- struct{}{} }})
 	if !l.Push(records(0, 8, func(int) string { return "" })...) {
