@@ -218,12 +218,21 @@ func MediaType(contentType string) string {
 // no parameters), as MediaType(contentType) == mediaType does, without making the
 // lower-case copy: it is called for every consumed message.
 func IsMediaType(contentType, mediaType string) bool {
-	ct := strings.TrimLeft(contentType, " \t")
+	ct := trimBlanks(contentType)
 	if len(ct) < len(mediaType) || !strings.EqualFold(ct[:len(mediaType)], mediaType) {
 		return false
 	}
-	rest := strings.TrimLeft(ct[len(mediaType):], " \t")
+	rest := trimBlanks(ct[len(mediaType):])
 	return rest == "" || rest[0] == ';'
+}
+
+// trimBlanks drops the spaces and tabs s begins with (strings.TrimLeft with a
+// two-byte cut set builds a set on every call, 3% of a consumed message's CPU here).
+func trimBlanks(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	return s
 }
 
 // ForHandler reports whether a handler sees key in its Message.Metadata: user keys,

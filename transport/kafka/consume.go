@@ -345,7 +345,7 @@ func (s *subscription) newLaneLocked(p int32) *lane.Lane {
 		Handle:         s.handle,
 		Out:            s.out,
 		Context:        s.ctx,
-		Build:          func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record)) },
+		Build:          func(r *lane.Record) *message.Message { return toMessage(r.Data.(*kgo.Record), s.handle != nil) },
 		OnRoom:         func() { s.room(p) },
 	})
 	if s.paused {

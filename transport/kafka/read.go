@@ -77,7 +77,7 @@ func (t *Transport) readAll(ctx context.Context, topic string) ([]*message.Messa
 				return
 			}
 			if !r.Attrs.IsControl() {
-				msg := toMessage(r)
+				msg := toMessage(r, false)
 				msg.SetContext(transport.WithPosition(ctx, transport.Position{Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}))
 				msgs = append(msgs, msg)
 			}

@@ -61,7 +61,7 @@ func (t *Transport) readAt(ctx context.Context, topic string, partition int32, o
 			case r.Offset > offset || r.Attrs.IsControl():
 				return nil, fmt.Errorf("kafka: %q partition %d offset %d: %w", topic, partition, offset, transport.ErrNoRecord)
 			}
-			msg := toMessage(r)
+			msg := toMessage(r, false)
 			msg.SetContext(transport.WithPosition(ctx, transport.Position{Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}))
 			return msg, nil
 		}

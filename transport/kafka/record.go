@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/transport/internal/lane"
 )
 
 // UUIDHeader is the record header that carries a message's id: watermill-kafka's, so
@@ -113,10 +114,11 @@ func recordSize(r *kgo.Record) int {
 // first value under its name and each later one, in record order, under
 // metadata.RepeatedKey(name, n) for n = 1, 2...; metadata.Values reads them all. The
 // record key, when not empty, is metadata.Key; a "pubsub_key" header (earlier
-// pubsubkit versions wrote the key there too) is ignored.
-func toMessage(r *kgo.Record) *message.Message {
+// pubsubkit versions wrote the key there too) is ignored. handled makes a message for a
+// lane that runs the handler itself (see lane.NewMessage).
+func toMessage(r *kgo.Record, handled bool) *message.Message {
 	key := view(r.Key)
-	msg := message.NewMessage("", r.Value)
+	msg := lane.NewMessage("", r.Value, handled)
 	md := msg.Metadata
 	if len(r.Headers) >= mapGroup {
 		md = make(message.Metadata, len(r.Headers)+1) // sized once, instead of growing

@@ -37,7 +37,7 @@ func BenchmarkToMessage(b *testing.B) {
 	r.Partition, r.Offset = 1, 42
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = toMessage(r)
+		_ = toMessage(r, false)
 	}
 }
 
@@ -46,7 +46,7 @@ func BenchmarkToMessage(b *testing.B) {
 func TestConversionRoundTrip(t *testing.T) {
 	m := benchMessage()
 	m.Metadata["tag"], m.Metadata["tag[1]"], m.Metadata["tag[2]"] = "a", "b", "c"
-	back := toMessage(toRecord("orders", m))
+	back := toMessage(toRecord("orders", m), false)
 	if back.UUID != m.UUID || string(back.Payload) != string(m.Payload) || len(back.Metadata) != len(m.Metadata) {
 		t.Fatalf("round trip: %s %d bytes %v, want %s %d bytes %v", back.UUID, len(back.Payload), back.Metadata, m.UUID, len(m.Payload), m.Metadata)
 	}

@@ -404,7 +404,7 @@ func (t *Transport) existing(topicName string) (*topic, error) {
 
 // read is the record as a reader returns it: a fresh message with its position.
 func (r *record) read(ctx context.Context) *message.Message {
-	msg := r.message()
+	msg := r.message(false)
 	msg.SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset, Time: r.time}))
 	return msg
 }

@@ -37,8 +37,8 @@ func newRecord(msg *message.Message) *record {
 // message returns a fresh Watermill message for one delivery, with metadata of its
 // own, so that a handler that changes it changes nothing for redeliveries or other
 // groups.
-func (r *record) message() *message.Message {
-	msg := message.NewMessage(r.uuid, r.payload)
+func (r *record) message(handled bool) *message.Message {
+	msg := lane.NewMessage(r.uuid, r.payload, handled)
 	for k, v := range r.metadata {
 		msg.Metadata[k] = v
 	}
@@ -284,7 +284,7 @@ func (tp *topic) activateLocked(g *group, m *member) {
 		Handle:         m.handle,
 		Out:            m.out,
 		Context:        m.ctx,
-		Build:          func(r *lane.Record) *message.Message { return r.Data.(*record).message() },
+		Build:          func(r *lane.Record) *message.Message { return r.Data.(*record).message(m.handle != nil) },
 		OnProgress:     func(next int64) { tp.progress(g, next) },
 		OnRoom: func() {
 			select {
