@@ -213,9 +213,9 @@ type Config struct {
 
 	// Memory limits. A consumer holds, per partition it consumes, at most about
 	// Prefetch messages (in flight, waiting, or finished ahead of the committed
-	// offset) plus two fetches of FetchBytes (a partition's fetched records are pushed
-	// whole, and one more fetch may arrive while it is full), and one fetch of at
-	// most FetchBytes per broker that franz-go holds until it is polled; a producer holds at most PublishQueue records and PublishQueueBytes
+	// offset) plus the fetch of at most FetchBytes that filled it (a partition's
+	// fetched records are pushed whole), and one fetch of at most FetchBytes per broker
+	// that franz-go holds until it is polled; a producer holds at most PublishQueue records and PublishQueueBytes
 	// bytes not yet stored, and Publish and PublishAsync wait while it is full.
 	//
 	// Prefetch is the number of messages held per partition. Default

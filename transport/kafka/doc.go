@@ -128,12 +128,15 @@
 // subscription ends or the transport closes.
 //
 // Memory is bounded: a lane holds at most Prefetch messages (at least Concurrency)
-// in flight, waiting or finished ahead of the watermark, and the partition's fetching
-// pauses while it is full (franz-go's partition pause set, which only the lane's
-// back-pressure changes; Pause and Resume use the topic pause set, so neither undoes
-// the other and a partition that is not paused and has room is always fetched);
-// each fetch asks at most FetchBytes per partition and
-// 4·FetchBytes per broker (a larger single record is still fetched). The producer
+// in flight, waiting or finished ahead of the watermark, plus the one fetch that
+// filled it. While a lane is full the subscription does not poll franz-go, which then
+// holds at most one fetch per broker and fetches nothing more; a lane full for 250 ms
+// (its handlers are slower than its siblings') has its partition's fetching paused
+// (franz-go's partition pause set, which only this back-pressure changes; Pause and
+// Resume use the topic pause set, so neither undoes the other and a partition that is
+// not paused and has room is always fetched), so that it holds its siblings back no
+// longer. Each fetch asks at most FetchBytes per partition and per broker (a larger
+// single record is still fetched). The producer
 // holds at most PublishQueue records and PublishQueueBytes bytes; Publish and
 // PublishAsync wait while it is full.
 //
