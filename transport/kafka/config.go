@@ -221,8 +221,8 @@ type Config struct {
 	// Prefetch is the number of messages held per partition. Default
 	// DefaultPrefetch; at least the subscription's Concurrency.
 	Prefetch int
-	// FetchBytes is how many bytes a fetch asks for per partition; a larger message
-	// is still fetched. Default DefaultFetchBytes.
+	// FetchBytes is how many bytes a fetch asks for per partition, and from one broker
+	// in all; a larger message is still fetched. Default DefaultFetchBytes.
 	FetchBytes int
 	// PublishQueue and PublishQueueBytes bound the producer's queue. Defaults
 	// DefaultPublishQueue and DefaultPublishQueueBytes.
