@@ -305,11 +305,11 @@ func (e *Engine) drain() error {
 	e.gate.Lock()
 	e.shut = true
 	e.gate.Unlock()
-	close(e.draining)
-	close(e.taking)
 	for _, s := range subs {
 		s.pauseServed()
 	}
+	close(e.draining)
+	close(e.taking)
 	idle := make(chan struct{})
 	go func() {
 		e.workers.Wait()
@@ -387,13 +387,20 @@ func (s *Sub) setPaused(paused bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.paused = paused
+	draining := false
+	select {
+	case <-s.e.draining:
+		draining = true
+	default:
+	}
 	for _, f := range s.feeds {
-		if f.ts == nil {
-			continue
-		}
-		if paused {
+		switch {
+		case f.ts == nil:
+		case paused:
 			f.ts.Pause()
-		} else {
+		case f.served && draining:
+			// stays paused (pauseServed): it would hand out messages only to be nacked
+		default:
 			f.ts.Resume()
 		}
 	}

@@ -349,3 +349,49 @@ func testAddWhileRunning(t *testing.T, newTransport func(*testing.T) testTranspo
 		t.Fatalf("Add after the drain: %v; want ErrClosed", err)
 	}
 }
+
+// TestResumeDuringDrainKeepsServedFeedPaused: once the drain began, a feed whose
+// transport runs the chain is paused (it would hand out messages only for the engine
+// to nack them), and a Resume then leaves it paused; the handler in flight finishes.
+func TestResumeDuringDrainKeepsServedFeedPaused(t *testing.T) {
+	tr, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	e := engine.New(engine.Config{Transport: tr, Drain: wait})
+	started, release := make(chan struct{}, 10), make(chan struct{})
+	sub := add(t, e, "resumedrain", transport.SubscribeOptions{Group: "g"}, func(msg *message.Message) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	stop := run(t, e)
+	publish(t, tr, "resumedrain", "a", "b")
+	select {
+	case <-started:
+	case <-time.After(wait):
+		t.Fatal("the first message was not handled")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	select {
+	case <-e.Draining():
+	case <-time.After(wait):
+		t.Fatal("the drain did not begin")
+	}
+	sub.Resume()
+	h := sub.Health(time.Minute)
+	if len(h.Partitions) != 1 || !h.Partitions[0].Paused {
+		t.Errorf("partitions after Resume during the drain: %+v; want the one partition paused", h.Partitions)
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+		t.Error("a second message was handled during the drain")
+	default:
+	}
+}
