@@ -14,12 +14,12 @@
 // workers as the transport hands out at once and one spare (a worker is added when the
 // last idle one takes a message, and none ends before the drain).
 //
-// Drain, when Run's context ends: retry waits end at once (Draining closes), nothing
-// new is taken (a transport that runs handlers is paused, and a message it hands out
-// as the drain begins is nacked unhandled), the handlers in flight finish within the drain time (then Handlers'
-// context ends and they are waited for), and only then do the transport's
-// subscriptions end, committing what was finished. Run returns once every goroutine
-// the engine started has returned.
+// Drain, when Run's context ends: nothing new is taken (the feeds of a transport that
+// runs handlers are paused, and stay paused whatever Resume says; a message handed out
+// as the drain begins is nacked unhandled), retry waits end at once (Draining closes),
+// the handlers in flight finish within the drain time (then Handlers' context ends and
+// they are waited for), and only then do the transport's subscriptions end, committing
+// what was finished. Run returns once every goroutine the engine started has returned.
 package engine
 
 import (
@@ -361,6 +361,7 @@ type Sub struct {
 	mu        sync.Mutex
 	paused    bool
 	consuming bool
+	draining  bool // pauseServed ran: served feeds stay paused
 }
 
 // pauseServed pauses the feeds whose transport runs the chain, as the drain begins, so
@@ -368,6 +369,7 @@ type Sub struct {
 func (s *Sub) pauseServed() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.draining = true
 	for _, f := range s.feeds {
 		if f.ts != nil && f.served {
 			f.ts.Pause()
@@ -387,18 +389,12 @@ func (s *Sub) setPaused(paused bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.paused = paused
-	draining := false
-	select {
-	case <-s.e.draining:
-		draining = true
-	default:
-	}
 	for _, f := range s.feeds {
 		switch {
 		case f.ts == nil:
 		case paused:
 			f.ts.Pause()
-		case f.served && draining:
+		case f.served && s.draining:
 			// stays paused (pauseServed): it would hand out messages only to be nacked
 		default:
 			f.ts.Resume()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -35,7 +34,8 @@ const (
 	DefaultDrain             = 30 * time.Second
 	DefaultMaxMessageBytes   = 1 << 20
 	DefaultPrefetch          = 256
-	DefaultFetchBytes        = 1 << 20
+	DefaultFetchBytes        = 512 << 10
+	maxFetchBytes            = 100 << 20 // franz-go's BrokerMaxReadBytes
 	DefaultPublishQueue      = 1 << 16
 	DefaultPublishQueueBytes = 64 << 20
 	DefaultPartitioner       = PartitionerMurmur2
@@ -214,7 +214,8 @@ type Config struct {
 	// Memory limits. A consumer holds, per partition it consumes, at most about
 	// Prefetch messages (in flight, waiting, or finished ahead of the committed
 	// offset) plus the fetch of at most FetchBytes that filled it (a partition's
-	// fetched records are pushed whole), and one fetch of at most FetchBytes per broker
+	// fetched records are pushed whole) and, for a partition whose handlers are slow,
+	// its next fetch kept beside it; and one fetch of at most FetchBytes per broker
 	// that franz-go holds until it is polled; a producer holds at most PublishQueue records and PublishQueueBytes
 	// bytes not yet stored, and Publish and PublishAsync wait while it is full.
 	//
@@ -222,7 +223,8 @@ type Config struct {
 	// DefaultPrefetch; at least the subscription's Concurrency.
 	Prefetch int
 	// FetchBytes is how many bytes a fetch asks for per partition, and from one broker
-	// in all; a larger message is still fetched. Default DefaultFetchBytes.
+	// in all; a larger message is still fetched. Default DefaultFetchBytes; at most
+	// 100 MiB, the largest broker response franz-go reads.
 	FetchBytes int
 	// PublishQueue and PublishQueueBytes bound the producer's queue. Defaults
 	// DefaultPublishQueue and DefaultPublishQueueBytes.
@@ -363,8 +365,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxMessageBytes < 1 || c.MaxMessageBytes > maxBatchBytes-transport.DeadLetterHeadroom {
 		bad("max message bytes %d is not between 1 and %d", c.MaxMessageBytes, maxBatchBytes-transport.DeadLetterHeadroom)
 	}
-	if c.FetchBytes < 1 || c.FetchBytes > math.MaxInt32 {
-		bad("fetch bytes %d is not between 1 and %d", c.FetchBytes, math.MaxInt32)
+	if c.FetchBytes < 1 || c.FetchBytes > maxFetchBytes {
+		bad("fetch bytes %d is not between 1 and %d (franz-go reads no larger broker response)", c.FetchBytes, maxFetchBytes)
 	}
 	if c.Prefetch < 1 || c.PublishQueue < 1 || c.PublishQueueBytes < 1 {
 		bad("prefetch %d, publish queue %d and publish queue bytes %d must be at least 1", c.Prefetch, c.PublishQueue, c.PublishQueueBytes)

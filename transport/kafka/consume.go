@@ -25,13 +25,12 @@ import (
 // CommitInterval, and when partitions are revoked or the subscription ends, the lanes'
 // watermarks (the lowest offset not finished) are committed.
 //
-// Back-pressure is first the poll loop's: it does not poll while a lane is full (see
-// awaitDemand), and franz-go, not polled, fetches nothing more from a broker once it
-// holds one fetch of it. Pausing a partition's fetching (hold) comes second, for a lane
-// full for overWait. A paused partition is left out of its broker's fetches, so once
-// resumed it may wait for a fetch in flight that the broker holds for its idle
-// siblings (FetchMaxWait): when every full lane was paused at once, the 100 B consume
-// benchmark lost up to half a second at a time that way.
+// Back-pressure is the poll loop's: it does not poll while a lane is full, for at most
+// 250 ms a lane; a lane slower than that gets its next fetch kept beside it, its
+// partition paused, until it has room (see awaitDemand). When every full lane was
+// paused at once instead, a resumed partition waited for its broker's fetch
+// long-polling for idle siblings: the 100 B consume benchmark lost up to half a second
+// at a time that way.
 type subscription struct {
 	t     *Transport
 	topic string
@@ -46,12 +45,13 @@ type subscription struct {
 	ctx    context.Context // ends when the subscription ends
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // guards lanes, paused, fullSince and held, and orders the calls that change fetching
+	mu        sync.Mutex // guards lanes, paused, fullSince, spare and held, and orders the calls that change fetching
 	lanes     map[int32]*lane.Lane
 	paused    bool
-	fullSince map[int32]time.Time // partitions whose lane is full, since when
-	held      map[int32]bool      // partitions whose fetching is paused (see hold)
-	demand    chan struct{}       // wakes the poll loop when a lane has room or the lanes change
+	fullSince map[int32]time.Time     // partitions whose lane is full, since when (see awaitDemand)
+	spare     map[int32][]lane.Record // a fetch kept beside a full lane (see awaitDemand)
+	held      map[int32]bool          // partitions whose fetching is paused (see hold)
+	demand    chan struct{}           // wakes the poll loop when a lane has room or the lanes change
 
 	group groupState // whether this member is in its group, for Health and the log
 
@@ -95,7 +95,7 @@ func (t *Transport) subscribe(ctx context.Context, topic string, opts transport.
 		opts.Drain = t.cfg.Drain
 	}
 	s := &subscription{t: t, topic: topic, opts: opts, handle: handle, out: make(chan *message.Message), done: make(chan struct{}),
-		lanes: map[int32]*lane.Lane{}, fullSince: map[int32]time.Time{}, held: map[int32]bool{}, demand: make(chan struct{}, 1), committed: map[int32]int64{}}
+		lanes: map[int32]*lane.Lane{}, fullSince: map[int32]time.Time{}, spare: map[int32][]lane.Record{}, held: map[int32]bool{}, demand: make(chan struct{}, 1), committed: map[int32]int64{}}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 
 	kopts, err := t.consumeFrom(pctx, topic, opts)
@@ -187,7 +187,8 @@ func (s *subscription) run() {
 	s.t.subscriptionEnded(s, err)
 }
 
-// push hands one partition's fetched records to its lane.
+// push hands one partition's fetched records to its lane, or, when the lane is full,
+// keeps them beside it as its spare fetch (see room) and pauses the partition.
 func (s *subscription) push(p kgo.FetchTopicPartition) {
 	l := s.lane(p.Partition)
 	if l == nil {
@@ -205,25 +206,46 @@ func (s *subscription) push(p kgo.FetchTopicPartition) {
 			recs[i].Key, recs[i].Keyed = string(r.Key), true
 		}
 	}
+	if s.spareFor(p.Partition, l, recs) {
+		s.hold(s.cl, p.Partition)
+		return
+	}
 	if l.Push(recs...) {
 		s.filled(p.Partition, l)
 	}
 }
 
-// overWait is the longest a full lane holds the poll loop back; then its partition's
-// fetching is paused (hold).
+// spareFor keeps recs as the spare fetch of partition p when its lane l is full, and
+// reports whether it did. Only a lane full for overWait can be full here: the poll
+// loop does not poll while another lane is full (awaitDemand).
+func (s *subscription) spareFor(p int32, l *lane.Lane, recs []lane.Record) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lanes[p] != l || !l.Full() {
+		return false
+	}
+	s.spare[p] = append(s.spare[p], recs...)
+	return true
+}
+
+// overWait is the longest a full lane holds the poll loop back.
 const overWait = 250 * time.Millisecond
 
-// awaitDemand returns when the next poll should go: when no lane is full, except those
-// whose partition's fetching is paused; or when the subscription ends. A lane full for
-// overWait has its partition paused, so that it holds the others back no longer: its
-// handlers are slower than the others'.
+// awaitDemand returns when the next poll should go: when no lane is full, except lanes
+// full for overWait or more and lanes with a spare fetch; or when the subscription
+// ends.
 //
-// So a poll never pushes records into a full lane (a paused partition's records are
-// left out of polls), and every lane holds at most Prefetch records plus one fetch.
-// While the loop waits, franz-go holds at most one fetch per broker and asks that broker
-// for nothing more; once polled, it asks at once for the partitions that are not
-// paused, which a broker answers without waiting as soon as one of them has records.
+// So back-pressure is first the loop's: while it waits, franz-go holds at most one
+// fetch per broker and asks that broker for nothing more, and once polled it asks at
+// once for the partitions that are not paused, which a broker answers without waiting
+// as soon as one of them has records. A lane full for overWait (its handlers are slow,
+// or stuck) holds the others back no longer: the next poll goes, and its partition's
+// next records become its spare fetch, kept beside the lane while the partition is
+// paused (hold) and pushed once the lane has room (room). A paused partition is left
+// out of its broker's fetches, so once resumed it may wait for a fetch in flight that
+// the broker holds for its idle siblings (FetchMaxWait, 500 ms); its lane meanwhile
+// has the spare fetch to handle. A lane holds at most Prefetch records plus the fetch
+// that filled it, and a spare fetch may wait beside it.
 func (s *subscription) awaitDemand() {
 	var timer *time.Timer
 	for {
@@ -247,23 +269,15 @@ func (s *subscription) awaitDemand() {
 }
 
 // demandNow reports whether the next poll should go now (see awaitDemand), else how
-// long to wait at most; it pauses the partitions of lanes full for overWait.
+// long to wait at most.
 func (s *subscription) demandNow(now time.Time) (wait time.Duration, poll bool) {
-	var pause []int32
-	defer func() {
-		for _, p := range pause {
-			s.hold(s.cl, p)
-		}
-	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for p, since := range s.fullSince {
 		switch l := s.lanes[p]; {
 		case l == nil || !l.Full():
 			delete(s.fullSince, p) // its room came before fullSince was set
-		case s.held[p]:
-		case now.Sub(since) >= overWait:
-			pause = append(pause, p)
+		case len(s.spare[p]) > 0, now.Sub(since) >= overWait:
 		default:
 			return overWait - now.Sub(since), false
 		}
@@ -288,18 +302,31 @@ func (s *subscription) filled(p int32, l *lane.Lane) {
 	}
 }
 
-// room is the lane's OnRoom: partition p's lane is no longer full, its fetching
-// resumes if it was paused, and the poll loop wakes.
+// room is the lane's OnRoom: partition p's lane is no longer full. Its spare fetch, if
+// it has one, is pushed now, before its fetching resumes, so that the lane has it to
+// handle while the next fetch comes; a lane that this fills again was slow, and does
+// not hold the poll loop back (fullSince is long past). The poll loop wakes.
 func (s *subscription) room(p int32) {
 	s.mu.Lock()
-	delete(s.fullSince, p)
+	l, spare := s.lanes[p], s.spare[p]
+	delete(s.spare, p)
+	switch {
+	case l != nil && len(spare) > 0:
+		if l.Push(spare...) {
+			s.fullSince[p] = time.Time{}
+		} else {
+			delete(s.fullSince, p)
+		}
+	case l == nil || !l.Full(): // not a later fill's (a poll may have come between)
+		delete(s.fullSince, p)
+	}
 	s.mu.Unlock()
 	s.hold(s.cl, p)
 	s.wake()
 }
 
-// hold makes the fetching of partition p follow its lane: paused while the lane has
-// been full for overWait, fetched otherwise (and when p has no lane:
+// hold makes the fetching of partition p follow its lane: paused while a spare fetch
+// waits beside the lane (see awaitDemand), fetched otherwise (and when p has no lane:
 // it is not ours, and a later assignment must fetch it). It reads the lane's state and changes franz-go's under
 // s.mu, so the last call wins with the state as it is then: a lane that drained
 // between Push reporting full and this call is not left paused. cl is the client to
@@ -309,8 +336,7 @@ func (s *subscription) hold(cl *kgo.Client, p int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := s.lanes[p]
-	since, full := s.fullSince[p]
-	pause := l != nil && full && time.Since(since) >= overWait && l.Full()
+	pause := l != nil && len(s.spare[p]) > 0
 	if pause == s.held[p] {
 		return
 	}
@@ -417,6 +443,7 @@ func (s *subscription) take(parts []int32) map[int32]*lane.Lane {
 			taken[p] = l
 			delete(s.lanes, p)
 			delete(s.fullSince, p)
+			delete(s.spare, p) // never handed out: the next owner reads them
 		}
 	}
 	return taken
@@ -553,8 +580,10 @@ func (s *subscription) Stats() []transport.PartitionStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	stats := make([]transport.PartitionStats, 0, len(s.lanes))
-	for _, l := range s.lanes {
-		stats = append(stats, l.Stats())
+	for p, l := range s.lanes {
+		st := l.Stats()
+		st.Buffered += len(s.spare[p])
+		stats = append(stats, st)
 	}
 	return stats
 }

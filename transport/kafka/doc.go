@@ -49,7 +49,7 @@
 //	nack_delay (500ms)             NackDelay before a nacked message comes again
 //	drain (30s)                    Drain, the default of SubscribeOptions.Drain
 //	prefetch (256)                 Prefetch, messages held per partition
-//	fetch_bytes (1048576)          FetchBytes asked per partition and fetch
+//	fetch_bytes (524288)           FetchBytes asked per partition, and from one broker
 //	publish_queue (65536)          PublishQueue, records the producer holds unstored
 //	publish_queue_bytes (67108864) PublishQueueBytes, bytes the producer holds unstored
 //
@@ -130,13 +130,13 @@
 // Memory is bounded: a lane holds at most Prefetch messages (at least Concurrency)
 // in flight, waiting or finished ahead of the watermark, plus the one fetch that
 // filled it. While a lane is full the subscription does not poll franz-go, which then
-// holds at most one fetch per broker and fetches nothing more; a lane full for 250 ms
-// (its handlers are slower than its siblings') has its partition's fetching paused
-// (franz-go's partition pause set, which only this back-pressure changes; Pause and
-// Resume use the topic pause set, so neither undoes the other and a partition that is
-// not paused and has room is always fetched), so that it holds its siblings back no
-// longer. Each fetch asks at most FetchBytes per partition and per broker (a larger
-// single record is still fetched). The producer
+// holds at most one fetch per broker and fetches nothing more, for at most 250 ms a
+// lane: a lane full for longer (its handlers are slow or stuck) holds the others back
+// no longer, and its partition's next fetch is kept beside it while its fetching is
+// paused (franz-go's partition pause set, which only this back-pressure changes;
+// Pause and Resume use the topic pause set, so neither undoes the other), then pushed
+// as the lane gets room, when the fetching resumes. Each fetch asks at most FetchBytes
+// per partition and per broker (a larger single record is still fetched). The producer
 // holds at most PublishQueue records and PublishQueueBytes bytes; Publish and
 // PublishAsync wait while it is full.
 //

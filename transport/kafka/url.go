@@ -35,7 +35,7 @@ var removedParameters = map[string]string{
 //	    balancer=cooperative-sticky,range|cooperative-sticky|range|roundrobin|...|kip848 & isolation=read_committed|read_uncommitted &
 //	    session_timeout=10s & rebalance_timeout=10s & instance_id=NAME & commit_interval=100ms &
 //	    nack_delay=500ms & drain=30s &
-//	    prefetch=256 & fetch_bytes=1048576 & publish_queue=65536 & publish_queue_bytes=67108864
+//	    prefetch=256 & fetch_bytes=524288 & publish_queue=65536 & publish_queue_bytes=67108864
 //
 // The SASL user is the URL's user; the password is read only from the environment
 // variable sasl_password_env names: a URL with a password is refused, so that a

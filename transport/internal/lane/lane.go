@@ -62,8 +62,8 @@ type Config struct {
 	// ordered (see transport.SubscribeOptions.KeyConcurrency); below 1 means 1.
 	KeyConcurrency int
 	// Buffer is how many records the lane holds (in flight, waiting, or finished ahead
-	// of the watermark) before Full reports true; the transport then stops fetching
-	// the partition until OnRoom is called. Below Concurrency means Concurrency.
+	// of the watermark) before Full reports true; the transport then pushes it nothing
+	// more until OnRoom is called. Below Concurrency means Concurrency.
 	Buffer int
 	// NackDelay is how long a nacked record waits before it is delivered again.
 	NackDelay time.Duration
@@ -150,6 +150,7 @@ type Lane struct {
 	abandoned bool
 	abandon   chan struct{} // closed when in-flight records are no longer waited for
 	workers   sync.WaitGroup
+	stopped   chan struct{} // closed when the first Stop has waited for the workers
 }
 
 // New starts a lane and its workers.
@@ -159,7 +160,7 @@ func New(cfg Config) *Lane {
 	cfg.KeyConcurrency = max(cfg.KeyConcurrency, 1)
 	l := &Lane{cfg: cfg, ring: make([]entry, max(min(cfg.Buffer, 1024), 16)), next: -1, end: -1,
 		busy: map[string]int{}, nackedKeys: map[string]int{}, waitKeys: map[string]int{}, lines: map[string][]*delivery{},
-		abandon: make(chan struct{}), progressed: time.Now()}
+		abandon: make(chan struct{}), stopped: make(chan struct{}), progressed: time.Now()}
 	l.cond = sync.NewCond(&l.mu)
 	l.ctx, l.cancel = context.WithCancel(cfg.Context)
 	context.AfterFunc(l.ctx, func() {
@@ -632,20 +633,23 @@ func (l *Lane) Stop(drain time.Duration) (next int64, ok bool) {
 	l.stopping = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
-	if first {
-		l.cancel()
-		if drain > 0 {
-			timer := time.AfterFunc(drain, l.giveUp)
-			l.mu.Lock()
-			for l.delivered > 0 && !l.abandoned {
-				l.cond.Wait()
-			}
-			l.mu.Unlock()
-			timer.Stop()
-		}
-		l.giveUp()
+	if !first {
+		<-l.stopped // the first call waits for the workers, once
+		return l.Watermark()
 	}
+	l.cancel()
+	if drain > 0 {
+		timer := time.AfterFunc(drain, l.giveUp)
+		l.mu.Lock()
+		for l.delivered > 0 && !l.abandoned {
+			l.cond.Wait()
+		}
+		l.mu.Unlock()
+		timer.Stop()
+	}
+	l.giveUp()
 	l.workers.Wait()
+	close(l.stopped)
 	return l.Watermark()
 }
 

@@ -1,0 +1,73 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/pubsubkit/pubsub/internal/engine"
+	"github.com/pubsubkit/pubsub/transport"
+	"github.com/pubsubkit/pubsub/transport/memory"
+)
+
+// slowPause is the memory transport whose subscriptions of topic "slow" take a while
+// to Pause (as a Kafka subscription does while its lock is busy).
+type slowPause struct {
+	*memory.Transport
+	pausing chan struct{} // closed when the slow Pause began
+	release chan struct{} // the slow Pause returns once this is closed
+}
+
+type slowSub struct {
+	transport.Subscription
+	p *slowPause
+}
+
+func (s slowSub) Pause() {
+	close(s.p.pausing)
+	<-s.p.release
+	s.Subscription.Pause()
+}
+
+func (p *slowPause) SubscribeHandler(ctx context.Context, topic string, opts transport.SubscribeOptions, h func(*message.Message) error) (transport.Subscription, error) {
+	sub, err := p.Transport.SubscribeHandler(ctx, topic, opts, h)
+	if err != nil || topic != "slow" {
+		return sub, err
+	}
+	return slowSub{sub, p}, nil
+}
+
+// TestResumeWhileTheDrainPausesOthers: the drain pauses the served feeds one
+// subscription after another; a Resume of a subscription the drain has already paused,
+// while it is still pausing the next, leaves it paused (it would hand out messages the
+// engine only nacks, again and again, for the rest of the drain).
+func TestResumeWhileTheDrainPausesOthers(t *testing.T) {
+	mem, err := memory.New(memory.Config{NackDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	tr := &slowPause{Transport: mem, pausing: make(chan struct{}), release: make(chan struct{})}
+	e := engine.New(engine.Config{Transport: tr, Drain: wait})
+	a := add(t, e, "a", transport.SubscribeOptions{Group: "g"}, func(*message.Message) error { return nil })
+	add(t, e, "slow", transport.SubscribeOptions{Group: "g"}, func(*message.Message) error { return nil })
+	stop := run(t, e)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	select {
+	case <-tr.pausing: // the drain paused a's feed and is pausing slow's
+	case <-time.After(wait):
+		t.Fatal("the drain did not pause the second subscription")
+	}
+	a.Resume()
+	h := a.Health(time.Minute)
+	close(tr.release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Partitions) != 1 || !h.Partitions[0].Paused {
+		t.Errorf("a's partitions after a Resume during the drain: %+v; want the one partition paused", h.Partitions)
+	}
+}
