@@ -327,11 +327,10 @@ func (s *subscription) room(p int32) {
 
 // hold makes the fetching of partition p follow its lane: paused while a spare fetch
 // waits beside the lane (see awaitDemand), fetched otherwise (and when p has no lane:
-// it is not ours, and a later assignment must fetch it). It reads the lane's state and changes franz-go's under
-// s.mu, so the last call wins with the state as it is then: a lane that drained
-// between Push reporting full and this call is not left paused. cl is the client to
-// change: s.cl, or in a group callback the client franz-go passes (a join refused at
-// once calls lost before Subscribe has stored s.cl).
+// it is not ours, and a later assignment must fetch it). It reads the state and
+// changes franz-go's under s.mu, so the last call wins with the state as it is then.
+// cl is the client to change: s.cl, or in a group callback the client franz-go passes
+// (a join refused at once calls lost before Subscribe has stored s.cl).
 func (s *subscription) hold(cl *kgo.Client, p int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
