@@ -187,8 +187,10 @@
 // # Reading the code
 //
 // pubsub.go holds the Client and its lifecycle; publish.go the way out. The way in:
-// subscribe.go makes a subscription's feeds, internal/engine runs them (a worker takes
-// each message from the transport's subscription, runs the chain and acks or nacks it),
+// subscribe.go makes a subscription's feeds, internal/engine runs them (on the memory
+// and Kafka transports the transport's worker that takes a message runs the chain and
+// settles the message by its result; on others a worker of the engine takes each
+// message from the subscription's channel, runs the chain and acks or nacks it),
 // chain.go builds the chain and lists its order, package middleware holds the stages,
 // each a Watermill middleware; router.go mounts a subscription on a Watermill Router
 // instead. Package transport holds the contract transports implement, with memory,
