@@ -216,8 +216,8 @@ func (s *subscription) push(p kgo.FetchTopicPartition) {
 }
 
 // spareFor keeps recs as the spare fetch of partition p when its lane l is full, and
-// reports whether it did. Only a lane full for overWait can be full here: the poll
-// loop does not poll while another lane is full (awaitDemand).
+// reports whether it did. Only a lane that does not hold the poll loop back can be
+// full here (full for overWait, or filled again from its spare; see awaitDemand).
 func (s *subscription) spareFor(p int32, l *lane.Lane, recs []lane.Record) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -305,13 +305,17 @@ func (s *subscription) filled(p int32, l *lane.Lane) {
 // room is the lane's OnRoom: partition p's lane is no longer full. Its spare fetch, if
 // it has one, is pushed now, before its fetching resumes, so that the lane has it to
 // handle while the next fetch comes; a lane that this fills again was slow, and does
-// not hold the poll loop back (fullSince is long past). The poll loop wakes.
+// not hold the poll loop back (fullSince is long past). A room that comes late, after
+// a poll filled the lane again, leaves the spare for the next one. The poll loop wakes.
 func (s *subscription) room(p int32) {
 	s.mu.Lock()
 	l, spare := s.lanes[p], s.spare[p]
-	delete(s.spare, p)
 	switch {
+	case l != nil && len(spare) > 0 && l.Full():
+		// a poll refilled the lane before this late room: the spare waits for the next
+		// room, which is sure to come (only the settle that calls OnRoom clears full)
 	case l != nil && len(spare) > 0:
+		delete(s.spare, p)
 		if l.Push(spare...) {
 			s.fullSince[p] = time.Time{}
 		} else {
@@ -562,8 +566,8 @@ func (s *subscription) Pause() {
 	s.cl.PauseFetchTopics(s.topic)
 }
 
-// Resume undoes Pause: each partition is fetched again unless its lane is still
-// full, in which case its lane's OnRoom resumes it.
+// Resume undoes Pause: each partition is fetched again unless a spare fetch waits
+// beside its lane (see awaitDemand), in which case its lane's OnRoom resumes it.
 func (s *subscription) Resume() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -95,9 +95,10 @@ func TestFullLaneDoesNotWaitForIdleSibling(t *testing.T) {
 
 // TestSlowPartitionDoesNotHoldBackItsSibling: the poll loop waits while a lane is full,
 // but only for a while: a partition whose handler does not finish (here its first
-// message is never acked) has its fetching paused, and its sibling's messages keep
-// coming. Without the pause the loop would wait for good once the slow lane filled,
-// with a few of the sibling's 200 messages handled (it fails so within the 30 s).
+// message is never acked) holds it back no longer after 250 ms (its next fetch then
+// waits beside it, its fetching paused), and its sibling's messages keep coming.
+// Without that limit the loop would wait for good once the slow lane filled, with a
+// few of the sibling's 200 messages handled (it fails so within the 30 s).
 func TestSlowPartitionDoesNotHoldBackItsSibling(t *testing.T) {
 	t.Parallel()
 	cluster := kafkatest.New(t)

@@ -177,8 +177,8 @@ func New(cfg Config) *Lane {
 }
 
 // Push adds records, in offset order and after every record pushed before. It never
-// blocks, and reports whether the lane is now full: the transport should stop
-// fetching the partition until OnRoom is called.
+// blocks, and reports whether the lane is now full: the transport should push it
+// nothing more until OnRoom is called.
 func (l *Lane) Push(recs ...Record) (full bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
