@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -300,7 +301,7 @@ func (e *Engine) drain() error {
 	}
 	e.mu.Lock()
 	e.stopping = true
-	subs := e.subs
+	subs := slices.Clone(e.subs) // Remove shifts e.subs in place
 	e.mu.Unlock()
 	e.gate.Lock()
 	e.shut = true
