@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -69,5 +70,31 @@ func TestResumeWhileTheDrainPausesOthers(t *testing.T) {
 	}
 	if len(h.Partitions) != 1 || !h.Partitions[0].Paused {
 		t.Errorf("a's partitions after a Resume during the drain: %+v; want the one partition paused", h.Partitions)
+	}
+}
+
+// TestRemoveDuringDrain: a subscription removed while the drain runs (a Subscribe that
+// failed to register as Close began) does not race with the drain's walk over the
+// subscriptions (the race detector found it when the drain read the list unlocked).
+func TestRemoveDuringDrain(t *testing.T) {
+	mem, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	e := engine.New(engine.Config{Transport: mem, Drain: wait})
+	var subs []*engine.Sub
+	for i := range 20 {
+		subs = append(subs, add(t, e, fmt.Sprintf("remove-%d", i), transport.SubscribeOptions{Group: "g"}, func(*message.Message) error { return nil }))
+	}
+	stop := run(t, e)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	<-e.Draining()
+	for _, s := range subs[:10] {
+		e.Remove(s)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }
