@@ -45,18 +45,14 @@ func (p *slowPause) SubscribeHandler(ctx context.Context, topic string, opts tra
 // while it is still pausing the next, leaves it paused (it would hand out messages the
 // engine only nacks, again and again, for the rest of the drain).
 func TestResumeWhileTheDrainPausesOthers(t *testing.T) {
-	mem, err := memory.New(memory.Config{NackDelay: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem := newMemory(t, memory.Config{NackDelay: time.Millisecond})
 	defer mem.Close()
 	tr := &slowPause{Transport: mem, pausing: make(chan struct{}), release: make(chan struct{})}
 	e := engine.New(engine.Config{Transport: tr, Drain: wait})
 	a := add(t, e, "a", transport.SubscribeOptions{Group: "g"}, func(*message.Message) error { return nil })
 	add(t, e, "slow", transport.SubscribeOptions{Group: "g"}, func(*message.Message) error { return nil })
 	stop := run(t, e)
-	stopped := make(chan error, 1)
-	go func() { stopped <- stop() }()
+	stopped := stopInBackground(stop)
 	select {
 	case <-tr.pausing: // the drain paused a's feed and is pausing slow's
 	case <-time.After(wait):
@@ -77,10 +73,7 @@ func TestResumeWhileTheDrainPausesOthers(t *testing.T) {
 // failed to register as Close began) does not race with the drain's walk over the
 // subscriptions (the race detector found it when the drain read the list unlocked).
 func TestRemoveDuringDrain(t *testing.T) {
-	mem, err := memory.New(memory.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mem := newMemory(t, memory.Config{})
 	defer mem.Close()
 	e := engine.New(engine.Config{Transport: mem, Drain: wait})
 	var subs []*engine.Sub
@@ -88,13 +81,54 @@ func TestRemoveDuringDrain(t *testing.T) {
 		subs = append(subs, add(t, e, fmt.Sprintf("remove-%d", i), transport.SubscribeOptions{Group: "g"}, func(*message.Message) error { return nil }))
 	}
 	stop := run(t, e)
-	stopped := make(chan error, 1)
-	go func() { stopped <- stop() }()
+	stopped := stopInBackground(stop)
 	<-e.Draining()
 	for _, s := range subs[:10] {
 		e.Remove(s)
 	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestResumeDuringDrainKeepsServedFeedPaused: once the drain began, a feed whose
+// transport runs the chain is paused (it would hand out messages only for the engine
+// to nack them), and a Resume then leaves it paused; the handler in flight finishes.
+func TestResumeDuringDrainKeepsServedFeedPaused(t *testing.T) {
+	tr := newMemory(t, memory.Config{})
+	defer tr.Close()
+	e := engine.New(engine.Config{Transport: tr, Drain: wait})
+	started, release := make(chan struct{}, 10), make(chan struct{})
+	sub := add(t, e, "resumedrain", transport.SubscribeOptions{Group: "g"}, func(msg *message.Message) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	stop := run(t, e)
+	publish(t, tr, "resumedrain", "a", "b")
+	select {
+	case <-started:
+	case <-time.After(wait):
+		t.Fatal("the first message was not handled")
+	}
+	stopped := stopInBackground(stop)
+	select {
+	case <-e.Draining():
+	case <-time.After(wait):
+		t.Fatal("the drain did not begin")
+	}
+	sub.Resume()
+	h := sub.Health(time.Minute)
+	if len(h.Partitions) != 1 || !h.Partitions[0].Paused {
+		t.Errorf("partitions after Resume during the drain: %+v; want the one partition paused", h.Partitions)
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+		t.Error("a second message was handled during the drain")
+	default:
 	}
 }
