@@ -125,6 +125,7 @@ func newClient(t transport.Transport, o options) (*Client, error) {
 	if o.history > 0 {
 		hist = newHistory(o.history)
 		obs.list = append(obs.list, hist)
+		obs.internal = false // History reads the events' ids and correlation ids
 	}
 	c := &Client{
 		tr:       t,
