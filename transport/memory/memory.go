@@ -156,11 +156,12 @@ type Transport struct {
 }
 
 var (
-	_ transport.Transport      = (*Transport)(nil)
-	_ transport.AsyncPublisher = (*Transport)(nil)
-	_ transport.Reader         = (*Transport)(nil)
-	_ transport.TopicLister    = (*Transport)(nil)
-	_ transport.GroupLagger    = (*Transport)(nil)
+	_ transport.Transport         = (*Transport)(nil)
+	_ transport.AsyncPublisher    = (*Transport)(nil)
+	_ transport.OutgoingPublisher = (*Transport)(nil)
+	_ transport.Reader            = (*Transport)(nil)
+	_ transport.TopicLister       = (*Transport)(nil)
+	_ transport.GroupLagger       = (*Transport)(nil)
 )
 
 // New returns an in-process transport configured by cfg.
@@ -246,6 +247,22 @@ func (t *Transport) PublishAsync(ctx context.Context, topicName string, msg *mes
 		err = tp.append(ctx, newRecord(msg))
 	}
 	done(err)
+}
+
+// PublishOutgoing stores m as Publish stores a message, without a Watermill message;
+// see transport.OutgoingPublisher. The payload is kept, as Publish keeps a message's.
+func (t *Transport) PublishOutgoing(ctx context.Context, topicName string, m *transport.Outgoing) error {
+	tp, err := t.topic(topicName)
+	if err != nil {
+		return err
+	}
+	return tp.append(ctx, newOutgoingRecord(m))
+}
+
+// PublishOutgoingAsync stores m at once, as PublishOutgoing does, and settles it before
+// it returns.
+func (t *Transport) PublishOutgoingAsync(ctx context.Context, topicName string, m *transport.Outgoing, done transport.Settler) {
+	done.Settle(t.PublishOutgoing(ctx, topicName, m))
 }
 
 // Flush returns at once: PublishAsync stores every message before it returns.
@@ -400,13 +417,6 @@ func (t *Transport) existing(topicName string) (*topic, error) {
 		return nil, fmt.Errorf("memory: topic %q: %w", topicName, transport.ErrUnknownTopic)
 	}
 	return tp, nil
-}
-
-// read is the record as a reader returns it: a fresh message with its position.
-func (r *record) read(ctx context.Context) *message.Message {
-	msg := r.message(false)
-	msg.SetContext(transport.WithPosition(ctx, transport.Position{Offset: r.offset, Time: r.time}))
-	return msg
 }
 
 // Topics returns the names of the topics that start with prefix, sorted.

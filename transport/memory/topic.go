@@ -14,37 +14,6 @@ import (
 	"github.com/pubsubkit/pubsub/transport/internal/lane"
 )
 
-// record is one message in a topic's log: the publisher's payload and metadata, which
-// no one changes (see transport.Transport.Publish), read by every delivery.
-type record struct {
-	offset   int64
-	uuid     string
-	metadata message.Metadata
-	payload  []byte
-	size     int64
-	time     time.Time // when it was stored, as a Kafka record's timestamp
-}
-
-func newRecord(msg *message.Message) *record {
-	r := &record{uuid: msg.UUID, metadata: msg.Metadata, payload: msg.Payload, time: time.Now()}
-	r.size = int64(len(r.payload) + len(r.uuid))
-	for k, v := range msg.Metadata {
-		r.size += int64(len(k) + len(v))
-	}
-	return r
-}
-
-// message returns a fresh Watermill message for one delivery, with metadata of its
-// own, so that a handler that changes it changes nothing for redeliveries or other
-// groups.
-func (r *record) message(handled bool) *message.Message {
-	msg := lane.NewMessage(r.uuid, r.payload, handled)
-	for k, v := range r.metadata {
-		msg.Metadata[k] = v
-	}
-	return msg
-}
-
 // topic is one log and the groups that read it. Every field below mu is guarded by it.
 type topic struct {
 	t    *Transport
@@ -161,7 +130,7 @@ func (tp *topic) append(ctx context.Context, r *record) error {
 // letter transport.DeadLetterHeadroom more, so that every message a subscription
 // accepted can be dead-lettered with the keys the client adds.
 func (tp *topic) limit(r *record) int64 {
-	if _, dead := r.metadata[metadata.DeadLetterReason]; dead {
+	if r.has(metadata.DeadLetterReason) {
 		return tp.t.cfg.MaxRetainedBytes + transport.DeadLetterHeadroom
 	}
 	return tp.t.cfg.MaxRetainedBytes
@@ -337,8 +306,7 @@ func (tp *topic) feed(g *group, m *member, l *lane.Lane, room, wake chan struct{
 		batch = batch[:0]
 		for ; pos < end && len(batch) < cap(batch); pos++ {
 			r := tp.log[pos-tp.first]
-			key := r.metadata[metadata.Key]
-			batch = append(batch, lane.Record{Offset: r.offset, Time: r.time, Key: key, Keyed: key != "", Data: r})
+			batch = append(batch, lane.Record{Offset: r.offset, Time: r.time, Key: r.key, Keyed: r.key != "", Data: r})
 		}
 		tp.mu.Unlock()
 		l.SetEnd(end)
