@@ -60,9 +60,10 @@ func main() {
 	sizes := flag.String("size", "100,1024", "payload sizes in bytes (comma-separated)")
 	prefetch := flag.Int("prefetch", 0, "kafka.Config.Prefetch of the SDK consumers (0: the default)")
 	fetchMaxWait := flag.Duration("fetch-max-wait", 0, "diagnostic: franz-go FetchMaxWait of the SDK consumers, through kafka.Config.ClientOptions (0: the transport's default)")
+	retained := flag.Int64("memory-retained-bytes", 0, "diagnostic: memory.Config.MaxRetainedBytes of the SDK's memory rows (0: the transport's default)")
 	clients := flag.String("client", "", "run only these clients (comma-separated, such as sdk,watermill); default all")
 	flag.Parse()
-	if err := dispatch(plan{scenarios: *scenarios, scale: *scale, sizes: *sizes, prefetch: *prefetch, clients: *clients, fetchMaxWait: *fetchMaxWait}); err != nil {
+	if err := dispatch(plan{scenarios: *scenarios, scale: *scale, sizes: *sizes, prefetch: *prefetch, clients: *clients, fetchMaxWait: *fetchMaxWait, retained: *retained}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -77,6 +78,8 @@ type plan struct {
 	clients   string // "" for all
 	// fetchMaxWait, when not 0, is the SDK consumers' franz-go FetchMaxWait.
 	fetchMaxWait time.Duration
+	// retained, when not 0, is the SDK memory rows' MaxRetainedBytes.
+	retained int64
 }
 
 // dispatch runs this process's role: the broker, one row, or (no role) the whole plan.
@@ -105,7 +108,7 @@ func dispatch(p plan) error {
 				only[strings.TrimSpace(c)] = true
 			}
 		}
-		rs, err := runAll(want, sizes, p.scale, tuning{prefetch: p.prefetch, fetchMaxWait: p.fetchMaxWait}, only)
+		rs, err := runAll(want, sizes, p.scale, tuning{prefetch: p.prefetch, fetchMaxWait: p.fetchMaxWait, retained: p.retained}, only)
 		if len(rs) > 0 {
 			printResults(os.Stdout, rs)
 		}

@@ -68,7 +68,7 @@ func (l memoryLoad) run(s spec, m *meter) ([]time.Duration, error) {
 }
 
 func memorySDK(s spec, m *meter) ([]time.Duration, error) {
-	tr, err := memory.New(memory.Config{})
+	tr, err := memory.New(memory.Config{MaxRetainedBytes: s.Retained, MaxBytes: max(s.Retained, memory.DefaultMaxBytes)})
 	if err != nil {
 		return nil, err
 	}

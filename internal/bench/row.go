@@ -32,6 +32,9 @@ type spec struct {
 	Prefetch    int      `json:"prefetch,omitempty"` // SDK consumers: kafka.Config.Prefetch (0: default)
 	// FetchMaxWait, when not 0, is the SDK consumers' franz-go FetchMaxWait.
 	FetchMaxWait time.Duration `json:"fetch_max_wait,omitempty"`
+	// Retained, when not 0, is the SDK memory rows' memory.Config.MaxRetainedBytes
+	// (and MaxBytes, when it is larger than the default).
+	Retained int64 `json:"retained,omitempty"`
 }
 
 // result is what a row measured. Latencies are zero where they do not apply.

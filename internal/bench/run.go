@@ -35,6 +35,7 @@ const (
 type tuning struct {
 	prefetch     int
 	fetchMaxWait time.Duration
+	retained     int64
 }
 
 // runAll runs the rows of the wanted scenarios, each in a child process, and returns
@@ -47,7 +48,7 @@ func runAll(want map[string]bool, sizes []int, scale float64, tune tuning, only 
 		if only != nil && !only[s.Client] {
 			return nil
 		}
-		s.Prefetch, s.FetchMaxWait = tune.prefetch, tune.fetchMaxWait
+		s.Prefetch, s.FetchMaxWait, s.Retained = tune.prefetch, tune.fetchMaxWait, tune.retained
 		fmt.Fprintf(os.Stderr, "running %s/%s %d B callers=%d concurrency=%d batch=%d n=%d\n", s.Scenario, s.Client, s.Size, s.Callers, s.Concurrency, s.Batch, s.N)
 		r, err := measure(s)
 		if err != nil {
