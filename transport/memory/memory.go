@@ -26,10 +26,12 @@
 //     ErrTopicFull.
 //   - A group that stops consuming for good holds its topic's messages back until the
 //     topic fills; remove it with DeleteGroup.
-//   - Messages are kept as published, not copied: a publisher must not change a
+//   - Payloads are kept as published, not copied: a publisher must not change a
 //     message's payload or metadata after publishing it (see
 //     transport.Transport.Publish), and a handler must not change the payload it
-//     receives; each delivery gets metadata of its own.
+//     receives; each delivery gets metadata of its own. A typed publish arrives as a
+//     transport.Outgoing (PublishOutgoing), without a Watermill message: its id, key
+//     and header values are copied into one string, its payload kept.
 //   - Nothing survives Close or the end of the process.
 //
 // # Why not Watermill's gochannel as it is
