@@ -27,12 +27,13 @@ const (
 )
 
 // observers is what hears the events of the client's messages: span events, metrics,
-// the trace log and the hooks, in that order.
+// the trace log, the hooks and the event history, in that order.
 type observers struct {
 	tracer   *middleware.Tracer // for the publish spans
 	system   string
 	list     []middleware.Observer
 	traceLog *middleware.TraceLog // nil without WithTraceLog
+	history  *history             // nil without WithEventHistory
 	// internal is true when only span events and metrics observe: nobody reads an
 	// event's Message.
 	internal bool
@@ -57,13 +58,18 @@ func newObservers(o options, system string) (observers, error) {
 			}
 		}))
 	}
-	obs.internal = len(obs.list) == 2
+	if o.history > 0 {
+		obs.history = newHistory(o.history)
+		obs.list = append(obs.list, obs.history)
+	}
+	obs.internal = len(obs.list) == 2 // after every observer is in the list
 	return obs, nil
 }
 
 // leanPublish reports whether a publish from ctx may go out as a transport.Outgoing,
-// without a Watermill message: nobody reads the message (no trace log, no hooks), no
-// span is started (tracing off) and ctx carries no trace context to write into it.
+// without a Watermill message: nobody reads the message or its event's ids (no trace
+// log, no hooks, no event history), no span is started (tracing off) and ctx carries
+// no trace context to write into it.
 func (ob observers) leanPublish(ctx context.Context) bool {
 	return ob.internal && !ob.tracer.On() && !trace.SpanContextFromContext(ctx).IsValid()
 }

@@ -188,7 +188,7 @@ func newMessage[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []P
 	if e.correlationHeader != "" && msg.Metadata[e.correlationHeader] == "" {
 		msg.Metadata[e.correlationHeader] = correlationID
 	}
-	if e.hasKey {
+	if e.key != "" { // an empty key is no key, as on the lean path and on Kafka
 		msg.Metadata[metadata.Key] = e.key
 	}
 	if t.ceSource != nil {
@@ -205,8 +205,7 @@ type encoded struct {
 	at                time.Time // the publish time, read once per message
 	correlationID     string    // "" for a new conversation, named after the message's own id
 	correlationHeader string    // the spelling of the handled message's correlation header, when it had another
-	key               string
-	hasKey            bool
+	key               string    // "" for none
 }
 
 // encode checks the options, encodes v and reads what names the message: its publish
@@ -244,9 +243,9 @@ func encode[T any](ctx context.Context, c *Client, t Topic[T], v T, opts []Publi
 	}
 	switch {
 	case e.o.key != nil:
-		e.key, e.hasKey = *e.o.key, true
+		e.key = *e.o.key
 	case t.key != nil:
-		e.key, e.hasKey = t.key(v), true
+		e.key = t.key(v)
 	}
 	return e, nil
 }

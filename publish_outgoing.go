@@ -160,8 +160,16 @@ func newOutgoingSend[T any](ctx context.Context, c *Client, t Topic[T], v T, opt
 		transport.Header{Key: metadata.MessageType, Value: th.typeName},
 		transport.Header{Key: metadata.PublishedAt, Value: publishedAt},
 		transport.Header{Key: metadata.CorrelationID, Value: correlationID})
-	taken := e.o.metadata[e.correlationHeader] != ""
-	for k, val := range e.o.metadata { // encode refused pubsubkit's own keys
+	// encode refused pubsubkit's own keys; taken: WithMetadata gave the correlation header
+	taken := false
+	for k, val := range e.o.metadata {
+		if e.correlationHeader != "" && k == e.correlationHeader {
+			taken = true
+			if val == "" { // as newMessage: an empty value gives way to the id, under one key
+				h = append(h, transport.Header{Key: k, Value: correlationID})
+				continue
+			}
+		}
 		h = append(h, transport.Header{Key: k, Value: bytesOf(val)})
 	}
 	if e.correlationHeader != "" && !taken {

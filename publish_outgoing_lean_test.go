@@ -6,9 +6,12 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/pubsubkit/pubsub"
 	"github.com/pubsubkit/pubsub/codec"
 	"github.com/pubsubkit/pubsub/metadata"
+	"github.com/pubsubkit/pubsub/middleware"
 	"github.com/pubsubkit/pubsub/transport"
 	"github.com/pubsubkit/pubsub/transport/memory"
 )
@@ -165,5 +168,56 @@ func TestPublishBatchOutgoingErrors(t *testing.T) {
 	var be *pubsub.BatchError
 	if !errors.As(err, &be) || !slices.Equal(be.Failed(), []int{1, 3}) || !errors.Is(err, errRefused) {
 		t.Fatalf("PublishBatch: %v, want a BatchError naming 1 and 3", err)
+	}
+}
+
+// TestPublishOutgoingCorrelationHeaderOnce: a handler's publish carries the handled
+// message's correlation header once, with the correlation id, even when WithMetadata
+// gives that header an empty value, on the lean path as on the Watermill path; and an
+// empty key is no key on both.
+func TestPublishOutgoingCorrelationHeaderOnce(t *testing.T) {
+	tr, c := newOutgoingRecorder(t)
+	tr.keep = true
+	ctx := middleware.ContextWithCorrelation(context.Background(), "conv-9", "x-correlation-id")
+	topic := pubsub.NewTopic[string]("corr-once")
+	if err := pubsub.Publish(ctx, c, topic, "v", pubsub.WithMetadata("x-correlation-id", ""), pubsub.WithMessageKey("")); err != nil {
+		t.Fatal(err)
+	}
+	var values []string
+	for _, h := range tr.last.Headers {
+		if h.Key == "x-correlation-id" {
+			values = append(values, string(h.Value))
+		}
+	}
+	if !slices.Equal(values, []string{"conv-9"}) || len(tr.last.Key) != 0 {
+		t.Errorf("lean path: x-correlation-id %q, key %q; want it once as conv-9, and no key", values, tr.last.Key)
+	}
+
+	// The Watermill path (a hook reads the message) makes the same metadata.
+	var published *message.Message
+	mem, err := memory.New(memory.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooked, err := pubsub.New(mem, pubsub.WithEventHook(func(e pubsub.Event) {
+		if e.Kind == pubsub.EventPublished {
+			published = e.Message
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hooked.Close()
+	if err := pubsub.Publish(ctx, hooked, topic, "v", pubsub.WithMetadata("x-correlation-id", ""), pubsub.WithMessageKey("")); err != nil {
+		t.Fatal(err)
+	}
+	if published == nil {
+		t.Fatal("no published event with its message")
+	}
+	if v := published.Metadata["x-correlation-id"]; v != "conv-9" {
+		t.Errorf("Watermill path: x-correlation-id %q, want conv-9", v)
+	}
+	if _, keyed := published.Metadata[metadata.Key]; keyed {
+		t.Errorf("Watermill path: an empty key is in the metadata: %v", published.Metadata)
 	}
 }

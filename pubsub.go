@@ -121,17 +121,11 @@ func newClient(t transport.Transport, o options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var hist *history
-	if o.history > 0 {
-		hist = newHistory(o.history)
-		obs.list = append(obs.list, hist)
-		obs.internal = false // History reads the events' ids and correlation ids
-	}
 	c := &Client{
 		tr:       t,
 		opts:     o,
 		obs:      obs,
-		history:  hist,
+		history:  obs.history,
 		subs:     map[string]*subscription{},
 		starting: map[string]struct{}{},
 		stopped:  make(chan struct{}),

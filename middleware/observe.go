@@ -50,7 +50,7 @@ type Event struct {
 	// Message is the message as published, delivered or dead-lettered. Observers must
 	// not modify it or keep it after they return. It is nil for a publish that went
 	// out without a Watermill message (transport.OutgoingPublisher), which the client
-	// does only when no trace log or hook observes it.
+	// does only when no trace log, hook or event history observes it.
 	Message *message.Message
 }
 

@@ -36,6 +36,11 @@ type Header struct {
 // OutgoingPublisher is implemented by transports that take an Outgoing message
 // without a Watermill message (Kafka, memory). It is an [AsyncPublisher]; the client
 // uses it for Publish, PublishAsync and PublishBatch when it can.
+//
+// In both methods the payload may be kept longer than said below, as
+// Transport.Publish may keep a message's (the memory transport stores it): the caller
+// must never change it once it is handed over. The id, key and header values are the
+// caller's again at the times said below, so a transport that stores them copies them.
 type OutgoingPublisher interface {
 	AsyncPublisher
 	// PublishOutgoingAsync is AsyncPublisher.PublishAsync for m: the same queueing,
@@ -49,11 +54,6 @@ type OutgoingPublisher interface {
 	// PublishOutgoing is Transport.Publish for m: it returns once m is stored, or
 	// with the error that prevented it, and gives up when ctx is done. m and the bytes
 	// it refers to are the transport's to read until it returns.
-	//
-	// In both, the payload may be kept longer, as Transport.Publish may keep a
-	// message's (the memory transport stores it): the caller must never change it once
-	// it is handed over. The id, key and header values are the caller's again after
-	// the times above, so a transport that stores them copies them.
 	PublishOutgoing(ctx context.Context, topic string, m *Outgoing) error
 }
 

@@ -29,9 +29,10 @@
 //   - Payloads are kept as published, not copied: a publisher must not change a
 //     message's payload or metadata after publishing it (see
 //     transport.Transport.Publish), and a handler must not change the payload it
-//     receives; each delivery gets metadata of its own. A typed publish arrives as a
-//     transport.Outgoing (PublishOutgoing), without a Watermill message: its id, key
-//     and header values are copied into one string, its payload kept.
+//     receives; each delivery gets metadata of its own. A typed publish that nothing
+//     observes but metrics and span events arrives as a transport.Outgoing
+//     (PublishOutgoing, PublishOutgoingAsync), without a Watermill message: its id,
+//     key and header values are copied into one string, its payload kept.
 //   - Nothing survives Close or the end of the process.
 //
 // # Why not Watermill's gochannel as it is

@@ -99,3 +99,61 @@ func TestOutgoingKeepsTheBounds(t *testing.T) {
 		t.Fatalf("a byte past the bound: %v, want ErrTopicFull", err)
 	}
 }
+
+// TestOutgoingKeyOrders: the key of an Outgoing message orders its deliveries as
+// metadata.Key orders a Watermill message's: with Concurrency 2, the second message of
+// a key is not delivered while the first is in flight, and a message of another key
+// is.
+func TestOutgoingKeyOrders(t *testing.T) {
+	tr := newTransport(t, memory.Config{})
+	ctx := context.Background()
+	for _, m := range []struct{ id, key string }{{"a1", "a"}, {"a2", "a"}, {"b1", "b"}} {
+		if err := tr.PublishOutgoing(ctx, "t", &transport.Outgoing{ID: []byte(m.id), Key: []byte(m.key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := tr.Subscribe(ctx, "t", transport.SubscribeOptions{Group: "g", Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() *message.Message {
+		t.Helper()
+		select {
+		case msg := <-sub.Messages():
+			return msg
+		case <-time.After(10 * time.Second):
+			t.Fatal("no delivery")
+			return nil
+		}
+	}
+	first, second := next(), next()
+	if first.UUID != "a1" || second.UUID != "b1" {
+		t.Fatalf("delivered %s then %s while a1 is in flight; want a1 then b1 (a2 waits for a1)", first.UUID, second.UUID)
+	}
+	first.Ack()
+	third := next()
+	if third.UUID != "a2" {
+		t.Fatalf("after a1, %s; want a2", third.UUID)
+	}
+	second.Ack()
+	third.Ack()
+}
+
+// TestOutgoingOnAClosedTransport: a publish after Close fails with ErrClosed, and
+// PublishOutgoingAsync settles once with it.
+func TestOutgoingOnAClosedTransport(t *testing.T) {
+	tr := newTransport(t, memory.Config{})
+	tr.Close()
+	m := &transport.Outgoing{ID: []byte("late")}
+	if err := tr.PublishOutgoing(context.Background(), "t", m); !errors.Is(err, transport.ErrClosed) {
+		t.Errorf("PublishOutgoing after Close: %v, want ErrClosed", err)
+	}
+	done := make(settled, 2)
+	tr.PublishOutgoingAsync(context.Background(), "t", m, done)
+	if err := <-done; !errors.Is(err, transport.ErrClosed) {
+		t.Errorf("PublishOutgoingAsync after Close settled with %v, want ErrClosed", err)
+	}
+	if len(done) != 0 {
+		t.Error("PublishOutgoingAsync settled twice")
+	}
+}

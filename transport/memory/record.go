@@ -21,7 +21,7 @@ type record struct {
 	fields  []field // the metadata, each key once
 	payload []byte
 	size    int64
-	time    time.Time // when it was published, as a Kafka record's timestamp
+	time    time.Time // the Outgoing's publish time, or when Publish stored it: a Kafka record's timestamp
 }
 
 // field is one metadata entry of a record.
@@ -41,18 +41,23 @@ func newRecord(msg *message.Message) *record {
 // newOutgoingRecord is the record of an Outgoing message, as newRecord would make it
 // of the same message in Watermill's form. The id, the key and the header values are
 // copied into one string (the caller reuses their bytes once the publish returns);
-// the payload is kept as Publish keeps a message's.
+// the payload is kept as Publish keeps a message's. A metadata.Key header is ignored:
+// the key is m.Key.
 func newOutgoingRecord(m *transport.Outgoing) *record {
 	n := len(m.ID) + len(m.Key)
 	for _, h := range m.Headers {
-		n += len(h.Value)
+		if h.Key != metadata.Key {
+			n += len(h.Value)
+		}
 	}
 	var text strings.Builder
 	text.Grow(n)
 	text.Write(m.ID)
 	text.Write(m.Key)
 	for _, h := range m.Headers {
-		text.Write(h.Value)
+		if h.Key != metadata.Key {
+			text.Write(h.Value)
+		}
 	}
 	s := text.String()
 	r := &record{payload: m.Payload, time: m.Time, fields: make([]field, 0, len(m.Headers)+1)}
@@ -65,6 +70,9 @@ func newOutgoingRecord(m *transport.Outgoing) *record {
 		r.fields = append(r.fields, field{metadata.Key, r.key})
 	}
 	for _, h := range m.Headers {
+		if h.Key == metadata.Key {
+			continue // the key is m.Key, as the Kafka transport reads a record's
+		}
 		r.fields = append(r.fields, field{h.Key, s[:len(h.Value)]})
 		s = s[len(h.Value):]
 	}
