@@ -252,9 +252,11 @@ func testCommitsLowestUnfinished(t *testing.T, h Harness) {
 	opts := transport.SubscribeOptions{Group: "g", Concurrency: 4, Unordered: true, Drain: 200 * time.Millisecond}
 	ctx, leave := context.WithCancel(context.Background())
 	ch := subscribeWith(t, tr, ctx, topic, opts)
+	// Four workers hand over what they take in whatever order they run: receive all
+	// ten, holding 2 and acking the nine others, however late each comes.
 	var held *message.Message
 	acked := map[string]bool{}
-	for len(acked) < 6 {
+	for held == nil || len(acked) < 9 {
 		m := next(t, ch, h.Timeout)
 		if m.UUID == "2" {
 			held = m // never finished
@@ -262,9 +264,6 @@ func testCommitsLowestUnfinished(t *testing.T, h Harness) {
 		}
 		m.Ack()
 		acked[m.UUID] = true
-	}
-	if held == nil {
-		t.Fatalf("message 2 was not delivered among the first seven (acked %v)", acked)
 	}
 	leave()
 	for range ch {
