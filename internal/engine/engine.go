@@ -309,8 +309,8 @@ func (e *Engine) drain() error {
 	for _, s := range subs {
 		s.pauseServed()
 	}
+	close(e.taking) // first: once Draining is closed, nothing new is taken
 	close(e.draining)
-	close(e.taking)
 	idle := make(chan struct{})
 	go func() {
 		e.workers.Wait()
