@@ -218,10 +218,10 @@ func WithEventHistory(n int) Option {
 // History returns the events of the conversation cid among the last ones the client
 // kept (WithEventHistory), oldest first; with an empty cid, all of them.
 func (c *Client) History(cid string) []Event {
-	if c.history == nil {
+	if c.obs.history == nil {
 		return nil
 	}
-	return c.history.of(cid)
+	return c.obs.history.of(cid)
 }
 
 // history is a ring of the last events, an Observer.

@@ -10,7 +10,7 @@ func (s ReplaySelector) OnProgress(fn func(done, total int)) ReplaySelector {
 
 // HistoryEnabled reports whether the client keeps events for History
 // (WithEventHistory). It is safe for concurrent use.
-func (c *Client) HistoryEnabled() bool { return c.history != nil }
+func (c *Client) HistoryEnabled() bool { return c.obs.history != nil }
 
 // URL returns the URL the client was opened with, its password and the values of
 // query parameters that look like secrets replaced by "xxxxx" (transport.RedactURL),

@@ -28,13 +28,12 @@ import (
 // Subscribe works while new or running; Publish until closed (handlers that finish
 // during the drain may still publish); Run once, from new.
 type Client struct {
-	tr      transport.Transport
-	opts    options
-	obs     observers
-	engine  *engine.Engine
-	queue   *publishQueue // PublishAsync for transports without transport.AsyncPublisher
-	history *history      // WithEventHistory's, or nil
-	url     string        // Open's URL, redacted (URL)
+	tr     transport.Transport
+	opts   options
+	obs    observers
+	engine *engine.Engine
+	queue  *publishQueue // PublishAsync for transports without transport.AsyncPublisher
+	url    string        // Open's URL, redacted (URL)
 	// lagGauge is the callback of messaging.client.consumer.lag; Close unregisters it.
 	lagGauge metric.Registration
 
@@ -125,7 +124,6 @@ func newClient(t transport.Transport, o options) (*Client, error) {
 		tr:       t,
 		opts:     o,
 		obs:      obs,
-		history:  obs.history,
 		subs:     map[string]*subscription{},
 		starting: map[string]struct{}{},
 		stopped:  make(chan struct{}),
