@@ -118,12 +118,8 @@ func recordSize(r *kgo.Record) int {
 // lane that runs the handler itself (see lane.NewMessage).
 func toMessage(r *kgo.Record, handled bool) *message.Message {
 	key := view(r.Key)
-	msg := lane.NewMessage("", r.Value, handled)
+	msg := lane.NewMessage("", r.Value, handled, len(r.Headers)+1) // the headers and the key
 	md := msg.Metadata
-	if len(r.Headers) >= mapGroup {
-		md = make(message.Metadata, len(r.Headers)+1) // sized once, instead of growing
-		msg.Metadata = md
-	}
 	var repeats map[string]int // the last n given to each repeated key: made on the first repeat
 	for _, h := range r.Headers {
 		v := view(h.Value)
@@ -155,10 +151,6 @@ func toMessage(r *kgo.Record, handled bool) *message.Message {
 	}
 	return msg
 }
-
-// mapGroup is how many entries a Go map holds before it grows past its first group:
-// metadata of fewer headers fills the map message.NewMessage made.
-const mapGroup = 8
 
 // view is b as a string without a copy; b must never change again (a record's bytes
 // do not).

@@ -103,19 +103,12 @@ func (r *record) has(key string) bool {
 // own, so that a handler that changes it changes nothing for redeliveries or other
 // groups.
 func (r *record) message(handled bool) *message.Message {
-	msg := lane.NewMessage(r.uuid, r.payload, handled)
-	if len(r.fields) >= mapGroup {
-		msg.Metadata = make(message.Metadata, len(r.fields))
-	}
+	msg := lane.NewMessage(r.uuid, r.payload, handled, len(r.fields))
 	for _, f := range r.fields {
 		msg.Metadata[f.key] = f.value
 	}
 	return msg
 }
-
-// mapGroup is how many entries a Go map holds before it grows past its first group:
-// the metadata of fewer fields fits the map lane.NewMessage makes.
-const mapGroup = 8
 
 // read is the record as a reader returns it: a fresh message with its position.
 func (r *record) read(ctx context.Context) *message.Message {

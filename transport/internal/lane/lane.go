@@ -106,13 +106,25 @@ type entry struct {
 // NewMessage makes the message of one delivery, for Config.Build: message.NewMessage's,
 // or, for a lane with Handle (handled), one without Watermill's ack and nack channels,
 // two allocations fewer: nothing waits on them there (the worker settles the message by
-// the handler's result), and Ack and Nack work without them.
-func NewMessage(uuid string, payload []byte, handled bool) *message.Message {
-	if !handled {
-		return message.NewMessage(uuid, payload)
+// the handler's result), and Ack and Nack work without them. entries is how many
+// metadata entries the caller will set: a map for more than fit its first group is
+// sized once instead of growing.
+func NewMessage(uuid string, payload []byte, handled bool, entries int) *message.Message {
+	var msg *message.Message
+	if handled {
+		msg = &message.Message{UUID: uuid, Metadata: message.Metadata{}, Payload: payload}
+	} else {
+		msg = message.NewMessage(uuid, payload)
 	}
-	return &message.Message{UUID: uuid, Metadata: message.Metadata{}, Payload: payload}
+	if entries > mapGroup {
+		msg.Metadata = make(message.Metadata, entries)
+	}
+	return msg
 }
+
+// mapGroup is how many entries a Go map holds in its first group, which the map
+// NewMessage starts with makes room for on the first entry.
+const mapGroup = 8
 
 // Lane is one partition's scheduler. Its methods are safe for concurrent use.
 type Lane struct {
